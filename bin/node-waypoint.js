@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// Entry shim: the sources are TypeScript that Node 24 runs directly (type stripping), so there is
+// no build step. Older Node cannot, and says so here instead of failing on syntax.
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(
+    `node-waypoint needs Node.js 24 or newer (this is ${process.version}).\n` +
+      'Run it through npm (npm start, npx node-waypoint) so the pinned Node from node_modules is used.\n',
+  );
+  process.exit(1);
+}
+const { main } = await import('../src/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,154 @@
+// The closed set of reasons for everything the waypoint answers itself, or for how a response came
+// to be. One code names one cause; the same code is the access log's `reason`, the `reason` label
+// of waypoint_requests_total and the `x-waypoint-reason` header on local replies. Status, body and
+// Envoy response flag follow Istio's waypoint (l7-semantics.md §5.1) so clients see the same bytes.
+//
+// This file is the documentation of the codes: add a code here, never a string elsewhere.
+
+export interface ReasonInfo {
+  /** HTTP status of the local reply (for tunnel-level reasons, of the CONNECT response). */
+  readonly status: number;
+  /** Exact body, as Envoy sends it. Empty string for no body. */
+  readonly body: string;
+  /** Envoy response flag for the access log and the istio_requests_total `response_flags` label. */
+  readonly flag: string;
+  /** What happened, for people reading the log. */
+  readonly doc: string;
+}
+
+const UPSTREAM_RESET = 'upstream connect error or disconnect/reset before headers. reset reason: ';
+
+export const REASONS = {
+  // Normal outcome: the response came from the destination.
+  via_upstream: { status: 0, body: '', flag: '-', doc: 'The response came from the upstream endpoint.' },
+
+  // HBONE (tunnel) level.
+  hbone_method_not_allowed: {
+    status: 405,
+    body: 'only CONNECT is accepted on the HBONE port',
+    flag: '-',
+    doc: 'A request on the HBONE port was not an HTTP/2 CONNECT.',
+  },
+  hbone_bad_authority: {
+    status: 400,
+    body: 'CONNECT :authority must be IP:PORT',
+    flag: '-',
+    doc: 'The CONNECT :authority was missing or not an IP:port.',
+  },
+  hbone_destination_not_served: {
+    status: 503,
+    body: 'destination is not bound to this waypoint',
+    flag: 'NR',
+    doc: 'The CONNECT :authority is neither a Service VIP:port nor a pod IP:port that uses this waypoint.',
+  },
+  hbone_peer_untrusted: {
+    status: 403,
+    body: 'peer identity is not a SPIFFE ID of this trust domain',
+    flag: '-',
+    doc: 'The client certificate had no SPIFFE URI SAN, or one from another trust domain.',
+  },
+  draining: {
+    status: 503,
+    body: 'waypoint is draining',
+    flag: '-',
+    doc: 'A new tunnel arrived after shutdown began.',
+  },
+
+  // Routing and endpoints.
+  route_not_found: { status: 404, body: '', flag: 'NR', doc: 'No route matched the request.' },
+  cluster_not_found: {
+    status: 500,
+    body: '',
+    flag: 'NC',
+    doc: 'The chosen backend does not exist (an invalid backendRef).',
+  },
+  no_healthy_upstream: {
+    status: 503,
+    body: 'no healthy upstream',
+    flag: 'UH',
+    doc: 'The destination has no ready endpoint (none exist, none ready, or all ejected).',
+  },
+
+  // Upstream failures (reply bodies are Envoy's).
+  upstream_connect_failure: {
+    status: 503,
+    body: `${UPSTREAM_RESET}connection failure`,
+    flag: 'UF',
+    doc: "The endpoint's HBONE port could not be reached, the TLS handshake or identity check failed, or the CONNECT was refused.",
+  },
+  upstream_remote_reset: {
+    status: 503,
+    body: `${UPSTREAM_RESET}remote reset`,
+    flag: 'UR',
+    doc: 'The upstream reset the stream before sending response headers.',
+  },
+  upstream_connection_termination: {
+    status: 503,
+    body: `${UPSTREAM_RESET}connection termination`,
+    flag: 'UC',
+    doc: 'The upstream connection closed before response headers.',
+  },
+  upstream_protocol_error: {
+    status: 502,
+    body: `${UPSTREAM_RESET}protocol error`,
+    flag: 'UPE',
+    doc: 'The upstream sent a response that could not be parsed.',
+  },
+  upstream_overflow: {
+    status: 503,
+    body: `${UPSTREAM_RESET}overflow`,
+    flag: 'UO',
+    doc: 'A circuit-breaker limit (connections, pending or active requests) was reached.',
+  },
+  upstream_request_timeout: {
+    status: 504,
+    body: 'upstream request timeout',
+    flag: 'UT',
+    doc: 'The route timeout passed before the upstream response.',
+  },
+  upstream_reset_after_response_started: {
+    status: 0,
+    body: '',
+    flag: 'UR',
+    doc: 'The upstream failed after the response had started; the downstream stream was reset.',
+  },
+
+  // Downstream (client) side.
+  downstream_protocol_error: {
+    status: 400,
+    body: 'Bad Request',
+    flag: 'DPE',
+    doc: 'The client sent bytes that are not valid HTTP.',
+  },
+  downstream_headers_too_large: {
+    status: 431,
+    body: 'Request Header Fields Too Large',
+    flag: 'DPE',
+    doc: 'The request headers exceed the configured limit.',
+  },
+  downstream_reset: {
+    status: 0,
+    body: '',
+    flag: 'DC',
+    doc: 'The client went away before the response was complete.',
+  },
+  internal_error: {
+    status: 500,
+    body: 'internal error',
+    flag: '-',
+    doc: 'A bug: a filter or the engine threw. The request was answered, the process kept running.',
+  },
+
+  // Filters fill in these (later issues); defined here so the set stays closed.
+  authz_denied: { status: 403, body: 'RBAC: access denied', flag: '-', doc: 'An AuthorizationPolicy denied the request.' },
+  local_rate_limited: { status: 429, body: 'local_rate_limited', flag: 'RL', doc: 'A rate limit was exceeded.' },
+  fault_abort: { status: 503, body: 'fault filter abort', flag: 'FI', doc: 'A fault-injection abort was applied.' },
+} as const satisfies Record<string, ReasonInfo>;
+
+export type Reason = keyof typeof REASONS;
+
+export function reasonInfo(reason: Reason): ReasonInfo {
+  return REASONS[reason];
+}
+
+export const ALL_REASONS = Object.keys(REASONS) as Reason[];
