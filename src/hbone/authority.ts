@@ -40,7 +40,10 @@ export function forwardedFor(header: string | string[] | undefined): HostPort | 
   for (const pair of first.split(';')) {
     const eq = pair.indexOf('=');
     if (eq < 0 || pair.slice(0, eq).trim().toLowerCase() !== 'for') continue;
-    const raw = pair.slice(eq + 1).trim().replace(/^"|"$/g, '');
+    const raw = pair
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"|"$/g, '');
     const parsed = parseAuthority(raw);
     if (parsed) return parsed;
     if (isIP(raw.replace(/^\[|\]$/g, ''))) return { ip: raw.replace(/^\[|\]$/g, ''), port: 0 };

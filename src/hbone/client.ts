@@ -7,7 +7,12 @@ import type { Credentials } from '../identity/credentials.ts';
 import { uriSans } from '../identity/spiffe.ts';
 import { formatAuthority } from './authority.ts';
 import { keepSessionAlive } from './keepalive.ts';
-import { CONNECTION_WINDOW, MAX_SESSION_MEMORY_MB, OUTBOUND_MAX_STREAMS, outboundSettings } from './settings.ts';
+import {
+  CONNECTION_WINDOW,
+  MAX_SESSION_MEMORY_MB,
+  OUTBOUND_MAX_STREAMS,
+  outboundSettings,
+} from './settings.ts';
 
 export interface HboneTarget {
   /** Endpoint IP; the TCP connection goes to ip:hbonePort. */
@@ -72,7 +77,11 @@ export class HboneClient {
    * Opens a tunnel to `authority` (ENDPOINT_IP:TARGET_PORT) through target's HBONE port. Resolves with
    * the CONNECT stream once the peer answered 200; rejects with a TunnelError otherwise.
    */
-  async open(target: HboneTarget, authority: string, headers: OutgoingHttpHeaders = {}): Promise<ClientHttp2Stream> {
+  async open(
+    target: HboneTarget,
+    authority: string,
+    headers: OutgoingHttpHeaders = {},
+  ): Promise<ClientHttp2Stream> {
     if (this.#closed) throw new TunnelError('connect', 'HBONE client is closed');
     const pooled = this.#acquire(target);
     try {
@@ -83,9 +92,12 @@ export class HboneClient {
     }
     let stream: ClientHttp2Stream;
     try {
-      stream = pooled.session.request({ ':method': 'CONNECT', ':authority': authority, ...headers }, {
-        endStream: false,
-      });
+      stream = pooled.session.request(
+        { ':method': 'CONNECT', ':authority': authority, ...headers },
+        {
+          endStream: false,
+        },
+      );
     } catch (err) {
       pooled.streams--;
       throw new TunnelError('connect', `CONNECT ${authority}: ${(err as Error).message}`, undefined, err);
@@ -167,7 +179,9 @@ export class HboneClient {
       checkServerIdentity: (_host: string, cert: PeerCertificate) =>
         uriSans(cert.subjectaltname).includes(expected)
           ? undefined
-          : new Error(`peer identity ${uriSans(cert.subjectaltname).join(',') || '(none)'} is not ${expected}`),
+          : new Error(
+              `peer identity ${uriSans(cert.subjectaltname).join(',') || '(none)'} is not ${expected}`,
+            ),
       settings: outboundSettings,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       peerMaxConcurrentStreams: OUTBOUND_MAX_STREAMS,
@@ -184,7 +198,10 @@ export class HboneClient {
         );
         session.once('remoteSettings', (settings) => {
           clearTimeout(timer);
-          pooled.maxStreams = Math.min(OUTBOUND_MAX_STREAMS, settings.maxConcurrentStreams ?? OUTBOUND_MAX_STREAMS);
+          pooled.maxStreams = Math.min(
+            OUTBOUND_MAX_STREAMS,
+            settings.maxConcurrentStreams ?? OUTBOUND_MAX_STREAMS,
+          );
           try {
             session.setLocalWindowSize(CONNECTION_WINDOW);
           } catch {}
@@ -192,11 +209,20 @@ export class HboneClient {
         });
         session.once('close', () => {
           clearTimeout(timer);
-          reject(new TunnelError('connect', `HBONE ${target.ip}:${target.hbonePort} closed during handshake`));
+          reject(
+            new TunnelError('connect', `HBONE ${target.ip}:${target.hbonePort} closed during handshake`),
+          );
         });
         session.once('error', (err: Error) => {
           clearTimeout(timer);
-          reject(new TunnelError('connect', `HBONE ${target.ip}:${target.hbonePort}: ${err.message}`, undefined, err));
+          reject(
+            new TunnelError(
+              'connect',
+              `HBONE ${target.ip}:${target.hbonePort}: ${err.message}`,
+              undefined,
+              err,
+            ),
+          );
         });
       }),
     };

@@ -29,6 +29,7 @@ export interface ConnectRequest {
 }
 
 export type ConnectDecision =
+  /** serve must answer the CONNECT: acceptTunnel() once it can carry bytes, or refuseTunnel(). */
   | { readonly accept: true; readonly serve: (tunnel: ServerHttp2Stream) => void }
   | { readonly accept: false; readonly reason: Reason; readonly detail: string };
 
@@ -157,7 +158,6 @@ export class HboneServer {
     }
     const peerAddress = { ip: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const refuse = (reason: Reason, detail: string, req: Partial<ConnectRequest>): void => {
-      const info = reasonInfo(reason);
       hooks.onRejected?.(req, reason, detail);
       this.#log.warn('hbone: CONNECT refused', {
         reason,
@@ -166,10 +166,7 @@ export class HboneServer {
         peer: peer.uri,
         source: `${peerAddress.ip}:${peerAddress.port}`,
       });
-      const extra = reason === 'hbone_method_not_allowed' ? { allow: 'CONNECT' } : {};
-      if (stream.headersSent || stream.destroyed) return;
-      stream.respond({ ':status': info.status, 'content-type': 'text/plain', 'x-waypoint-reason': reason, ...extra });
-      stream.end(info.body);
+      refuseTunnel(stream, reason);
     };
     if (headers[':method'] !== 'CONNECT') {
       refuse('hbone_method_not_allowed', `method ${headers[':method']}`, { peer, peerAddress });
@@ -177,7 +174,10 @@ export class HboneServer {
     }
     const authority = parseAuthority(headers[':authority']);
     if (!authority) {
-      refuse('hbone_bad_authority', `:authority ${JSON.stringify(headers[':authority'])}`, { peer, peerAddress });
+      refuse('hbone_bad_authority', `:authority ${JSON.stringify(headers[':authority'])}`, {
+        peer,
+        peerAddress,
+      });
       return;
     }
     const req: ConnectRequest = {
@@ -205,7 +205,25 @@ export class HboneServer {
     }
     this.#activeTunnels++;
     stream.once('close', () => this.#activeTunnels--);
-    stream.respond({ ':status': 200 });
     decision.serve(stream);
   }
+}
+
+/** Answers a CONNECT with 200: from here on the stream carries the client's bytes. */
+export function acceptTunnel(stream: ServerHttp2Stream): void {
+  if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 200 });
+}
+
+/** Answers a CONNECT with the reason's status and body (before acceptTunnel only). */
+export function refuseTunnel(stream: ServerHttp2Stream, reason: Reason): void {
+  if (stream.headersSent || stream.destroyed) return;
+  const info = reasonInfo(reason);
+  const extra = reason === 'hbone_method_not_allowed' ? { allow: 'CONNECT' } : {};
+  stream.respond({
+    ':status': info.status,
+    'content-type': 'text/plain',
+    'x-waypoint-reason': reason,
+    ...extra,
+  });
+  stream.end(info.body);
 }

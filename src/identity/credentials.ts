@@ -2,7 +2,7 @@
 // when they change (cert-manager and Kubernetes secret mounts replace files by symlink swap, so the
 // directories are watched, not the files), or given in memory by tests and the demo.
 import { X509Certificate } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from '../observe/logger.ts';
@@ -32,7 +32,8 @@ export function inspectBundle(bundle: PemBundle, source: string): SpiffeId {
   }
   const identity = identityOfSubjectAltName(leaf.subjectAltName);
   if (!identity) throw new Error(`${source}: certificate has no SPIFFE URI SAN (spiffe://TD/ns/NS/sa/SA)`);
-  if (Date.parse(leaf.validTo) < Date.now()) throw new Error(`${source}: certificate expired on ${leaf.validTo}`);
+  if (Date.parse(leaf.validTo) < Date.now())
+    throw new Error(`${source}: certificate expired on ${leaf.validTo}`);
   if (!bundle.ca.includes('BEGIN CERTIFICATE')) throw new Error(`${source}: trust bundle has no certificate`);
   return identity;
 }
@@ -99,7 +100,9 @@ export async function fileCredentials(files: CredentialFiles, log: Logger): Prom
         if (bundle.cert === current.cert && bundle.key === current.key && bundle.ca === current.ca) return;
         creds.replace(bundle, source);
       } catch (err) {
-        log.error('credentials: reload failed, keeping the current certificate', { error: (err as Error).message });
+        log.error('credentials: reload failed, keeping the current certificate', {
+          error: (err as Error).message,
+        });
       }
     }, 200);
   };

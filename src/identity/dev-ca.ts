@@ -8,7 +8,10 @@ import 'reflect-metadata'; // @peculiar/x509's dependency injection needs it loa
 import * as x509 from '@peculiar/x509';
 import { parseSpiffeId } from './spiffe.ts';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as never);
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -27,13 +30,13 @@ export interface DevCa {
 }
 
 async function keyToPem(key: CryptoKey): Promise<string> {
-  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey));
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
   const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
   return `-----BEGIN PRIVATE KEY-----\n${b64.trimEnd()}\n-----END PRIVATE KEY-----\n`;
 }
 
 function newKeys(): Promise<CryptoKeyPair> {
-  return webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+  return webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']);
 }
 
 function randomSerial(): string {
@@ -44,7 +47,9 @@ function randomSerial(): string {
 }
 
 /** Creates a new root CA (self-signed) whose name says what it is for. */
-export async function createDevCa(opts: { trustDomain?: string; validityDays?: number } = {}): Promise<DevCa> {
+export async function createDevCa(
+  opts: { trustDomain?: string; validityDays?: number } = {},
+): Promise<DevCa> {
   const trustDomain = opts.trustDomain ?? 'cluster.local';
   const days = opts.validityDays ?? 365;
   const keys = await newKeys();
@@ -55,11 +60,11 @@ export async function createDevCa(opts: { trustDomain?: string; validityDays?: n
     notBefore,
     notAfter: new Date(notBefore.getTime() + days * 86_400_000),
     signingAlgorithm: SIGN,
-    keys,
+    keys: keys as never,
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
     ],
   });
   const rootPem = root.toString('pem');
@@ -82,8 +87,8 @@ export async function createDevCa(opts: { trustDomain?: string; validityDays?: n
         notBefore: start,
         notAfter: new Date(start.getTime() + (issueOpts.validityDays ?? days) * 86_400_000),
         signingAlgorithm: SIGN,
-        publicKey: leafKeys.publicKey,
-        signingKey: keys.privateKey,
+        publicKey: leafKeys.publicKey as never,
+        signingKey: keys.privateKey as never,
         extensions: [
           new x509.BasicConstraintsExtension(false, undefined, true),
           new x509.KeyUsagesExtension(
@@ -98,7 +103,11 @@ export async function createDevCa(opts: { trustDomain?: string; validityDays?: n
           await x509.AuthorityKeyIdentifierExtension.create(root, false),
         ],
       });
-      return { certChainPem: leaf.toString('pem') + '\n', keyPem: await keyToPem(leafKeys.privateKey), identity };
+      return {
+        certChainPem: leaf.toString('pem') + '\n',
+        keyPem: await keyToPem(leafKeys.privateKey),
+        identity,
+      };
     },
   };
 }

@@ -140,9 +140,24 @@ export const REASONS = {
   },
 
   // Filters fill in these (later issues); defined here so the set stays closed.
-  authz_denied: { status: 403, body: 'RBAC: access denied', flag: '-', doc: 'An AuthorizationPolicy denied the request.' },
-  local_rate_limited: { status: 429, body: 'local_rate_limited', flag: 'RL', doc: 'A rate limit was exceeded.' },
-  fault_abort: { status: 503, body: 'fault filter abort', flag: 'FI', doc: 'A fault-injection abort was applied.' },
+  authz_denied: {
+    status: 403,
+    body: 'RBAC: access denied',
+    flag: '-',
+    doc: 'An AuthorizationPolicy denied the request.',
+  },
+  local_rate_limited: {
+    status: 429,
+    body: 'local_rate_limited',
+    flag: 'RL',
+    doc: 'A rate limit was exceeded.',
+  },
+  fault_abort: {
+    status: 503,
+    body: 'fault filter abort',
+    flag: 'FI',
+    doc: 'A fault-injection abort was applied.',
+  },
 } as const satisfies Record<string, ReasonInfo>;
 
 export type Reason = keyof typeof REASONS;

@@ -1,0 +1,164 @@
+// Configuration from files: read → store (last good per resource) → compile, on demand and on every
+// change. Directories are watched recursively, and a file is watched through its directory, so an
+// editor that saves by writing a new file and renaming it over the old one (or a ConfigMap mount
+// swapping its `..data` link) is still seen.
+import { type FSWatcher, watch as fsWatch, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
+import { readManifests } from './load.ts';
+import type { Snapshot } from './model.ts';
+import { ResourceStore, type UpdateReport } from './store.ts';
+
+export interface FileConfigSourceOptions extends CompileInput {
+  /** Quiet time after the last file event before reloading. Default 100 ms. */
+  readonly debounceMs?: number;
+  readonly filterCompilers?: Readonly<Record<string, FilterCompiler>>;
+}
+
+export interface UpdateResult {
+  /** The new snapshot; undefined when the resources in force did not change. */
+  readonly snapshot: Snapshot | undefined;
+  readonly report: UpdateReport;
+}
+
+const DEFAULT_DEBOUNCE_MS = 100;
+
+export class FileConfigSource {
+  readonly #paths: readonly string[];
+  readonly #opts: FileConfigSourceOptions;
+  readonly #store = new ResourceStore();
+  #version = 0;
+  #current: Snapshot | undefined;
+  /** Loads run one at a time, in order; a change during a load queues one more. */
+  #queue: Promise<unknown> = Promise.resolve();
+  readonly #watchers = new Map<string, FSWatcher>();
+  #timer: NodeJS.Timeout | undefined;
+  #onUpdate: ((r: UpdateResult) => void) | undefined;
+  #onError: ((err: unknown) => void) | undefined;
+  #closed = false;
+
+  constructor(paths: readonly string[], opts: FileConfigSourceOptions) {
+    this.#paths = [...paths];
+    this.#opts = opts;
+  }
+
+  /** The latest compiled snapshot, if any load has produced one. */
+  get current(): Snapshot | undefined {
+    return this.#current;
+  }
+
+  /**
+   * Reads every path, updates the store and, if the resources in force changed (always on the first
+   * call), compiles a snapshot one version higher than the last. Rejects only if a filter compiler
+   * throws; the previous snapshot then stays current.
+   */
+  load(): Promise<UpdateResult> {
+    const run = this.#queue.then(() => this.#loadNow());
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #loadNow(): Promise<UpdateResult> {
+    const loaded = await readManifests(this.#paths);
+    const report = this.#store.update(loaded);
+    if (!report.changed) return { snapshot: undefined, report };
+    const snapshot = compileSnapshot(
+      this.#store.resources(),
+      this.#opts,
+      this.#version + 1,
+      this.#opts.filterCompilers,
+    );
+    this.#version = snapshot.version;
+    this.#current = snapshot;
+    return { snapshot, report };
+  }
+
+  /**
+   * Reloads after file changes (debounced) and hands every result to onUpdate, changed or not, so
+   * rejections of a bad edit are reported even though the snapshot stays. onError receives a failed
+   * compile. Call load() first for the initial snapshot; watch() does not load by itself.
+   */
+  watch(onUpdate: (r: UpdateResult) => void, onError?: (err: unknown) => void): void {
+    this.#onUpdate = onUpdate;
+    this.#onError = onError;
+    this.#arm();
+  }
+
+  /** Stops watching; a load in progress still completes, but reports nothing. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    for (const w of this.#watchers.values()) w.close();
+    this.#watchers.clear();
+  }
+
+  /** Starts a watcher for every path that has none (again after a watched directory was removed). */
+  #arm(): void {
+    if (this.#closed || !this.#onUpdate) return;
+    for (const p of this.#paths) {
+      const target = watchTarget(p);
+      if (!target) continue;
+      const key = target.only ?? target.dir;
+      if (this.#watchers.has(key)) continue;
+      try {
+        const w = fsWatch(target.dir, { recursive: target.recursive }, (_event, filename) => {
+          if (target.only && filename !== null && resolve(target.dir, filename.toString()) !== target.only)
+            return;
+          this.#schedule();
+        });
+        w.on('error', () => {
+          w.close();
+          this.#watchers.delete(key);
+          this.#schedule();
+        });
+        this.#watchers.set(key, w);
+      } catch {
+        // The directory vanished between stat and watch; the next reload re-arms.
+      }
+    }
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.load().then(
+        (r) => {
+          if (this.#closed) return;
+          this.#arm();
+          this.#onUpdate?.(r);
+        },
+        (err: unknown) => {
+          if (!this.#closed) this.#onError?.(err);
+        },
+      );
+    }, this.#opts.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  }
+}
+
+interface WatchTarget {
+  readonly dir: string;
+  readonly recursive: boolean;
+  /** For a file: its absolute path, since its directory may hold other files. */
+  readonly only?: string;
+}
+
+/**
+ * A directory is watched itself, recursively. A file, or a path that does not exist yet, is
+ * watched through its parent, so replacing or creating it is seen.
+ */
+function watchTarget(path: string): WatchTarget | undefined {
+  const abs = resolve(path);
+  try {
+    if (statSync(abs).isDirectory()) return { dir: abs, recursive: true };
+  } catch {
+    // Missing: fall through to the parent.
+  }
+  const parent = dirname(abs);
+  try {
+    if (statSync(parent).isDirectory()) return { dir: parent, recursive: false, only: abs };
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}

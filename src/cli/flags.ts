@@ -1,0 +1,52 @@
+// Flag values shared by the subcommands: ADDR:PORT listen addresses, NS/NAME references, and the
+// environment-variable fallbacks the container uses (WAYPOINT_<FLAG>).
+
+import { isIP } from 'node:net';
+import type { HostPort } from '../hbone/authority.ts';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** ADDR:PORT to listen on; port 0 lets the OS choose (tests). */
+export function parseListen(flag: string, value: string): HostPort {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const ip = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || !ip || isIP(ip) === 0 || port > 65535) {
+    throw new UsageError(`${flag}: expected IP:PORT (e.g. 127.0.0.1:15008), got ${JSON.stringify(value)}`);
+  }
+  return { ip, port };
+}
+
+export function parseRef(flag: string, value: string): { namespace: string; name: string } {
+  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-.a-z0-9]*[a-z0-9])?)$/.exec(value);
+  if (!m) throw new UsageError(`${flag}: expected NAMESPACE/NAME, got ${JSON.stringify(value)}`);
+  return { namespace: m[1]!, name: m[3]! };
+}
+
+export function parsePort(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new UsageError(`${flag}: expected a port 1-65535, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function parseSeconds(flag: string, value: string): number {
+  const n = Number(value.replace(/s$/, ''));
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`${flag}: expected seconds (e.g. 20 or 20s), got ${JSON.stringify(value)}`);
+  return n * 1000;
+}
+
+/** `--flag` value, else WAYPOINT_FLAG from the environment, else the default. */
+export function fromEnv(
+  name: string,
+  value: string | undefined,
+  env: NodeJS.ProcessEnv,
+  fallback?: string,
+): string | undefined {
+  if (value !== undefined) return value;
+  const key = `WAYPOINT_${name.replace(/-/g, '_').toUpperCase()}`;
+  return env[key] ?? fallback;
+}

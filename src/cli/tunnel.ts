@@ -1,0 +1,89 @@
+// `node-waypoint tunnel`: the ztunnel stand-in for local use, in either direction.
+import { parseArgs } from 'node:util';
+import { fileCredentials } from '../identity/credentials.ts';
+import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { InboundTunnel } from '../ztunnel/inbound.ts';
+import { OutboundTunnel } from '../ztunnel/outbound.ts';
+import { parseListen, UsageError } from './flags.ts';
+import { untilSignal } from './run.ts';
+
+export const TUNNEL_USAGE = `Usage:
+  node-waypoint tunnel outbound --listen ADDR:PORT --waypoint ADDR:PORT --waypoint-identity SPIFFE_ID
+                                --to IP:PORT --cert FILE --key FILE --ca FILE
+      Accepts plain TCP on --listen and carries each connection over HBONE to the waypoint, as the
+      certificate's identity, with :authority --to (a Service VIP:port or a pod IP:port).
+
+  node-waypoint tunnel inbound --listen ENDPOINT_IP:15008 [--forward ADDR:PORT] --cert FILE --key FILE --ca FILE
+      Terminates HBONE as the certificate's identity and forwards each tunnel to --forward
+      (default: the tunnel's :authority, i.e. the application on ENDPOINT_IP:PORT).
+
+  Both take --log-level (debug shows every tunnel with the peer identity).
+`;
+
+export async function runTunnel(argv: string[]): Promise<number> {
+  const [direction, ...rest] = argv;
+  if (direction === '--help' || direction === '-h') {
+    process.stdout.write(TUNNEL_USAGE);
+    return 0;
+  }
+  if (direction !== 'outbound' && direction !== 'inbound') {
+    throw new UsageError(
+      `tunnel: expected \`outbound\` or \`inbound\`, got ${JSON.stringify(direction)}\n\n${TUNNEL_USAGE}`,
+    );
+  }
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      listen: { type: 'string' },
+      waypoint: { type: 'string' },
+      'waypoint-identity': { type: 'string' },
+      to: { type: 'string' },
+      forward: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(TUNNEL_USAGE);
+    return 0;
+  }
+  const need = (name: keyof typeof values): string => {
+    const v = values[name];
+    if (typeof v !== 'string' || v === '')
+      throw new UsageError(`tunnel ${direction}: --${name} is required\n\n${TUNNEL_USAGE}`);
+    return v;
+  };
+  const log = createLogger(parseLogLevel(values['log-level']));
+  const credentials = await fileCredentials({ cert: need('cert'), key: need('key'), ca: need('ca') }, log);
+  const listen = parseListen('--listen', need('listen'));
+  const tunnel =
+    direction === 'outbound'
+      ? new OutboundTunnel({
+          listen,
+          waypoint: parseListen('--waypoint', need('waypoint')),
+          waypointIdentity: need('waypoint-identity'),
+          destination: parseListen('--to', need('to')),
+          credentials,
+          log,
+        })
+      : new InboundTunnel({
+          listen,
+          ...(values.forward ? { forward: parseListen('--forward', values.forward) } : {}),
+          credentials,
+          log,
+        });
+  const bound = await tunnel.listen();
+  log.info(`tunnel ${direction} listening`, {
+    listen: `${bound.ip}:${bound.port}`,
+    identity: credentials.identity.uri,
+  });
+  return untilSignal(async () => {
+    await tunnel.close();
+    credentials.close();
+    return 0;
+  }, log);
+}

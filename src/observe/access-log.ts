@@ -1,0 +1,71 @@
+// The access log, in Istio's default text format (l7-semantics.md §5.8) so existing parsers work;
+// %RESPONSE_CODE_DETAILS% carries our reason code, as Envoy puts its details there. By default every
+// error and every local reply is logged and successes are not (a busy waypoint's log stays readable);
+// `all` logs everything, `off` nothing.
+import type { Writable } from 'node:stream';
+import { REASONS, type Reason } from '../pipeline/reasons.ts';
+
+export type AccessLogMode = 'errors' | 'all' | 'off';
+
+export interface AccessLogEntry {
+  readonly start: Date;
+  readonly method: string;
+  readonly path: string;
+  readonly protocol: string;
+  readonly status: number;
+  readonly reason: Reason;
+  readonly detail: string | undefined;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly durationMs: number;
+  readonly forwardedFor: string | undefined;
+  readonly userAgent: string | undefined;
+  readonly requestId: string | undefined;
+  readonly authority: string | undefined;
+  readonly upstreamHost: string | undefined;
+  readonly upstreamCluster: string | undefined;
+  readonly downstreamLocal: string;
+  readonly downstreamRemote: string;
+  readonly route: string | undefined;
+}
+
+const dash = (v: string | number | undefined): string => (v === undefined || v === '' ? '-' : String(v));
+const quoted = (v: string | undefined): string =>
+  `"${v === undefined || v === '' ? '-' : v.replace(/"/g, '\\"')}"`;
+
+export function formatAccessLog(e: AccessLogEntry): string {
+  const flag = REASONS[e.reason].flag;
+  return (
+    `[${e.start.toISOString()}] "${e.method} ${e.path} ${e.protocol}" ${e.status} ${flag} ${e.reason} - ` +
+    `${quoted(e.detail)} ${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} - ` +
+    `${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ${quoted(e.requestId)} ${quoted(e.authority)} ` +
+    `${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} - ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}\n`
+  );
+}
+
+export class AccessLog {
+  readonly #mode: AccessLogMode;
+  readonly #out: Writable;
+
+  constructor(mode: AccessLogMode, out: Writable = process.stdout) {
+    this.#mode = mode;
+    this.#out = out;
+  }
+
+  /** Cheap check before building an entry. */
+  wants(status: number, reason: Reason): boolean {
+    if (this.#mode === 'off') return false;
+    if (this.#mode === 'all') return true;
+    return reason !== 'via_upstream' || status >= 500 || status === 0;
+  }
+
+  write(e: AccessLogEntry): void {
+    this.#out.write(formatAccessLog(e));
+  }
+}
+
+export function parseAccessLogMode(v: string | undefined): AccessLogMode {
+  if (v === undefined) return 'errors';
+  if (v === 'errors' || v === 'all' || v === 'off') return v;
+  throw new Error(`--access-log must be errors, all or off (got ${JSON.stringify(v)})`);
+}

@@ -1,0 +1,269 @@
+// Prometheus metrics through prom-client, served on 15020 /stats/prometheus. Istio's standard
+// request metrics keep Istio's names and labels (reporter="waypoint") so existing dashboards work;
+// the waypoint's own metrics are waypoint_<area>_<thing>. Every label is bounded: Service, principal
+// and reason names, never paths or hosts from requests.
+import client, { type Counter, type Histogram } from 'prom-client';
+import { REASONS, type Reason } from '../pipeline/reasons.ts';
+
+const ISTIO_LABELS = [
+  'reporter',
+  'source_workload_namespace',
+  'source_principal',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_principal',
+  'request_protocol',
+  'response_code',
+  'grpc_response_status',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+const TCP_LABELS = [
+  'reporter',
+  'source_workload_namespace',
+  'source_principal',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_principal',
+  'request_protocol',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export interface RequestLabels {
+  sourceNamespace: string;
+  sourcePrincipal: string;
+  destinationService: string;
+  destinationServiceName: string;
+  destinationServiceNamespace: string;
+  destinationPrincipal: string;
+  protocol: 'http' | 'grpc';
+  status: number;
+  grpcStatus: string;
+  reason: Reason;
+}
+
+export interface TcpLabels {
+  sourceNamespace: string;
+  sourcePrincipal: string;
+  destinationService: string;
+  destinationServiceName: string;
+  destinationServiceNamespace: string;
+  destinationPrincipal: string;
+  flags: string;
+}
+
+export interface Gauges {
+  hboneSessions(): number;
+  hboneTunnels(): number;
+  upstreamHttp1Connections(): number;
+  upstreamHttp2Connections(): number;
+  upstreamHboneSessions(): number;
+  draining(): boolean;
+  configVersion(): number;
+}
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly #requests: Counter<(typeof ISTIO_LABELS)[number]>;
+  readonly #duration: Histogram<(typeof ISTIO_LABELS)[number]>;
+  readonly #reasons: Counter<'reason' | 'response_code' | 'response_flags'>;
+  readonly #tcpOpened: Counter<(typeof TCP_LABELS)[number]>;
+  readonly #tcpClosed: Counter<(typeof TCP_LABELS)[number]>;
+  readonly #tcpSent: Counter<(typeof TCP_LABELS)[number]>;
+  readonly #tcpReceived: Counter<(typeof TCP_LABELS)[number]>;
+  readonly #tunnelRejections: Counter<'reason'>;
+  readonly configReloads: Counter<'result'>;
+  readonly configRejections: Counter;
+  // Label sets repeat endlessly; resolving a child once per distinct set keeps prom-client's hashing
+  // off the per-request path.
+  readonly #children = new Map<
+    string,
+    {
+      requests: client.Counter.Internal;
+      duration: client.Histogram.Internal<string>;
+      reasons: client.Counter.Internal;
+    }
+  >();
+  readonly #tcpChildren = new Map<
+    string,
+    Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal>
+  >();
+
+  constructor(gauges: Gauges, opts: { defaultMetrics?: boolean; version?: string } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+    this.#requests = new client.Counter({
+      name: 'istio_requests_total',
+      help: 'Requests handled by the waypoint.',
+      labelNames: ISTIO_LABELS,
+      registers,
+    });
+    this.#duration = new client.Histogram({
+      name: 'istio_request_duration_milliseconds',
+      help: 'Request duration, from the first request byte to the last response byte.',
+      labelNames: ISTIO_LABELS,
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
+      registers,
+    });
+    this.#reasons = new client.Counter({
+      name: 'waypoint_requests_total',
+      help: 'Requests by response code and reason (the reason codes of src/pipeline/reasons.ts).',
+      labelNames: ['reason', 'response_code', 'response_flags'],
+      registers,
+    });
+    this.#tcpOpened = new client.Counter({
+      name: 'istio_tcp_connections_opened_total',
+      help: 'TCP connections opened.',
+      labelNames: TCP_LABELS,
+      registers,
+    });
+    this.#tcpClosed = new client.Counter({
+      name: 'istio_tcp_connections_closed_total',
+      help: 'TCP connections closed.',
+      labelNames: TCP_LABELS,
+      registers,
+    });
+    this.#tcpSent = new client.Counter({
+      name: 'istio_tcp_sent_bytes_total',
+      help: 'Bytes sent to the client on TCP connections.',
+      labelNames: TCP_LABELS,
+      registers,
+    });
+    this.#tcpReceived = new client.Counter({
+      name: 'istio_tcp_received_bytes_total',
+      help: 'Bytes received from the client on TCP connections.',
+      labelNames: TCP_LABELS,
+      registers,
+    });
+    this.#tunnelRejections = new client.Counter({
+      name: 'waypoint_hbone_tunnels_rejected_total',
+      help: 'CONNECT requests and connections refused on the HBONE port, by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.configReloads = new client.Counter({
+      name: 'waypoint_config_reloads_total',
+      help: 'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.configRejections = new client.Counter({
+      name: 'waypoint_config_resources_rejected_total',
+      help: 'Resources rejected by validation (each keeps its last good version, if any).',
+      registers,
+    });
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new client.Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    gauge(
+      'waypoint_hbone_sessions_active',
+      'Inbound HBONE (HTTP/2 over mTLS) connections.',
+      gauges.hboneSessions,
+    );
+    gauge('waypoint_hbone_tunnels_active', 'Inbound CONNECT tunnels being served.', gauges.hboneTunnels);
+    gauge(
+      'waypoint_upstream_hbone_sessions_active',
+      'Outbound HBONE connections to endpoints.',
+      gauges.upstreamHboneSessions,
+    );
+    gauge(
+      'waypoint_upstream_http1_connections_active',
+      'Inner HTTP/1.1 connections to endpoints (one tunnel each).',
+      gauges.upstreamHttp1Connections,
+    );
+    gauge(
+      'waypoint_upstream_http2_connections_active',
+      'Inner HTTP/2 connections to endpoints (one tunnel each).',
+      gauges.upstreamHttp2Connections,
+    );
+    gauge('waypoint_draining', '1 while the waypoint drains before exit.', () => (gauges.draining() ? 1 : 0));
+    gauge('waypoint_config_version', 'Version of the configuration snapshot in force.', gauges.configVersion);
+    new client.Gauge({
+      name: 'waypoint_build_info',
+      help: 'Build of this waypoint.',
+      labelNames: ['version'],
+      registers,
+    }).set({ version: opts.version ?? 'dev' }, 1);
+    // Reason codes are a closed set: export them all at zero so rates work from the first scrape.
+    for (const reason of Object.keys(REASONS) as Reason[])
+      if (reason !== 'via_upstream')
+        this.#reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag).inc(0);
+  }
+
+  request(l: RequestLabels, durationMs: number): void {
+    const flags = REASONS[l.reason].flag;
+    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}`;
+    let c = this.#children.get(key);
+    if (!c) {
+      const values = [
+        'waypoint',
+        l.sourceNamespace,
+        l.sourcePrincipal,
+        l.destinationService,
+        l.destinationServiceName,
+        l.destinationServiceNamespace,
+        l.destinationPrincipal,
+        l.protocol,
+        String(l.status),
+        l.grpcStatus,
+        flags,
+        'mutual_tls',
+      ];
+      c = {
+        requests: this.#requests.labels(...values),
+        duration: this.#duration.labels(...values),
+        reasons: this.#reasons.labels(l.reason, String(l.status), flags),
+      };
+      this.#children.set(key, c);
+    }
+    c.requests.inc();
+    c.duration.observe(durationMs);
+    c.reasons.inc();
+  }
+
+  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal> {
+    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.flags}`;
+    let c = this.#tcpChildren.get(key);
+    if (!c) {
+      const values = [
+        'waypoint',
+        l.sourceNamespace,
+        l.sourcePrincipal,
+        l.destinationService,
+        l.destinationServiceName,
+        l.destinationServiceNamespace,
+        l.destinationPrincipal,
+        'tcp',
+        l.flags,
+        'mutual_tls',
+      ];
+      c = {
+        opened: this.#tcpOpened.labels(...values),
+        closed: this.#tcpClosed.labels(...values),
+        sent: this.#tcpSent.labels(...values),
+        received: this.#tcpReceived.labels(...values),
+      };
+      this.#tcpChildren.set(key, c);
+    }
+    return c;
+  }
+
+  tunnelRejected(reason: Reason): void {
+    this.#tunnelRejections.labels(reason).inc();
+  }
+
+  async render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,83 @@
+// Runs the filters of one snapshot over a request. The only place a filter's exception becomes a
+// reply: a throwing filter answers 500 internal_error, logged with the filter's name, and the
+// process and the other requests carry on.
+import type { Snapshot } from '../../config/model.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { Outcome, RequestContext } from './context.ts';
+import { CONTINUE, type Filter, type FilterFactory, type ResponseHead, type Verdict } from './filter.ts';
+
+export class FilterChain {
+  readonly filters: readonly Filter[];
+  readonly #requestFilters: readonly Filter[];
+  readonly #responseFilters: readonly Filter[];
+  readonly #completeFilters: readonly Filter[];
+  readonly #log: Logger;
+
+  constructor(filters: readonly Filter[], log: Logger) {
+    this.filters = filters;
+    this.#requestFilters = filters.filter((f) => f.onRequestHeaders);
+    this.#responseFilters = filters.filter((f) => f.onResponseHeaders).reverse();
+    this.#completeFilters = filters.filter((f) => f.onComplete);
+    this.#log = log;
+  }
+
+  /** Builds the chain for a snapshot from the registered factories, in their order. */
+  static build(factories: readonly FilterFactory[], snapshot: Snapshot, log: Logger): FilterChain {
+    const filters: Filter[] = [];
+    for (const factory of factories) {
+      const filter = factory.create(snapshot);
+      if (filter) filters.push(filter);
+    }
+    return new FilterChain(filters, log);
+  }
+
+  /** Request phase. Resolves to the first local-reply verdict, or CONTINUE. Never rejects. */
+  async onRequestHeaders(ctx: RequestContext): Promise<Verdict> {
+    for (const filter of this.#requestFilters) {
+      let verdict: Verdict;
+      try {
+        const v = filter.onRequestHeaders!(ctx);
+        verdict = v instanceof Promise ? await v : v;
+      } catch (err) {
+        this.#log.error('filter threw in onRequestHeaders', {
+          filter: filter.name,
+          request_id: ctx.id,
+          error: String(err),
+        });
+        return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
+      }
+      if (verdict.kind === 'reply') return verdict;
+      if (ctx.signal.aborted) return CONTINUE;
+    }
+    return CONTINUE;
+  }
+
+  /** Response phase; a throwing filter is logged and skipped (the response is already on its way). */
+  onResponseHeaders(ctx: RequestContext, head: ResponseHead): void {
+    for (const filter of this.#responseFilters) {
+      try {
+        filter.onResponseHeaders!(ctx, head);
+      } catch (err) {
+        this.#log.error('filter threw in onResponseHeaders', {
+          filter: filter.name,
+          request_id: ctx.id,
+          error: String(err),
+        });
+      }
+    }
+  }
+
+  onComplete(ctx: RequestContext, outcome: Outcome): void {
+    for (const filter of this.#completeFilters) {
+      try {
+        filter.onComplete!(ctx, outcome);
+      } catch (err) {
+        this.#log.error('filter threw in onComplete', {
+          filter: filter.name,
+          request_id: ctx.id,
+          error: String(err),
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// The per-request state every filter and upstream layer sees. One object per request, created by
+// the HTTP engine after the request head is parsed and dropped when the exchange completes.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ServicePortBinding, Snapshot, WorkloadBinding } from '../../config/model.ts';
+import type { HostPort } from '../hbone/authority.ts';
+import type { SpiffeId } from '../identity/spiffe.ts';
+import type { Reason } from './reasons.ts';
+
+export type Binding = ServicePortBinding | WorkloadBinding;
+
+export interface TunnelInfo {
+  readonly binding: Binding;
+  readonly peer: SpiffeId;
+  readonly source: HostPort;
+  /** The CONNECT :authority, i.e. the original destination. */
+  readonly destination: HostPort;
+  readonly snapshot: Snapshot;
+}
+
+export interface RequestContext {
+  readonly id: string;
+  readonly startNs: bigint;
+  readonly tunnel: TunnelInfo;
+  /** The snapshot this request runs on to the end, even if a new one is applied meanwhile. */
+  readonly snapshot: Snapshot;
+  readonly method: string;
+  /** Path and query as received. */
+  readonly path: string;
+  readonly authority: string;
+  readonly protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
+  readonly grpc: boolean;
+  /** Request headers as they will go upstream; filters may change them. Lower-case names. */
+  readonly headers: IncomingHttpHeaders;
+  /** Aborted when the downstream goes away or the request is answered locally. */
+  readonly signal: AbortSignal;
+  /** Typed per-request values filters hand to each other (keys are symbols owned by a filter). */
+  readonly attributes: Map<symbol, unknown>;
+  /** Human-readable decisions, in order (for explain and debug logs). */
+  readonly explain: string[];
+}
+
+/** How an exchange ended, for onComplete, the access log and metrics. */
+export interface Outcome {
+  readonly status: number;
+  readonly reason: Reason;
+  readonly upstreamHost: string | undefined;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly durationMs: number;
+  readonly grpcStatus: string | undefined;
+  readonly detail: string | undefined;
+}

@@ -1,0 +1,58 @@
+// The filter contract. A Filter is built once per configuration snapshot from that snapshot's
+// compiled config (so per-request work only reads frozen data) and is shared by every request on
+// the snapshot; per-request state lives in the RequestContext. All hooks are optional.
+//
+//   request head parsed
+//        │
+//   onRequestHeaders   (each filter in order; the first `reply` verdict answers locally and stops)
+//        │
+//   upstream layers    (endpoint pick → HBONE tunnel → HTTP/1.1 or HTTP/2 to the endpoint)
+//        │
+//   onResponseHeaders  (each filter, reverse order; may change response headers)
+//        │
+//   body streams through with backpressure (filters never see it unless they ask, later)
+//        │
+//   onComplete         (always, exactly once, even after errors and aborts)
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Snapshot } from '../../config/model.ts';
+import type { Outcome, RequestContext } from './context.ts';
+import type { Reason } from './reasons.ts';
+
+export type Verdict =
+  | { readonly kind: 'continue' }
+  | {
+      readonly kind: 'reply';
+      readonly reason: Reason;
+      /** Overrides the reason's status (e.g. an ext_authz server's own status). */
+      readonly status?: number;
+      readonly body?: string;
+      readonly headers?: OutgoingHttpHeaders;
+      /** Free text for the access log. */
+      readonly detail?: string;
+    };
+
+export const CONTINUE: Verdict = Object.freeze({ kind: 'continue' });
+
+export interface ResponseHead {
+  status: number;
+  headers: OutgoingHttpHeaders;
+}
+
+export interface Filter {
+  readonly name: string;
+  /** Runs after the request head is parsed. Async filters must respect ctx.signal. */
+  onRequestHeaders?(ctx: RequestContext): Verdict | Promise<Verdict>;
+  /** Runs on the upstream's response head before it is sent downstream; local replies skip it. */
+  onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
+  /** Runs once when the exchange is over, however it ended. Must not throw (errors are logged). */
+  onComplete?(ctx: RequestContext, outcome: Outcome): void;
+}
+
+/**
+ * Builds a filter for one snapshot, or returns undefined when the snapshot configures nothing for it
+ * (so an unused filter costs nothing per request).
+ */
+export interface FilterFactory {
+  readonly name: string;
+  create(snapshot: Snapshot): Filter | undefined;
+}

@@ -1,0 +1,239 @@
+// One shape for the client side of an exchange, whether it arrived as HTTP/1.x (Node's http server
+// parsing the tunnel's bytes) or HTTP/2 (a stream of an h2c session on the tunnel), so the engine
+// has a single request path. Each adapter counts wire bytes for metrics and knows how to answer
+// locally in its protocol, gRPC-shaped when the client speaks gRPC.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2, {
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { ResponseSink } from '../upstream/types.ts';
+import { encodeGrpcMessage, grpcStatusForHttp } from './grpc-status.ts';
+
+export interface Downstream {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  /** Lower-case request headers without pseudo-headers. */
+  readonly headers: IncomingHttpHeaders;
+  readonly protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
+  readonly body: Readable | null;
+  /** The Upgrade header's protocol when this is an HTTP/1.1 upgrade (WebSocket, ...). */
+  readonly upgrade?: string;
+  readonly headersSent: boolean;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  /** Counts request-body bytes as the upstream side consumes them (never attach 'data' here: it would start the flow). */
+  received(n: number): void;
+  /** Sends the response head. */
+  respond(status: number, headers: OutgoingHttpHeaders): void;
+  readonly sink: ResponseSink;
+  /** Answers locally: plain text, or trailers-only gRPC. */
+  localReply(status: number, body: string, headers: OutgoingHttpHeaders, grpc: boolean): void;
+  /** Aborts the response mid-way (the client sees a reset, not a truncated success). */
+  reset(): void;
+  /** Called once when the client side is gone or the exchange finished. */
+  onClose(cb: (completed: boolean) => void): void;
+}
+
+export class Http1Downstream implements Downstream {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly protocol: 'HTTP/1.0' | 'HTTP/1.1';
+  readonly body: Readable | null;
+  readonly sink: ResponseSink;
+  #received = 0;
+  #sent = 0;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+
+  constructor(req: IncomingMessage, res: ServerResponse, closeConnection: boolean) {
+    this.#req = req;
+    this.#res = res;
+    this.method = req.method ?? 'GET';
+    this.path = req.url ?? '/';
+    this.headers = req.headers;
+    this.authority = req.headers.host ?? '';
+    this.protocol = req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    this.body = hasBody ? req : null;
+    // Draining: finish this exchange, then close the inner connection.
+    if (closeConnection) res.shouldKeepAlive = false;
+    const r = res;
+    this.sink = {
+      write: (chunk) => {
+        this.#sent += chunk.length;
+        return r.write(chunk);
+      },
+      onDrain: (resume) => r.on('drain', resume),
+      end: (trailers) => {
+        if (trailers && Object.keys(trailers).length > 0 && r.chunkedEncoding)
+          r.addTrailers(trailers as Record<string, string>);
+        r.end();
+      },
+      abort: () => this.reset(),
+    };
+  }
+
+  get headersSent(): boolean {
+    return this.#res.headersSent;
+  }
+  get bytesReceived(): number {
+    return this.#received;
+  }
+  received(n: number): void {
+    this.#received += n;
+  }
+  get bytesSent(): number {
+    return this.#sent;
+  }
+
+  respond(status: number, headers: OutgoingHttpHeaders): void {
+    this.#res.writeHead(status, headers);
+  }
+
+  localReply(status: number, body: string, headers: OutgoingHttpHeaders, grpc: boolean): void {
+    if (this.#res.headersSent) {
+      this.reset();
+      return;
+    }
+    if (grpc) {
+      this.#res.writeHead(200, {
+        ...headers,
+        'content-type': 'application/grpc',
+        'grpc-status': String(grpcStatusForHttp(status)),
+        'grpc-message': encodeGrpcMessage(body),
+        'content-length': '0',
+      });
+      this.#res.end();
+      return;
+    }
+    const bytes = Buffer.from(body);
+    this.#sent += bytes.length;
+    this.#res.writeHead(status, {
+      ...headers,
+      'content-type': 'text/plain',
+      'content-length': String(bytes.length),
+    });
+    this.#res.end(bytes);
+    // Unread request bodies would otherwise stall the keep-alive connection.
+    if (this.body && !this.#req.readableEnded) this.#req.resume();
+  }
+
+  reset(): void {
+    this.#res.destroy();
+    this.#req.socket?.destroy();
+  }
+
+  onClose(cb: (completed: boolean) => void): void {
+    this.#res.once('close', () => cb(this.#res.writableFinished));
+  }
+}
+
+export class Http2Downstream implements Downstream {
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly protocol = 'HTTP/2' as const;
+  readonly body: Readable | null;
+  readonly sink: ResponseSink;
+  #received = 0;
+  #sent = 0;
+  #pendingTrailers: OutgoingHttpHeaders | undefined;
+  readonly #stream: ServerHttp2Stream;
+
+  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    this.#stream = stream;
+    this.method = (headers[':method'] as string) ?? 'GET';
+    this.path = (headers[':path'] as string) ?? '/';
+    this.authority = (headers[':authority'] as string) ?? (headers.host as string) ?? '';
+    this.headers = headers;
+    this.body = stream.endAfterHeaders ? null : stream;
+    stream.on('error', () => {});
+    stream.on('wantTrailers', () => {
+      stream.sendTrailers(this.#pendingTrailers ?? {});
+    });
+    this.sink = {
+      write: (chunk) => {
+        this.#sent += chunk.length;
+        return stream.write(chunk);
+      },
+      onDrain: (resume) => stream.on('drain', resume),
+      end: (trailers) => {
+        if (trailers && Object.keys(trailers).length > 0)
+          this.#pendingTrailers = trailers as OutgoingHttpHeaders;
+        stream.end();
+      },
+      abort: () => this.reset(),
+    };
+  }
+
+  get headersSent(): boolean {
+    return this.#stream.headersSent;
+  }
+  get bytesReceived(): number {
+    return this.#received;
+  }
+  received(n: number): void {
+    this.#received += n;
+  }
+  get bytesSent(): number {
+    return this.#sent;
+  }
+
+  respond(status: number, headers: OutgoingHttpHeaders): void {
+    if (this.#stream.destroyed) return;
+    // waitForTrailers keeps the stream open after the body so upstream trailers (gRPC status) can follow.
+    this.#stream.respond({ ...headers, ':status': status }, { waitForTrailers: true });
+  }
+
+  localReply(status: number, body: string, headers: OutgoingHttpHeaders, grpc: boolean): void {
+    const s = this.#stream;
+    if (s.destroyed) return;
+    if (s.headersSent) {
+      this.reset();
+      return;
+    }
+    if (grpc) {
+      s.respond(
+        {
+          ...headers,
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': String(grpcStatusForHttp(status)),
+          'grpc-message': encodeGrpcMessage(body),
+        },
+        { endStream: true },
+      );
+    } else {
+      const bytes = Buffer.from(body);
+      this.#sent += bytes.length;
+      s.respond({
+        ...headers,
+        ':status': status,
+        'content-type': 'text/plain',
+        'content-length': bytes.length,
+      });
+      s.end(bytes);
+    }
+    // The client may still be sending a body we will never read: let it go without a reset.
+    if (this.body && !s.readableEnded) s.resume();
+  }
+
+  reset(): void {
+    if (!this.#stream.destroyed) this.#stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+
+  onClose(cb: (completed: boolean) => void): void {
+    this.#stream.once('close', () =>
+      cb(this.#stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && this.#stream.writableFinished),
+    );
+  }
+}

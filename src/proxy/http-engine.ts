@@ -1,0 +1,284 @@
+// The HTTP engine: one path for every request, whatever protocol it came in. Builds the request
+// context, runs the snapshot's filter chain, sends upstream through the layers, streams the
+// response back with backpressure, and reports the outcome (filters' onComplete, metrics, access
+// log) exactly once. Every failure ends as the reason's local reply or a reset; none escapes.
+import { randomUUID } from 'node:crypto';
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Snapshot } from '../../config/model.ts';
+import { formatAuthority } from '../hbone/authority.ts';
+import type { AccessLog } from '../observe/access-log.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { FilterChain } from '../pipeline/chain.ts';
+import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
+import type { FilterFactory } from '../pipeline/filter.ts';
+import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
+import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import type { Send, UpstreamRequest } from '../upstream/types.ts';
+import type { Downstream } from './downstream.ts';
+import { isGrpcContentType } from './grpc-status.ts';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+
+export interface HttpEngineOptions {
+  readonly factories: readonly FilterFactory[];
+  readonly send: Send;
+  readonly metrics: Metrics;
+  readonly accessLog: AccessLog;
+  readonly log: Logger;
+  /** `ip:port` of the HBONE listener, for the access log's downstream-local field. */
+  readonly localAddress: () => string;
+}
+
+export class HttpEngine {
+  readonly #opts: HttpEngineOptions;
+  // One chain per snapshot, built on first use; snapshots are immutable, so is the chain.
+  readonly #chains = new WeakMap<Snapshot, FilterChain>();
+  #inFlight = 0;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(opts: HttpEngineOptions) {
+    this.#opts = opts;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Resolves when no request is in flight. */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  chainFor(snapshot: Snapshot): FilterChain {
+    let chain = this.#chains.get(snapshot);
+    if (!chain) {
+      chain = FilterChain.build(this.#opts.factories, snapshot, this.#opts.log);
+      this.#chains.set(snapshot, chain);
+    }
+    return chain;
+  }
+
+  /** Handles one exchange to completion. Never rejects. */
+  async handle(ds: Downstream, tunnel: TunnelInfo): Promise<void> {
+    this.#inFlight++;
+    const startNs = process.hrtime.bigint();
+    const start = new Date();
+    const abort = new AbortController();
+    const requestId = (ds.headers['x-request-id'] as string | undefined) ?? randomUUID();
+    const headers = upstreamRequestHeaders(ds.headers);
+    headers['x-request-id'] = requestId;
+    const ctx: RequestContext = {
+      id: requestId,
+      startNs,
+      tunnel,
+      snapshot: tunnel.snapshot,
+      method: ds.method,
+      path: ds.path,
+      authority: ds.authority,
+      protocol: ds.protocol,
+      grpc: isGrpcContentType(ds.headers['content-type']),
+      headers: headers as RequestContext['headers'],
+      signal: abort.signal,
+      attributes: new Map(),
+      explain: [],
+    };
+    let reason: Reason = 'via_upstream';
+    let detail: string | undefined;
+    let upstreamHost: string | undefined;
+    let upstreamIdentity: string | undefined;
+    let status = 0;
+    let grpcStatus: string | undefined;
+    let completed = false;
+    ds.onClose((ok) => {
+      completed = ok;
+      if (!ok) abort.abort();
+    });
+    const chain = this.chainFor(tunnel.snapshot);
+
+    const reply = (
+      r: Reason,
+      d: string | undefined,
+      overrideStatus?: number,
+      body?: string,
+      extra?: OutgoingHttpHeaders,
+    ): void => {
+      reason = r;
+      detail = d;
+      const info = REASONS[r];
+      status = overrideStatus ?? info.status;
+      if (ctx.grpc) grpcStatus = undefined;
+      ds.localReply(status, body ?? info.body, { ...extra, 'x-waypoint-reason': r }, ctx.grpc);
+    };
+
+    try {
+      const verdict = await chain.onRequestHeaders(ctx);
+      if (abort.signal.aborted) {
+        reason = 'downstream_reset';
+      } else if (verdict.kind === 'reply') {
+        reply(verdict.reason, verdict.detail, verdict.status, verdict.body, verdict.headers);
+      } else {
+        const req: UpstreamRequest = {
+          method: ds.method,
+          path: ds.path,
+          headers: ctx.headers as OutgoingHttpHeaders,
+          body: ds.body,
+          protocol: upstreamProtocol(tunnel, ds),
+          onBodyChunk: (chunk) => ds.received(chunk.length),
+        };
+        if (req.protocol !== 'http2' && headers.host === undefined && ds.authority)
+          headers.host = ds.authority;
+        if (ds.upgrade) headers.upgrade = ds.upgrade;
+        try {
+          const res = await this.#opts.send(req, ctx);
+          upstreamHost = res.upstreamHost;
+          upstreamIdentity = req.endpoint?.identity;
+          if (abort.signal.aborted) {
+            res.discard();
+            reason = 'downstream_reset';
+          } else {
+            const head = { status: res.status, headers: downstreamResponseHeaders(res.headers) };
+            chain.onResponseHeaders(ctx, head);
+            status = head.status;
+            ds.respond(head.status, head.headers);
+            const grpcHeader = res.headers['grpc-status'];
+            await res.stream({
+              write: ds.sink.write,
+              onDrain: ds.sink.onDrain,
+              end: (trailers) => {
+                grpcStatus =
+                  (trailers?.['grpc-status'] as string | undefined) ?? (grpcHeader as string | undefined);
+                ds.sink.end(trailers);
+              },
+              abort: ds.sink.abort,
+            });
+          }
+        } catch (err) {
+          const e = isProxyError(err)
+            ? err
+            : new ProxyError('internal_error', String(err), { side: 'internal', cause: err });
+          upstreamHost ??= req.endpoint ? formatAuthority(req.endpoint.ip, req.endpoint.port) : undefined;
+          if (abort.signal.aborted) {
+            reason = 'downstream_reset';
+            detail = e.message;
+          } else if (ds.headersSent) {
+            reason = 'upstream_reset_after_response_started';
+            detail = e.message;
+            ds.reset();
+          } else {
+            reply(e.reason, e.message);
+          }
+          if (e.reason === 'internal_error')
+            this.#opts.log.error('request failed inside the waypoint', {
+              request_id: requestId,
+              error: e.message,
+            });
+        }
+      }
+    } catch (err) {
+      // Only a bug gets here; the client still gets an answer.
+      this.#opts.log.error('engine error', { request_id: requestId, error: String(err) });
+      reason = 'internal_error';
+      detail = String(err);
+      try {
+        if (!ds.headersSent) reply('internal_error', detail);
+        else ds.reset();
+      } catch {}
+    }
+
+    // Let the response finish (or fail) before reporting, so byte counts and status are final.
+    if (!abort.signal.aborted && !completed) await new Promise<void>((r) => ds.onClose(() => r()));
+    if (!completed && reason === 'via_upstream') reason = 'downstream_reset';
+    this.#complete(
+      ctx,
+      ds,
+      {
+        status,
+        reason,
+        upstreamHost,
+        bytesReceived: ds.bytesReceived,
+        bytesSent: ds.bytesSent,
+        durationMs: Number(process.hrtime.bigint() - startNs) / 1e6,
+        grpcStatus,
+        detail,
+      },
+      start,
+      chain,
+      upstreamIdentity,
+    );
+  }
+
+  #complete(
+    ctx: RequestContext,
+    ds: Downstream,
+    outcome: Outcome,
+    start: Date,
+    chain: FilterChain,
+    upstreamIdentity: string | undefined,
+  ): void {
+    try {
+      chain.onComplete(ctx, outcome);
+      const binding = ctx.tunnel.binding;
+      const svc = binding.kind === 'service' ? binding.service : undefined;
+      this.#opts.metrics.request(
+        {
+          sourceNamespace: ctx.tunnel.peer.namespace,
+          sourcePrincipal: ctx.tunnel.peer.uri,
+          destinationService: svc?.hostname ?? 'unknown',
+          destinationServiceName: svc?.name ?? 'unknown',
+          destinationServiceNamespace:
+            binding.kind === 'service' ? binding.service.namespace : binding.pod.namespace,
+          destinationPrincipal:
+            upstreamIdentity ?? (binding.kind === 'workload' ? binding.identity : 'unknown'),
+          protocol: ctx.grpc ? 'grpc' : 'http',
+          status: outcome.status,
+          grpcStatus: outcome.grpcStatus ?? '',
+          reason: outcome.reason,
+        },
+        outcome.durationMs,
+      );
+      if (this.#opts.accessLog.wants(outcome.status, outcome.reason)) {
+        this.#opts.accessLog.write({
+          start,
+          method: ctx.method,
+          path: ctx.path,
+          protocol: ctx.protocol,
+          status: outcome.status,
+          reason: outcome.reason,
+          detail: outcome.detail,
+          bytesReceived: outcome.bytesReceived,
+          bytesSent: outcome.bytesSent,
+          durationMs: outcome.durationMs,
+          forwardedFor: ds.headers['x-forwarded-for'] as string | undefined,
+          userAgent: ds.headers['user-agent'] as string | undefined,
+          requestId: ctx.id,
+          authority: ctx.authority,
+          upstreamHost: outcome.upstreamHost,
+          upstreamCluster: svc
+            ? `inbound|${binding.kind === 'service' ? binding.port : ''}||${svc.hostname}`
+            : undefined,
+          downstreamLocal: formatAuthority(ctx.tunnel.destination.ip, ctx.tunnel.destination.port),
+          downstreamRemote: formatAuthority(ctx.tunnel.source.ip, ctx.tunnel.source.port),
+          route: undefined,
+        });
+      }
+    } catch (err) {
+      this.#opts.log.error('reporting a request failed', { request_id: ctx.id, error: String(err) });
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0) {
+        const waiters = this.#idleWaiters;
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+}
+
+/** HTTP/2 upstream for http2/grpc ports and for clients that spoke HTTP/2; HTTP/1.1 otherwise. */
+function upstreamProtocol(tunnel: TunnelInfo, ds: Downstream): 'http1' | 'http2' | 'upgrade' {
+  if (ds.upgrade) return 'upgrade';
+  if (ds.protocol === 'HTTP/2') return 'http2';
+  const b = tunnel.binding;
+  return b.kind === 'service' && (b.protocol === 'http2' || b.protocol === 'grpc') ? 'http2' : 'http1';
+}

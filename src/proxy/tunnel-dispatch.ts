@@ -1,0 +1,118 @@
+// What runs inside an accepted tunnel, by the destination port's protocol as Istio decides it:
+// TCP and TLS ports are spliced to an endpoint; HTTP ports go to the HTTP engine as HTTP/1.x or
+// HTTP/2 (prior knowledge), told apart by the first bytes (Envoy's codec AUTO); ports of unknown
+// protocol are sniffed into one of the three.
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { acceptTunnel } from '../hbone/server.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { TunnelInfo } from '../pipeline/context.ts';
+import { REASONS } from '../pipeline/reasons.ts';
+import { Http1Downstream, Http2Downstream } from './downstream.ts';
+import type { HttpEngine } from './http-engine.ts';
+import { sniff } from './sniff.ts';
+import { proxyTcp, type TcpProxyDeps } from './tcp-proxy.ts';
+import { UpgradeDownstream } from './upgrade.ts';
+
+const TUNNEL = Symbol('tunnel');
+type TunnelStream = Duplex & { [TUNNEL]?: TunnelInfo };
+
+export interface DispatchOptions {
+  /** Inner HTTP/1.1 keep-alive idle timeout (Envoy's default idle timeout is 1 h). */
+  readonly keepAliveTimeoutMs?: number;
+  /** Request header block limit (Envoy: 60 KiB); over it the client gets 431. */
+  readonly maxHeaderBytes?: number;
+  /** Time allowed for a request head to arrive (slowloris protection). */
+  readonly headersTimeoutMs?: number;
+}
+
+export class TunnelDispatcher {
+  readonly #engine: HttpEngine;
+  readonly #tcp: TcpProxyDeps;
+  readonly #log: Logger;
+  readonly #http1: http.Server;
+  readonly #h2Sessions = new Set<ServerHttp2Session>();
+  #draining = false;
+
+  constructor(engine: HttpEngine, tcp: TcpProxyDeps, log: Logger, opts: DispatchOptions = {}) {
+    this.#engine = engine;
+    this.#tcp = tcp;
+    this.#log = log;
+    this.#http1 = http.createServer({
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 3_600_000,
+      headersTimeout: opts.headersTimeoutMs ?? 60_000,
+      // Whole-request deadlines belong to routes; a long upload must not be cut here.
+      requestTimeout: 0,
+      maxHeaderSize: opts.maxHeaderBytes ?? 60 * 1024,
+    });
+    this.#http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const info = (req.socket as TunnelStream)[TUNNEL]!;
+      void this.#engine.handle(new Http1Downstream(req, res, this.#draining), info);
+    });
+    this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const info = (socket as TunnelStream)[TUNNEL]!;
+      void this.#engine.handle(new UpgradeDownstream(req, socket, head), info);
+    });
+    this.#http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const reason =
+        err.code === 'HPE_HEADER_OVERFLOW' ? 'downstream_headers_too_large' : 'downstream_protocol_error';
+      const info = REASONS[reason];
+      const tunnel = (socket as TunnelStream)[TUNNEL];
+      this.#log.info('http: malformed request', {
+        reason,
+        error: err.code ?? err.message,
+        source: tunnel?.peer.uri,
+      });
+      if (socket.writable && err.code !== 'ECONNRESET') {
+        socket.end(
+          `HTTP/1.1 ${info.status} ${http.STATUS_CODES[info.status]}\r\ncontent-type: text/plain\r\ncontent-length: ${info.body.length}\r\nx-waypoint-reason: ${reason}\r\nconnection: close\r\n\r\n${info.body}`,
+        );
+      } else {
+        socket.destroy();
+      }
+    });
+  }
+
+  serve(stream: ServerHttp2Stream, info: TunnelInfo): void {
+    const protocol = info.binding.kind === 'service' ? info.binding.protocol : 'unknown';
+    if (protocol === 'tcp' || protocol === 'tls') {
+      void proxyTcp(stream, info, this.#tcp, false);
+      return;
+    }
+    acceptTunnel(stream);
+    void sniff(stream).then((kind) => {
+      if (stream.destroyed) return;
+      if (kind === 'tcp' && protocol === 'unknown') void proxyTcp(stream, info, this.#tcp, true);
+      else if (kind === 'http2') this.#serveHttp2(stream, info);
+      else this.#serveHttp1(stream, info);
+    });
+  }
+
+  /** Stops reusing inner connections: GOAWAY on HTTP/2, `Connection: close` and idle closes on HTTP/1. */
+  drain(): void {
+    this.#draining = true;
+    for (const s of this.#h2Sessions) if (!s.closed) s.close();
+    this.#http1.closeIdleConnections();
+  }
+
+  #serveHttp1(stream: ServerHttp2Stream, info: TunnelInfo): void {
+    (stream as TunnelStream)[TUNNEL] = info;
+    this.#http1.emit('connection', stream);
+    stream.resume();
+  }
+
+  #serveHttp2(stream: ServerHttp2Stream, info: TunnelInfo): void {
+    const session = http2.performServerHandshake(stream, {
+      settings: { maxConcurrentStreams: 1000, initialWindowSize: 1024 * 1024, enablePush: false },
+      maxSessionMemory: 64,
+    });
+    this.#h2Sessions.add(session);
+    session.once('close', () => this.#h2Sessions.delete(session));
+    session.on('error', () => {});
+    session.on('stream', (s: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+      void this.#engine.handle(new Http2Downstream(s, headers), info);
+    });
+    if (this.#draining) session.close();
+  }
+}
