@@ -47,6 +47,8 @@ export interface HboneClientOptions {
   /** Close a pooled session after this long without streams (ztunnel: 5 min). */
   readonly idleTimeoutMs?: number;
   readonly connectTimeoutMs?: number;
+  /** Streams per session before another session opens (ztunnel: 100). */
+  readonly maxStreamsPerSession?: number;
 }
 
 export class HboneClient {
@@ -54,6 +56,7 @@ export class HboneClient {
   readonly #pools = new Map<string, PooledSession[]>();
   readonly #idleTimeoutMs: number;
   readonly #connectTimeoutMs: number;
+  readonly #maxStreams: number;
   #sessions = 0;
   #closed = false;
 
@@ -61,6 +64,7 @@ export class HboneClient {
     this.#credentials = credentials;
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? 300_000;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.#maxStreams = opts.maxStreamsPerSession ?? OUTBOUND_MAX_STREAMS;
     // A rotated certificate applies to new sessions; existing ones finish their streams on the old one.
     credentials.onChange(() => {
       for (const sessions of this.#pools.values()) for (const s of sessions) s.session.close();
@@ -184,13 +188,13 @@ export class HboneClient {
             ),
       settings: outboundSettings,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
-      peerMaxConcurrentStreams: OUTBOUND_MAX_STREAMS,
+      peerMaxConcurrentStreams: this.#maxStreams,
     });
     this.#sessions++;
     const pooled: PooledSession = {
       session,
       streams: 0,
-      maxStreams: OUTBOUND_MAX_STREAMS,
+      maxStreams: this.#maxStreams,
       ready: new Promise<void>((resolve, reject) => {
         const timer = setTimeout(
           () => session.destroy(new Error(`no TLS/HTTP2 handshake within ${this.#connectTimeoutMs} ms`)),

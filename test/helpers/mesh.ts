@@ -1,0 +1,399 @@
+// A small mesh on loopback for tests: a dev CA, certificate files, Kubernetes YAML in a temporary
+// directory, application backends on pod IPs behind ztunnel stand-ins (HBONE on POD_IP:PORT), and
+// a waypoint either in this process (module API) or as a child process driven through the CLI.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { ClientHttp2Stream } from 'node:http2';
+import type { AddressInfo, Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { Client, Pool } from 'undici';
+import { formatAuthority, type HostPort } from '../../src/hbone/authority.ts';
+import { HboneClient } from '../../src/hbone/client.ts';
+import type { ConnectRequest } from '../../src/hbone/server.ts';
+import { type Credentials, memoryCredentials } from '../../src/identity/credentials.ts';
+import { createDevCa, type DevCa, devCertFileNames } from '../../src/identity/dev-ca.ts';
+import { silentLogger } from '../../src/observe/logger.ts';
+import { Waypoint, type WaypointOptions } from '../../src/waypoint.ts';
+import { InboundTunnel } from '../../src/ztunnel/inbound.ts';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+export const NODE = join(ROOT, 'node_modules/.bin/node');
+export const CLI = join(ROOT, 'bin/node-waypoint.js');
+export const TD = 'cluster.local';
+export const id = (ns: string, sa: string): string => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
+
+/** A namespace with a waypoint Gateway that takes service traffic. */
+export function waypointYaml(ns = 'shop', name = 'waypoint', waypointFor = 'service'): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${ns}
+  labels:
+    istio.io/use-waypoint: ${name}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: ${name}
+  namespace: ${ns}
+  labels:
+    istio.io/waypoint-for: ${waypointFor}
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+    - name: mesh
+      port: 15008
+      protocol: HBONE
+`;
+}
+
+export interface PodSpec {
+  readonly name: string;
+  readonly ip: string;
+  readonly sa?: string;
+  readonly ready?: boolean;
+}
+
+/** A Service with a selector and its pods (endpoints derived from the pods, as kube does). */
+export function serviceYaml(opts: {
+  ns?: string;
+  name: string;
+  vip: string;
+  port: number;
+  targetPort?: number;
+  portName?: string;
+  appProtocol?: string;
+  pods: readonly PodSpec[];
+}): string {
+  const ns = opts.ns ?? 'shop';
+  const docs = [
+    `apiVersion: v1
+kind: Service
+metadata:
+  name: ${opts.name}
+  namespace: ${ns}
+spec:
+  clusterIP: ${opts.vip}
+  selector:
+    app: ${opts.name}
+  ports:
+    - name: ${opts.portName ?? 'http'}
+      port: ${opts.port}
+      targetPort: ${opts.targetPort ?? opts.port}${opts.appProtocol ? `\n      appProtocol: ${opts.appProtocol}` : ''}
+`,
+  ];
+  for (const p of opts.pods) {
+    docs.push(`apiVersion: v1
+kind: Pod
+metadata:
+  name: ${p.name}
+  namespace: ${ns}
+  labels:
+    app: ${opts.name}
+spec:
+  serviceAccountName: ${p.sa ?? opts.name}
+  containers:
+    - name: app
+      image: app
+status:
+  phase: Running
+  podIP: ${p.ip}
+  conditions:
+    - type: Ready
+      status: "${p.ready === false ? 'False' : 'True'}"
+`);
+  }
+  return docs.join('---\n');
+}
+
+export interface WaypointProcess {
+  readonly child: ChildProcess;
+  readonly hbone: HostPort;
+  readonly admin: HostPort;
+  readonly metrics: HostPort;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+export class TestMesh {
+  readonly dir: string;
+  readonly configDir: string;
+  readonly ca: DevCa;
+  readonly #closers: Array<() => Promise<unknown> | unknown> = [];
+
+  private constructor(dir: string, ca: DevCa) {
+    this.dir = dir;
+    this.configDir = join(dir, 'config');
+    this.ca = ca;
+  }
+
+  static async create(): Promise<TestMesh> {
+    const dir = await mkdtemp(join(tmpdir(), 'waypoint-test-'));
+    const mesh = new TestMesh(dir, await createDevCa({ trustDomain: TD }));
+    await writeFile(join(dir, 'root-cert.pem'), mesh.ca.rootPem);
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(mesh.configDir);
+    return mesh;
+  }
+
+  get rootCertFile(): string {
+    return join(this.dir, 'root-cert.pem');
+  }
+
+  async credentials(identity: string, ca?: DevCa): Promise<Credentials> {
+    const issued = await (ca ?? this.ca).issue(identity);
+    return memoryCredentials({ cert: issued.certChainPem, key: issued.keyPem, ca: this.ca.rootPem });
+  }
+
+  /** Writes cert and key files for identity; returns their paths. */
+  async certFiles(identity: string): Promise<{ cert: string; key: string; ca: string }> {
+    const issued = await this.ca.issue(identity);
+    const names = devCertFileNames(identity);
+    const cert = join(this.dir, names.cert);
+    const key = join(this.dir, names.key);
+    await writeFile(cert, issued.certChainPem);
+    await writeFile(key, issued.keyPem);
+    return { cert, key, ca: this.rootCertFile };
+  }
+
+  async writeConfig(file: string, yaml: string): Promise<string> {
+    const path = join(this.configDir, file);
+    await writeFile(path, yaml);
+    return path;
+  }
+
+  onClose(fn: () => Promise<unknown> | unknown): void {
+    this.#closers.push(fn);
+  }
+
+  /** Puts a server on ip:port and a ztunnel stand-in on ip:hbonePort in front of it. */
+  async pod(
+    ip: string,
+    port: number,
+    server: Server,
+    identity: string,
+    opts: { hbonePort?: number; onTunnel?: (req: ConnectRequest) => void } = {},
+  ): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, ip, () => resolve());
+    });
+    this.onClose(
+      () =>
+        new Promise<void>((r) => {
+          (server as http.Server).closeAllConnections?.();
+          server.close(() => r());
+        }),
+    );
+    const inbound = new InboundTunnel({
+      listen: { ip, port: opts.hbonePort ?? 15008 },
+      credentials: await this.credentials(identity),
+      log: silentLogger,
+      ...(opts.onTunnel ? { onTunnel: opts.onTunnel } : {}),
+    });
+    await inbound.listen();
+    this.onClose(() => inbound.close());
+  }
+
+  /** An HTTP backend that answers JSON naming the pod, method, path and body size. */
+  static echoServer(podName: string): http.Server {
+    return http.createServer((req, res) => {
+      let size = 0;
+      req.on('data', (c: Buffer) => (size += c.length));
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-pod': podName });
+        res.end(
+          JSON.stringify({
+            pod: podName,
+            method: req.method,
+            path: req.url,
+            bytes: size,
+            headers: req.headers,
+          }),
+        );
+      });
+    });
+  }
+
+  async startWaypoint(opts: Partial<WaypointOptions> & { identity?: string } = {}): Promise<Waypoint> {
+    const waypoint = new Waypoint({
+      configPaths: [this.configDir],
+      gateway: { namespace: 'shop', name: 'waypoint' },
+      hbone: { host: '127.0.0.2', port: 0 },
+      admin: { host: '127.0.0.2', port: 0 },
+      metrics: { host: '127.0.0.2', port: 0 },
+      credentials: await this.credentials(opts.identity ?? id('shop', 'waypoint')),
+      endpointHbonePort: 15008,
+      log: silentLogger,
+      accessLog: 'off',
+      defaultMetrics: false,
+      drainDeadlineMs: 5_000,
+      ...opts,
+    });
+    await waypoint.start();
+    this.onClose(() => waypoint.close());
+    return waypoint;
+  }
+
+  /** Runs `node-waypoint run` as a child process on ephemeral ports; resolves once it is ready. */
+  async spawnWaypoint(
+    args: string[] = [],
+    opts: { identity?: string; hboneIp?: string; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<WaypointProcess> {
+    const files = await this.certFiles(opts.identity ?? id('shop', 'waypoint'));
+    const ip = opts.hboneIp ?? '127.0.0.2';
+    const child = spawn(
+      NODE,
+      [
+        CLI,
+        'run',
+        '--config',
+        this.configDir,
+        '--gateway',
+        'shop/waypoint',
+        '--cert',
+        files.cert,
+        '--key',
+        files.key,
+        '--ca',
+        files.ca,
+        '--hbone',
+        `${ip}:0`,
+        '--admin',
+        `${ip}:0`,
+        '--metrics',
+        `${ip}:0`,
+        ...args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
+    );
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    this.onClose(async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    });
+    const waitForStderr = async (pattern: RegExp, timeoutMs = 15_000): Promise<string> => {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const m = pattern.exec(err);
+        if (m) return m[0];
+        if (child.exitCode !== null) throw new Error(`waypoint exited ${child.exitCode}: ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`timed out waiting for ${pattern} in stderr:\n${err}`);
+    };
+    const line = await waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
+    const parsed = JSON.parse(line) as { hbone: string; admin: string; metrics: string };
+    const hp = (s: string): HostPort => {
+      const i = s.lastIndexOf(':');
+      return { ip: s.slice(0, i), port: Number(s.slice(i + 1)) };
+    };
+    return {
+      child,
+      hbone: hp(parsed.hbone),
+      admin: hp(parsed.admin),
+      metrics: hp(parsed.metrics),
+      stdout: () => out,
+      stderr: () => err,
+      exited,
+      waitForStderr,
+    };
+  }
+
+  /** A ztunnel-like client: HBONE to the waypoint as `identity`. */
+  async hboneClient(
+    identity: string,
+    ca?: DevCa,
+    opts: { maxStreamsPerSession?: number } = {},
+  ): Promise<HboneClient> {
+    const client = new HboneClient(await this.credentials(identity, ca), opts);
+    this.onClose(() => client.close());
+    return client;
+  }
+
+  /** Opens one tunnel to `destination` through the waypoint at `waypoint`. */
+  static tunnel(
+    client: HboneClient,
+    waypoint: HostPort,
+    destination: HostPort,
+    waypointIdentity = id('shop', 'waypoint'),
+  ): Promise<ClientHttp2Stream> {
+    return client.open(
+      { ip: waypoint.ip, hbonePort: waypoint.port, identity: waypointIdentity },
+      formatAuthority(destination.ip, destination.port),
+      { forwarded: 'for="127.0.0.50:40000"' },
+    );
+  }
+
+  /** An undici pool whose connections are tunnels through the waypoint to destination (a VIP:port). */
+  httpPool(client: HboneClient, waypoint: HostPort, destination: HostPort, opts: Pool.Options = {}): Pool {
+    const pool = new Pool(`http://${formatAuthority(destination.ip, destination.port)}`, {
+      ...opts,
+      connect: (_o, cb) => {
+        TestMesh.tunnel(client, waypoint, destination).then(
+          (s) => cb(null, s as unknown as Duplex as never),
+          (e: Error) => cb(e, null),
+        );
+      },
+    });
+    this.onClose(() => pool.destroy());
+    return pool;
+  }
+
+  /** Same, HTTP/2 prior knowledge (for gRPC-like tests with undici). */
+  h2Client(client: HboneClient, waypoint: HostPort, destination: HostPort): Client {
+    const c = new Client(`http://${formatAuthority(destination.ip, destination.port)}`, {
+      allowH2: true,
+      connect: (_o, cb) => {
+        TestMesh.tunnel(client, waypoint, destination).then(
+          (s) => {
+            (s as unknown as { alpnProtocol: string }).alpnProtocol = 'h2';
+            cb(null, s as unknown as Duplex as never);
+          },
+          (e: Error) => cb(e, null),
+        );
+      },
+    });
+    this.onClose(() => c.destroy());
+    return c;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.#closers.reverse()) {
+      try {
+        await c();
+      } catch {}
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function listeningPort(server: Server): number {
+  return (server.address() as AddressInfo).port;
+}
+
+/** Fetches a URL on the admin or metrics port. */
+export async function getText(hp: HostPort, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: hp.ip, port: hp.port, path }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
