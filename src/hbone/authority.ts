@@ -18,7 +18,8 @@ export function parseAuthority(authority: string | undefined): HostPort | undefi
     portText = authority.slice(end + 2);
   } else {
     const colon = authority.lastIndexOf(':');
-    if (colon <= 0) return undefined;
+    // An IPv6 address must be bracketed, or its last group would read as the port.
+    if (colon <= 0 || authority.indexOf(':') !== colon) return undefined;
     host = authority.slice(0, colon);
     portText = authority.slice(colon + 1);
   }

@@ -397,3 +397,126 @@ export async function getText(hp: HostPort, path: string): Promise<{ status: num
       .on('error', reject);
   });
 }
+
+/** A `node-waypoint` child process of any subcommand (see TestMesh.spawnCli). */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+}
+
+/**
+ * Runs `node-waypoint ARGS...` with the pinned Node, capturing stdout and stderr. The environment is
+ * this process's without any WAYPOINT_* variable, plus opts.env. When `register` is given (a mesh's
+ * onClose), the process is killed on close if it is still running.
+ */
+export function spawnCli(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; register?: (fn: () => Promise<unknown>) => void } = {},
+): CliProcess {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WAYPOINT_')) env[k] = v;
+  const child = spawn(NODE, [CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...env, ...opts.env },
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  opts.register?.(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const waitFor =
+    (read: () => string, what: string) =>
+    async (pattern: RegExp, timeoutMs = 15_000): Promise<RegExpExecArray> => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = pattern.exec(read());
+        if (m) return m;
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`node-waypoint ${args[0]} exited ${child.exitCode ?? child.signalCode}:\n${err}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} on ${what}:\n${read()}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForStdout: waitFor(() => out, 'stdout'),
+    waitForStderr: waitFor(() => err, 'stderr'),
+  };
+}
+
+/** `waypoint_config_reloads_total{result="applied"} 3` → 3 (summed over matching series; 0 if none). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** Polls `check` every 25 ms until it returns a value other than undefined/false, or throws on timeout. */
+export async function eventually<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 5_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A curl-like plain HTTP/1.1 request on a fresh connection (no keep-alive pool). */
+export function curl(
+  hp: HostPort,
+  path: string,
+  opts: { method?: string; body?: string; headers?: http.OutgoingHttpHeaders; timeoutMs?: number } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: hp.ip,
+        port: hp.port,
+        path,
+        method: opts.method ?? 'GET',
+        agent: false,
+        headers: { host: formatAuthority(hp.ip, hp.port), ...opts.headers },
+        timeout: opts.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`curl ${path}: timed out`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}

@@ -1,0 +1,27 @@
+# node-waypoint: a small image that runs `node-waypoint run` as a non-root user.
+# Node runs the TypeScript sources directly (type stripping), so there is no build stage:
+# the runtime dependencies and the sources are the image.
+FROM node:24-bookworm-slim
+
+ENV NODE_ENV=production
+WORKDIR /app
+
+COPY package.json package-lock.json ./
+# Runtime dependencies only; the base image is already Node 24 (the `node` devDependency that
+# pins it for npm scripts is not needed here).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+COPY bin ./bin
+COPY src ./src
+COPY filters ./filters
+COPY config ./config
+
+# Istio's waypoint template runs the proxy as 1337:1337 with a read-only root filesystem.
+USER 1337:1337
+
+# 15008 HBONE, 15021 readiness and /config_dump, 15020 Prometheus metrics.
+EXPOSE 15008 15021 15020
+
+# Configure with WAYPOINT_* environment variables or flags (see `node-waypoint run --help`).
+ENTRYPOINT ["node", "/app/bin/node-waypoint.js"]
+CMD ["run"]

@@ -1,0 +1,83 @@
+// The filter contract: a filter drops into the chain without engine changes, a reply verdict
+// stops the chain, a throwing filter becomes a 500 without escaping, onComplete always runs.
+import { describe, expect, it } from 'vitest';
+import type { Snapshot } from '../../config/model.ts';
+import { silentLogger } from '../observe/logger.ts';
+import { FilterChain } from './chain.ts';
+import type { RequestContext } from './context.ts';
+import { CONTINUE, type Filter, type FilterFactory } from './filter.ts';
+
+const ctx = (headers: Record<string, string> = {}): RequestContext =>
+  ({
+    id: 'r1',
+    headers,
+    signal: new AbortController().signal,
+    attributes: new Map(),
+    explain: [],
+  }) as unknown as RequestContext;
+const snapshot = {} as Snapshot;
+
+describe('FilterChain', () => {
+  it('runs filters in order and stops at the first reply', async () => {
+    const order: string[] = [];
+    const filters: Filter[] = [
+      { name: 'a', onRequestHeaders: () => (order.push('a'), CONTINUE) },
+      {
+        name: 'b',
+        onRequestHeaders: async () => (order.push('b'), { kind: 'reply', reason: 'authz_denied' }),
+      },
+      { name: 'c', onRequestHeaders: () => (order.push('c'), CONTINUE) },
+    ];
+    const verdict = await new FilterChain(filters, silentLogger).onRequestHeaders(ctx());
+    expect(verdict).toEqual({ kind: 'reply', reason: 'authz_denied' });
+    expect(order).toEqual(['a', 'b']);
+  });
+
+  it('turns a throwing filter into internal_error instead of letting it escape', async () => {
+    const chain = new FilterChain(
+      [
+        {
+          name: 'boom',
+          onRequestHeaders: () => {
+            throw new Error('bug');
+          },
+        },
+      ],
+      silentLogger,
+    );
+    expect(await chain.onRequestHeaders(ctx())).toMatchObject({ kind: 'reply', reason: 'internal_error' });
+    expect(() =>
+      new FilterChain(
+        [
+          {
+            name: 'x',
+            onComplete: () => {
+              throw new Error('bug');
+            },
+          },
+        ],
+        silentLogger,
+      ).onComplete(ctx(), {} as never),
+    ).not.toThrow();
+  });
+
+  it('builds from factories, skipping filters a snapshot does not configure', () => {
+    const factories: FilterFactory[] = [
+      { name: 'on', create: () => ({ name: 'on', onRequestHeaders: () => CONTINUE }) },
+      { name: 'off', create: () => undefined },
+    ];
+    expect(FilterChain.build(factories, snapshot, silentLogger).filters.map((f) => f.name)).toEqual(['on']);
+  });
+
+  it('runs response hooks in reverse order', () => {
+    const seen: string[] = [];
+    const mk = (n: string): Filter => ({
+      name: n,
+      onResponseHeaders: (_c, head) => void (seen.push(n), (head.headers[`x-${n}`] = '1')),
+    });
+    const head = { status: 200, headers: {} as Record<string, string> };
+    new FilterChain([mk('a'), mk('b')], silentLogger).onResponseHeaders(ctx(), head);
+    expect(seen).toEqual(['b', 'a']);
+    expect(head.headers).toEqual({ 'x-a': '1', 'x-b': '1' });
+  });
+});
