@@ -1,4 +1,5 @@
 // HTTP/1.1 through the waypoint: HBONE in from a ztunnel-like client, HBONE out to endpoints.
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectRequest } from '../../src/hbone/server.ts';
 import { createDevCa } from '../../src/identity/dev-ca.ts';
@@ -102,7 +103,7 @@ describe('HTTP/1.1 through the waypoint', () => {
       for (let i = 0; i < 10; i++) yield Buffer.alloc(1000, i);
     }
     for (let i = 0; i < 5; i++) {
-      const res = await pool.request({ method: 'PUT', path: '/upload', body: chunks() });
+      const res = await pool.request({ method: 'PUT', path: '/upload', body: Readable.from(chunks()) });
       expect(((await res.body.json()) as { bytes: number }).bytes).toBe(10_000);
     }
     // One client connection carried all five requests: one tunnel in.
