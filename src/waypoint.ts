@@ -1,7 +1,8 @@
 // The waypoint process, assembled: credentials, configuration source, HBONE in, tunnel dispatch,
 // HTTP engine with the filter chain, upstream layers, HBONE out, admin and metrics ports, and the
 // drain sequence. main.ts parses flags; this file only wires.
-import type { ObjectRef, Snapshot } from '../config/model.ts';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { FileConfigSource } from '../config/source.ts';
 import { FILTER_ORDER } from '../filters/index.ts';
 import { AdminServer } from './admin/admin-server.ts';
@@ -14,6 +15,7 @@ import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
+import type { Binding, TunnelInfo } from './pipeline/context.ts';
 import type { FilterFactory } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
@@ -62,6 +64,10 @@ export class Waypoint {
   readonly #admin: AdminServer;
   readonly #metricsServer: AdminServer;
   #snapshot: Snapshot | undefined;
+  /** What the latest load rejected (each load reads every file, so this is what is wrong now). */
+  #rejected: readonly ConfigMessage[] = [];
+  /** Tunnels spliced as TCP or TLS: the drain waits for them as it waits for HTTP requests. */
+  readonly #opaqueTunnels = new Set<ServerHttp2Stream>();
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
 
@@ -140,7 +146,10 @@ export class Waypoint {
       'GET /config_dump': () => ({
         status: 200,
         type: 'application/json',
-        body: configDump(this.#snapshot, { ready: this.readiness.notReadyBecause() ?? 'ready' }),
+        body: configDump(this.#snapshot, {
+          ready: this.readiness.notReadyBecause() ?? 'ready',
+          rejected: this.#rejected,
+        }),
       }),
     });
     this.#metricsServer = new AdminServer({
@@ -163,12 +172,35 @@ export class Waypoint {
   /** Loads the configuration, binds the ports and starts watching. Throws if a port cannot be bound. */
   async start(): Promise<void> {
     await this.#reload();
-    this.#config.watch((result) => this.#applyResult(result));
-    const [hbone, admin, metrics] = await Promise.all([
-      this.#server.listen(this.#opts.hbone.host, this.#opts.hbone.port),
-      this.#admin.listen(this.#opts.admin.host, this.#opts.admin.port),
-      this.#metricsServer.listen(this.#opts.metrics.host, this.#opts.metrics.port),
-    ]);
+    this.#config.watch(
+      (result) => this.#applyResult(result),
+      (err) => {
+        this.metrics.configReloads.labels('failed').inc();
+        this.#log.error('config: reload failed, keeping the configuration in force', { error: String(err) });
+      },
+    );
+    let bound: [HostPort, HostPort, HostPort];
+    try {
+      const bind = (what: string, l: Listen, listen: (host: string, port: number) => Promise<HostPort>) =>
+        listen(l.host, l.port).catch((err: NodeJS.ErrnoException) => {
+          throw new Error(
+            `cannot listen for ${what} on ${formatAuthority(l.host, l.port)}: ${err.code ?? err.message}`,
+            {
+              cause: err,
+            },
+          );
+        });
+      bound = await Promise.all([
+        bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p)),
+        bind('admin', this.#opts.admin, (h, p) => this.#admin.listen(h, p)),
+        bind('metrics', this.#opts.metrics, (h, p) => this.#metricsServer.listen(h, p)),
+      ]);
+    } catch (err) {
+      // Whatever did bind, and the config watcher, would keep a failed process alive.
+      await this.close();
+      throw err;
+    }
+    const [hbone, admin, metrics] = bound;
     this.addresses = { hbone, admin, metrics };
     this.readiness.pass('listeners');
     this.#log.info('waypoint listening', {
@@ -182,32 +214,47 @@ export class Waypoint {
 
   /**
    * The drain sequence: readiness fails at once; GOAWAY on every HBONE session and inner HTTP/2
-   * session, `Connection: close` on HTTP/1; in-flight requests get until the deadline; then the
-   * rest is reset and everything closes.
+   * session, `Connection: close` on HTTP/1; in-flight requests, and TCP/TLS tunnels still open,
+   * get until the deadline; then the rest is reset and everything closes.
    */
-  async shutdown(): Promise<{ drained: boolean; abandoned: number }> {
+  async shutdown(): Promise<{ drained: boolean; abandoned: number; tunnelsCut: number }> {
     const deadline = this.#opts.drainDeadlineMs ?? 20_000;
     this.readiness.startDraining();
-    this.#log.info('drain: readiness failing, GOAWAY sent', {
-      in_flight: this.#engine.inFlight,
-      deadline_ms: deadline,
-    });
     this.#server.drain();
     this.#dispatcher.drain();
+    this.#log.info('drain: readiness failing, GOAWAY sent', {
+      in_flight: this.#engine.inFlight,
+      tcp_tunnels: this.#opaqueTunnels.size,
+      deadline_ms: deadline,
+    });
     let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const finished = async (): Promise<boolean> => {
+      await this.#engine.idle();
+      // TCP and TLS tunnels have no requests to count: they get the deadline too. (HTTP tunnels
+      // left open are idle keep-alive connections; close() ends them.)
+      while (this.#opaqueTunnels.size > 0 && !timedOut) await new Promise((r) => setTimeout(r, 25));
+      return !timedOut;
+    };
     const drained = await Promise.race([
-      this.#engine.idle().then(() => true),
+      finished(),
       new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), deadline);
+        timer = setTimeout(() => {
+          timedOut = true;
+          r(false);
+        }, deadline);
       }),
     ]);
     clearTimeout(timer);
+    timedOut = true;
     const abandoned = this.#engine.inFlight;
+    const tunnelsCut = this.#opaqueTunnels.size;
     this.#log.info(drained ? 'drain: all requests finished' : 'drain: deadline passed, resetting the rest', {
       abandoned,
+      tunnels_cut: tunnelsCut,
     });
     await this.close();
-    return { drained, abandoned };
+    return { drained, abandoned, tunnelsCut };
   }
 
   async close(): Promise<void> {
@@ -238,6 +285,7 @@ export class Waypoint {
 
   #applyResult(result: Awaited<ReturnType<FileConfigSource['load']>>): void {
     const { report, snapshot } = result;
+    this.#rejected = report.rejected;
     for (const m of report.rejected) this.#log.error(`config: rejected: ${m.message}`);
     for (const m of report.warnings) this.#log.warn(`config: ${m.message}`);
     if (report.rejected.length > 0) this.metrics.configRejections.inc(report.rejected.length);
@@ -248,7 +296,12 @@ export class Waypoint {
     }
     this.#snapshot = snapshot;
     this.metrics.configReloads.labels('applied').inc();
-    this.readiness.pass('config');
+    // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
+    if (snapshot.gateway.found) this.readiness.pass('config');
+    else
+      this.#log.warn('config: gateway not found, nothing is served', {
+        gateway: `${snapshot.gateway.ref.namespace}/${snapshot.gateway.ref.name}`,
+      });
     for (const m of snapshot.messages) {
       if (m.severity === 'error') this.#log.error(`config: ${m.message}`);
       else this.#log.warn(`config: ${m.message}`);
@@ -279,7 +332,38 @@ export class Waypoint {
         detail: `${key} is not a Service VIP:port or pod bound to waypoint ${snapshot.gateway.ref.namespace}/${snapshot.gateway.ref.name}`,
       };
     }
-    const tunnel = { binding, peer: req.peer, source: req.source, destination: req.authority, snapshot };
-    return { accept: true, serve: (stream) => this.#dispatcher.serve(stream, tunnel) };
+    // A tunnel can live for hours (keep-alive, HTTP/2, gRPC): each request on it must see the
+    // configuration in force when it starts, not the one the CONNECT arrived under. So binding and
+    // snapshot are looked up again on every read; if the binding is gone from the new snapshot,
+    // the tunnel keeps the version it was accepted with until it closes.
+    const isService = snapshot.services.has(key);
+    const current = (): { snapshot: Snapshot; binding: Binding } => {
+      const now = this.#snapshot;
+      if (now === snapshot || !now) return { snapshot, binding };
+      const b = isService ? now.services.get(key) : now.workloads.get(req.authority.ip);
+      return b ? { snapshot: now, binding: b } : { snapshot, binding };
+    };
+    const tunnel: TunnelInfo = {
+      get binding() {
+        return current().binding;
+      },
+      get snapshot() {
+        return current().snapshot;
+      },
+      peer: req.peer,
+      source: req.source,
+      destination: req.authority,
+    };
+    const opaque = binding.kind === 'service' && (binding.protocol === 'tcp' || binding.protocol === 'tls');
+    return {
+      accept: true,
+      serve: (stream) => {
+        if (opaque) {
+          this.#opaqueTunnels.add(stream);
+          stream.once('close', () => this.#opaqueTunnels.delete(stream));
+        }
+        this.#dispatcher.serve(stream, tunnel);
+      },
+    };
   }
 }

@@ -1,5 +1,6 @@
 // /config_dump: the snapshot in force as JSON (Maps become objects), so an operator sees exactly
-// which Services and pods this waypoint serves, with which endpoints, and what was rejected.
+// which Services and pods this waypoint serves, with which endpoints, and what was rejected (the
+// caller passes the latest load's rejections in `extra`, since they are not part of the snapshot).
 import type { Snapshot } from '../../config/model.ts';
 
 export function configDump(snapshot: Snapshot | undefined, extra: Record<string, unknown>): string {

@@ -17,7 +17,7 @@ import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
 import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
-import { parseListen, parseRef } from './flags.ts';
+import { checked, parseListen, parseRef } from './flags.ts';
 import { untilSignal } from './run.ts';
 
 export const DEMO_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '../../config/demo');
@@ -71,7 +71,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     process.stdout.write(DEMO_USAGE);
     return 0;
   }
-  const log = createLogger(parseLogLevel(values['log-level'] ?? 'warn'));
+  const log = createLogger(checked('--log-level', () => parseLogLevel(values['log-level'] ?? 'warn')));
+  const accessLog = checked('--access-log', () => parseAccessLogMode(values['access-log'] ?? 'all'));
   const configPaths = values.config ?? [DEMO_CONFIG];
   const gateway = parseRef('--gateway', values.gateway ?? 'bank-of-anthos/waypoint');
   const waypointIp = parseListen('--waypoint-ip', `${values['waypoint-ip'] ?? '127.10.0.2'}:0`).ip;
@@ -135,7 +136,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     metrics: { host: waypointIp, port: 15020 },
     credentials: await credentialsFor(waypointIdentity),
     endpointHbonePort: 15008,
-    accessLog: parseAccessLogMode(values['access-log'] ?? 'all'),
+    accessLog,
     log,
     drainDeadlineMs: 5_000,
   });

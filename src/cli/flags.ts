@@ -8,6 +8,16 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** Runs a value parser from elsewhere (log level, access-log mode) so its complaint is a usage error naming the flag. */
+export function checked<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`${flag}: ${(err as Error).message}`);
+  }
+}
+
 /** ADDR:PORT to listen on; port 0 lets the OS choose (tests). */
 export function parseListen(flag: string, value: string): HostPort {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);

@@ -1,10 +1,17 @@
 // node-waypoint's command line: `run` (the waypoint), `demo` (npm start: the waypoint with Bank of
 // Anthos on loopback), `dev-ca` (certificates for local use), `tunnel` (a ztunnel stand-in).
-import { runDemo } from './demo.ts';
-import { runDevCa } from './dev-ca.ts';
+import { DEMO_USAGE, runDemo } from './demo.ts';
+import { DEV_CA_USAGE, runDevCa } from './dev-ca.ts';
 import { UsageError } from './flags.ts';
-import { runRun } from './run.ts';
-import { runTunnel } from './tunnel.ts';
+import { RUN_USAGE, runRun } from './run.ts';
+import { runTunnel, TUNNEL_USAGE } from './tunnel.ts';
+
+const COMMAND_USAGE: Record<string, string> = {
+  run: RUN_USAGE,
+  demo: DEMO_USAGE,
+  'dev-ca': DEV_CA_USAGE,
+  tunnel: TUNNEL_USAGE,
+};
 
 export const USAGE = `Usage: node-waypoint <command> [flags]
 
@@ -30,17 +37,29 @@ export async function main(argv: string[]): Promise<number> {
       case 'tunnel':
         return await runTunnel(rest);
       case undefined:
+        // No command is a usage error: the help goes to stderr, stdout stays empty.
+        process.stderr.write(USAGE);
+        return 2;
       case '-h':
       case '--help':
       case 'help':
         process.stdout.write(USAGE);
-        return command === undefined ? 2 : 0;
+        return 0;
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }
   } catch (err) {
     if (err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`node-waypoint: ${(err as Error).message}\n\n${USAGE}`);
+      // The message, then the usage of the command that was run (once), else the command list.
+      const message = (err as Error).message.trimEnd();
+      const usage =
+        command !== undefined && Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command]! : USAGE;
+      const prefix = err instanceof UsageError || command === undefined ? '' : `${command}: `;
+      process.stderr.write(
+        message.includes('Usage:')
+          ? `node-waypoint: ${prefix}${message}\n`
+          : `node-waypoint: ${prefix}${message}\n\n${usage}`,
+      );
       return 2;
     }
     process.stderr.write(`node-waypoint: ${(err as Error).message}\n`);

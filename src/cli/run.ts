@@ -5,7 +5,7 @@ import { fileCredentials } from '../identity/credentials.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
-import { fromEnv, parseListen, parsePort, parseRef, parseSeconds, UsageError } from './flags.ts';
+import { checked, fromEnv, parseListen, parsePort, parseRef, parseSeconds, UsageError } from './flags.ts';
 
 export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
 
@@ -21,7 +21,7 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
-  --drain-deadline SECONDS   Time in-flight requests get after SIGTERM (default 20)                    [WAYPOINT_DRAIN_DEADLINE]
+  --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
 `;
 
 export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -55,31 +55,42 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   };
   const configPaths = values.config ?? env.WAYPOINT_CONFIG?.split(',').filter(Boolean) ?? [];
   if (configPaths.length === 0) throw new UsageError(`run: --config is required\n\n${RUN_USAGE}`);
-  const log = createLogger(parseLogLevel(fromEnv('log-level', values['log-level'], env)));
-  const credentials = await fileCredentials(
-    {
-      cert: need('cert', fromEnv('cert', values.cert, env)),
-      key: need('key', fromEnv('key', values.key, env)),
-      ca: need('ca', fromEnv('ca', values.ca, env)),
-    },
-    log,
-  );
-  const waypoint = new Waypoint({
-    configPaths,
-    gateway: parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env))),
+  // Every flag is checked before anything is read or bound, so a typo fails fast with exit 2.
+  const files = {
+    cert: need('cert', fromEnv('cert', values.cert, env)),
+    key: need('key', fromEnv('key', values.key, env)),
+    ca: need('ca', fromEnv('ca', values.ca, env)),
+  };
+  const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
+  const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
     admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '0.0.0.0:15021')!)),
     metrics: host(parseListen('--metrics', fromEnv('metrics', values.metrics, env, '0.0.0.0:15020')!)),
-    endpointHbonePort: parsePort(
-      '--endpoint-hbone-port',
-      fromEnv('endpoint-hbone-port', values['endpoint-hbone-port'], env, '15008')!,
-    ),
-    clusterDomain: fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!,
-    accessLog: parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
-    drainDeadlineMs: parseSeconds(
-      '--drain-deadline',
-      fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
-    ),
+  };
+  const endpointHbonePort = parsePort(
+    '--endpoint-hbone-port',
+    fromEnv('endpoint-hbone-port', values['endpoint-hbone-port'], env, '15008')!,
+  );
+  const clusterDomain = fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!;
+  const accessLog = checked('--access-log', () =>
+    parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
+  );
+  const drainDeadlineMs = parseSeconds(
+    '--drain-deadline',
+    fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
+  );
+  const log = createLogger(
+    checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
+  );
+  const credentials = await fileCredentials(files, log);
+  const waypoint = new Waypoint({
+    configPaths,
+    gateway,
+    ...listen,
+    endpointHbonePort,
+    clusterDomain,
+    accessLog,
+    drainDeadlineMs,
     credentials,
     log,
   });

@@ -4,7 +4,7 @@ import { fileCredentials } from '../identity/credentials.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
-import { parseListen, UsageError } from './flags.ts';
+import { checked, parseListen, UsageError } from './flags.ts';
 import { untilSignal } from './run.ts';
 
 export const TUNNEL_USAGE = `Usage:
@@ -57,7 +57,7 @@ export async function runTunnel(argv: string[]): Promise<number> {
       throw new UsageError(`tunnel ${direction}: --${name} is required\n\n${TUNNEL_USAGE}`);
     return v;
   };
-  const log = createLogger(parseLogLevel(values['log-level']));
+  const log = createLogger(checked('--log-level', () => parseLogLevel(values['log-level'])));
   const credentials = await fileCredentials({ cert: need('cert'), key: need('key'), ca: need('ca') }, log);
   const listen = parseListen('--listen', need('listen'));
   const tunnel =

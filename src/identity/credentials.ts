@@ -1,10 +1,11 @@
 // The waypoint's own workload certificate, key and trust bundle. Loaded from PEM files and reloaded
 // when they change (cert-manager and Kubernetes secret mounts replace files by symlink swap, so the
 // directories are watched, not the files), or given in memory by tests and the demo.
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { Logger } from '../observe/logger.ts';
 import { identityOfSubjectAltName, type SpiffeId } from './spiffe.ts';
 
@@ -35,6 +36,19 @@ export function inspectBundle(bundle: PemBundle, source: string): SpiffeId {
   if (Date.parse(leaf.validTo) < Date.now())
     throw new Error(`${source}: certificate expired on ${leaf.validTo}`);
   if (!bundle.ca.includes('BEGIN CERTIFICATE')) throw new Error(`${source}: trust bundle has no certificate`);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(bundle.key);
+  } catch (err) {
+    throw new Error(`${source}: private key is not a PEM private key: ${(err as Error).message}`);
+  }
+  // A rotation caught half way (new key, old certificate) must not replace a working pair.
+  if (!leaf.checkPrivateKey(key)) throw new Error(`${source}: private key does not match the certificate`);
+  try {
+    createSecureContext({ cert: bundle.cert, key: bundle.key, ca: bundle.ca });
+  } catch (err) {
+    throw new Error(`${source}: not usable for TLS: ${(err as Error).message}`);
+  }
   return identity;
 }
 
@@ -55,11 +69,22 @@ class StaticCredentials implements Credentials {
   onChange(listener: () => void): void {
     this.#listeners.push(listener);
   }
-  /** Swaps the bundle (after checking it) and tells listeners. */
+  /**
+   * Swaps the bundle (after checking it) and tells listeners. The identity may not change: peers pin
+   * it, so a certificate for another identity is a mistake, not a rotation.
+   */
   replace(bundle: PemBundle, source: string): void {
-    this.#identity = inspectBundle(bundle, source);
+    const identity = inspectBundle(bundle, source);
+    if (identity.uri !== this.#identity.uri)
+      throw new Error(`${source}: new certificate is for ${identity.uri}, not ${this.#identity.uri}`);
     this.#bundle = bundle;
-    for (const l of this.#listeners) l();
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch {
+        // One listener's trouble must not keep the others on the old certificate.
+      }
+    }
   }
   close(): void {}
 }
@@ -76,10 +101,14 @@ export interface CredentialFiles {
 }
 
 async function readBundle(files: CredentialFiles): Promise<PemBundle> {
+  const read = (what: string, path: string): Promise<string> =>
+    readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot read the ${what} ${path}: ${err.code ?? err.message}`, { cause: err });
+    });
   const [cert, key, ca] = await Promise.all([
-    readFile(files.cert, 'utf8'),
-    readFile(files.key, 'utf8'),
-    readFile(files.ca, 'utf8'),
+    read('certificate', files.cert),
+    read('private key', files.key),
+    read('trust bundle', files.ca),
   ]);
   return { cert, key, ca };
 }
@@ -99,6 +128,12 @@ export async function fileCredentials(files: CredentialFiles, log: Logger): Prom
         const current = creds.tlsOptions();
         if (bundle.cert === current.cert && bundle.key === current.key && bundle.ca === current.ca) return;
         creds.replace(bundle, source);
+        const leaf = new X509Certificate(bundle.cert);
+        log.info('credentials: reloaded', {
+          identity: creds.identity.uri,
+          serial: leaf.serialNumber,
+          valid_to: leaf.validTo,
+        });
       } catch (err) {
         log.error('credentials: reload failed, keeping the current certificate', {
           error: (err as Error).message,

@@ -18,6 +18,7 @@ import { createDevCa, type DevCa, devCertFileNames } from '../../src/identity/de
 import { silentLogger } from '../../src/observe/logger.ts';
 import { Waypoint, type WaypointOptions } from '../../src/waypoint.ts';
 import { InboundTunnel } from '../../src/ztunnel/inbound.ts';
+import { OutboundTunnel } from '../../src/ztunnel/outbound.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -201,6 +202,49 @@ export class TestMesh {
     this.onClose(() => inbound.close());
   }
 
+  /**
+   * Only the ztunnel stand-in on ip:hbonePort (for applications that bind their own listener on
+   * the pod IP, such as a gRPC server). Tunnels go to the CONNECT :authority.
+   */
+  async standIn(
+    ip: string,
+    identity: string,
+    opts: { hbonePort?: number; onTunnel?: (req: ConnectRequest) => void } = {},
+  ): Promise<void> {
+    const inbound = new InboundTunnel({
+      listen: { ip, port: opts.hbonePort ?? 15008 },
+      credentials: await this.credentials(identity),
+      log: silentLogger,
+      ...(opts.onTunnel ? { onTunnel: opts.onTunnel } : {}),
+    });
+    await inbound.listen();
+    this.onClose(() => inbound.close());
+  }
+
+  /**
+   * A ztunnel stand-in, outbound half: a plain TCP listener on `listen` whose connections are
+   * tunnelled as `identity` through the waypoint to `destination`. Resolves with the bound address.
+   */
+  async outbound(opts: {
+    listen: HostPort;
+    waypoint: HostPort;
+    destination: HostPort;
+    identity: string;
+    waypointIdentity?: string;
+  }): Promise<HostPort> {
+    const tunnel = new OutboundTunnel({
+      listen: opts.listen,
+      waypoint: opts.waypoint,
+      waypointIdentity: opts.waypointIdentity ?? id('shop', 'waypoint'),
+      destination: opts.destination,
+      credentials: await this.credentials(opts.identity),
+      log: silentLogger,
+    });
+    const bound = await tunnel.listen();
+    this.onClose(() => tunnel.close());
+    return bound;
+  }
+
   /** An HTTP backend that answers JSON naming the pod, method, path and body size. */
   static echoServer(podName: string): http.Server {
     return http.createServer((req, res) => {
@@ -309,6 +353,59 @@ export class TestMesh {
       stderr: () => err,
       exited,
       waitForStderr,
+    };
+  }
+
+  /**
+   * Like spawnWaypoint, with the --config paths chosen (instead of this mesh's config directory) and
+   * the certificate files returned, so a test can rotate them. Resolves once the waypoint is listening.
+   */
+  async spawnRun(
+    opts: {
+      config?: readonly string[];
+      args?: readonly string[];
+      identity?: string;
+      hboneIp?: string;
+      env?: NodeJS.ProcessEnv;
+    } = {},
+  ): Promise<WaypointProcess & { files: { cert: string; key: string; ca: string } }> {
+    const files = await this.certFiles(opts.identity ?? id('shop', 'waypoint'));
+    const ip = opts.hboneIp ?? '127.0.0.2';
+    const config = (opts.config ?? [this.configDir]).flatMap((c) => ['--config', c]);
+    const proc = spawnCli(
+      [
+        'run',
+        ...config,
+        '--gateway',
+        'shop/waypoint',
+        '--cert',
+        files.cert,
+        '--key',
+        files.key,
+        '--ca',
+        files.ca,
+        '--hbone',
+        `${ip}:0`,
+        '--admin',
+        `${ip}:0`,
+        '--metrics',
+        `${ip}:0`,
+        ...(opts.args ?? []),
+      ],
+      { ...(opts.env ? { env: opts.env } : {}), register: (fn) => this.onClose(fn) },
+    );
+    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
+    const parsed = JSON.parse(line) as { hbone: string; admin: string; metrics: string };
+    return {
+      child: proc.child,
+      hbone: parseHostPort(parsed.hbone),
+      admin: parseHostPort(parsed.admin),
+      metrics: parseHostPort(parsed.metrics),
+      stdout: proc.stdout,
+      stderr: proc.stderr,
+      exited: proc.exited,
+      waitForStderr: async (pattern, timeoutMs) => (await proc.waitForStderr(pattern, timeoutMs))[0],
+      files,
     };
   }
 
@@ -485,7 +582,9 @@ export async function eventually<T>(
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -519,4 +618,10 @@ export function curl(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** `127.0.0.1:15008` or `[::1]:15008` → HostPort. */
+export function parseHostPort(s: string): HostPort {
+  const i = s.lastIndexOf(':');
+  return { ip: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }
