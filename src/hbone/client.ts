@@ -13,6 +13,8 @@ import {
   OUTBOUND_MAX_STREAMS,
   outboundSettings,
 } from './settings.ts';
+import { dropEmptyWrites } from './write-guard.ts';
+import { joinWritev } from './writev-fix.ts';
 
 export interface HboneTarget {
   /** Endpoint IP; the TCP connection goes to ip:hbonePort. */
@@ -123,6 +125,7 @@ export class HboneClient {
         const status = Number(h[':status']);
         if (status === 200) {
           stream.on('error', () => {});
+          dropEmptyWrites(stream);
           resolve(stream);
           return;
         }

@@ -17,6 +17,8 @@ import { type Reason, reasonInfo } from '../pipeline/reasons.ts';
 import { forwardedFor, type HostPort, parseAuthority } from './authority.ts';
 import { keepSessionAlive } from './keepalive.ts';
 import { CONNECTION_WINDOW, inboundSettings, MAX_SESSION_MEMORY_MB } from './settings.ts';
+import { dropEmptyWrites } from './write-guard.ts';
+import { joinWritev } from './writev-fix.ts';
 
 export interface ConnectRequest {
   readonly authority: HostPort;
@@ -150,6 +152,7 @@ export class HboneServer {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, hooks: HboneServerHooks): void {
     stream.on('error', () => {});
+    dropEmptyWrites(stream);
     const socket = stream.session?.socket as (TLSSocket & { spiffe?: SpiffeId }) | undefined;
     const peer = socket?.spiffe;
     if (!socket || !peer) {
@@ -205,6 +208,7 @@ export class HboneServer {
     }
     this.#activeTunnels++;
     stream.once('close', () => this.#activeTunnels--);
+    joinWritev(stream);
     decision.serve(stream);
   }
 }
