@@ -1,0 +1,569 @@
+// The bench's loopback mesh: certificates from the dev CA, the waypoint's Kubernetes YAML, and the
+// processes (backend, inbound and outbound ztunnel stand-ins, the waypoint through its CLI, the load
+// generator), each pinned to a core with taskset when the machine has two or more.
+//
+//   client ─► 127.0.90.2:8080 backend                                                  (direct)
+//   client ─► 127.0.90.1:15001 outbound ══HBONE══► 127.0.90.2:15008 inbound ─► backend  (tunnel floor)
+//   client ─► 127.0.90.1:15002 outbound ══HBONE══► 127.0.90.3:15008 waypoint
+//                                        ══HBONE══► 127.0.90.2:15008 inbound ─► backend  (waypoint)
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDevCa, devCertFileNames } from '../src/identity/dev-ca.ts';
+
+export const ROOT = new URL('..', import.meta.url).pathname;
+export const CLI = join(ROOT, 'bin/node-waypoint.js');
+export const BENCH = join(ROOT, 'bench');
+
+export const TD = 'cluster.local';
+export const NS = 'bench';
+export const spiffe = (sa: string): string => `spiffe://${TD}/ns/${NS}/sa/${sa}`;
+
+export interface Addr {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export const ADDR = {
+  backend: { ip: '127.0.90.2', port: 8080 },
+  inbound: { ip: '127.0.90.2', port: 15008 },
+  waypointHbone: { ip: '127.0.90.3', port: 15008 },
+  waypointAdmin: { ip: '127.0.90.3', port: 15021 },
+  waypointMetrics: { ip: '127.0.90.3', port: 15020 },
+  vip: { ip: '127.0.90.10', port: 8080 },
+  outboundFloor: { ip: '127.0.90.1', port: 15001 },
+  outboundWaypoint: { ip: '127.0.90.1', port: 15002 },
+} as const satisfies Record<string, Addr>;
+
+export type PathName = 'direct' | 'floor' | 'waypoint';
+
+/** Where the load generator connects for each path, and the Host header it sends. */
+export const ENTRY: Record<PathName, { addr: Addr; host: string }> = {
+  direct: { addr: ADDR.backend, host: `${ADDR.backend.ip}:${ADDR.backend.port}` },
+  floor: { addr: ADDR.outboundFloor, host: `${ADDR.backend.ip}:${ADDR.backend.port}` },
+  waypoint: { addr: ADDR.outboundWaypoint, host: `backend.${NS}.svc.${TD}:${ADDR.vip.port}` },
+};
+
+function meshYaml(): string {
+  return `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${NS}
+  labels:
+    istio.io/use-waypoint: waypoint
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: ${NS}
+  labels:
+    istio.io/waypoint-for: service
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+    - name: mesh
+      port: 15008
+      protocol: HBONE
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: backend
+  namespace: ${NS}
+spec:
+  clusterIP: ${ADDR.vip.ip}
+  selector:
+    app: backend
+  ports:
+    - name: http
+      port: ${ADDR.vip.port}
+      targetPort: ${ADDR.backend.port}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: backend-0
+  namespace: ${NS}
+  labels:
+    app: backend
+spec:
+  serviceAccountName: backend
+  containers:
+    - name: app
+      image: app
+status:
+  phase: Running
+  podIP: ${ADDR.backend.ip}
+  conditions:
+    - type: Ready
+      status: "True"
+`;
+}
+
+export interface Pinning {
+  readonly enabled: boolean;
+  readonly cores: number;
+  /** Why pinning is on or off, for the report. */
+  readonly note: string;
+  readonly waypointCore: string | undefined;
+  readonly restCore: string | undefined;
+}
+
+export function pinning(wanted: boolean): Pinning {
+  let cores = cpus().length;
+  try {
+    cores = Number(execFileSync('nproc', { encoding: 'utf8', timeout: 5_000 }).trim()) || cores;
+  } catch {}
+  const taskset = ['/usr/bin/taskset', '/bin/taskset', '/usr/sbin/taskset'].some((p) => existsSync(p));
+  if (!wanted)
+    return {
+      enabled: false,
+      cores,
+      note: 'pinning off (--no-pin)',
+      waypointCore: undefined,
+      restCore: undefined,
+    };
+  if (!taskset)
+    return {
+      enabled: false,
+      cores,
+      note: 'pinning off: no taskset',
+      waypointCore: undefined,
+      restCore: undefined,
+    };
+  if (cores < 2)
+    return {
+      enabled: false,
+      cores,
+      note: `pinning off: nproc is ${cores}`,
+      waypointCore: undefined,
+      restCore: undefined,
+    };
+  return {
+    enabled: true,
+    cores,
+    note: 'waypoint on core 1; load generator, autocannon, backend, both stand-ins and this orchestrator on core 0',
+    waypointCore: '1',
+    restCore: '0',
+  };
+}
+
+/** Pins this process (all its threads) to a core. */
+export function pinSelf(p: Pinning): void {
+  if (!p.enabled || !p.restCore) return;
+  execFileSync('taskset', ['-a', '-p', '-c', p.restCore, String(process.pid)], {
+    stdio: 'ignore',
+    timeout: 5_000,
+  });
+}
+
+/** Every child this bench started and that has not exited yet. */
+export const liveChildren = new Set<Child>();
+
+/** SIGKILLs every live child (each by its own pid): the bench's last resort on a signal or a hang. */
+export function killAllChildren(): void {
+  for (const c of liveChildren) {
+    try {
+      c.proc.kill('SIGKILL');
+    } catch {}
+  }
+}
+
+export interface Child {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  readonly pid: number;
+  /** Lines printed on stdout (JSON lines from bench children). */
+  readonly lines: string[];
+  stderrTail(): string;
+  readonly exited: Promise<number | null>;
+  onLine(fn: (line: string) => void): void;
+}
+
+/** Spawns `node ARGS` (under taskset -c CORE when pinning), logging stderr (and stdout) to logFile. */
+export function spawnNode(
+  name: string,
+  args: readonly string[],
+  opts: { core: string | undefined; logFile: string },
+): Child {
+  const cmd = opts.core ? 'taskset' : process.execPath;
+  const argv = opts.core ? ['-c', opts.core, process.execPath, ...args] : [...args];
+  // stdin stays a pipe: bench children exit when it closes, so they never outlive the bench.
+  const proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
+  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
+  const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
+  log.on('error', () => {});
+  let tail = '';
+  const lines: string[] = [];
+  const listeners: Array<(line: string) => void> = [];
+  let partial = '';
+  proc.stdout!.setEncoding('utf8');
+  proc.stdout!.on('data', (d: string) => {
+    log.write(d);
+    partial += d;
+    let nl = partial.indexOf('\n');
+    while (nl >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      if (lines.length < 10_000) lines.push(line);
+      for (const l of listeners) l(line);
+      nl = partial.indexOf('\n');
+    }
+  });
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (d: string) => {
+    log.write(d);
+    tail = (tail + d).slice(-8_000);
+  });
+  proc.stdin!.on('error', () => {});
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))),
+  );
+  const child: Child = {
+    name,
+    proc,
+    pid: proc.pid,
+    lines,
+    stderrTail: () => tail,
+    exited,
+    onLine: (fn) => listeners.push(fn),
+  };
+  liveChildren.add(child);
+  proc.once('exit', () => {
+    liveChildren.delete(child);
+    log.end();
+  });
+  return child;
+}
+
+/** Waits for a child's {"ready": true} line. */
+export function waitReady(child: Child, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${child.name} not ready within ${timeoutMs} ms: ${child.stderrTail()}`)),
+      timeoutMs,
+    );
+    const check = (line: string): void => {
+      if (!line.startsWith('{"ready"')) return;
+      clearTimeout(timer);
+      resolve(JSON.parse(line) as Record<string, unknown>);
+    };
+    for (const l of child.lines) check(l);
+    child.onLine(check);
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${child.name} exited (${code}) before it was ready: ${child.stderrTail()}`));
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after graceMs; only ever the given child's own pid. */
+export async function stopChild(child: Child, graceMs = 5_000): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  child.proc.stdin?.end();
+  child.proc.kill('SIGTERM');
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+export interface Certs {
+  readonly dir: string;
+  readonly ca: string;
+  readonly client: { cert: string; key: string };
+  readonly backend: { cert: string; key: string };
+  readonly waypoint: { cert: string; key: string };
+  readonly configDir: string;
+}
+
+/** A temporary directory with the dev CA's certificates and the mesh YAML. */
+export async function prepare(): Promise<Certs> {
+  const dir = await mkdtemp(join(tmpdir(), 'waypoint-bench-'));
+  const ca = await createDevCa({ trustDomain: TD });
+  const caFile = join(dir, 'root-cert.pem');
+  await writeFile(caFile, ca.rootPem);
+  const issue = async (sa: string): Promise<{ cert: string; key: string }> => {
+    const id = spiffe(sa);
+    const issued = await ca.issue(id);
+    const names = devCertFileNames(id);
+    const cert = join(dir, names.cert);
+    const key = join(dir, names.key);
+    await writeFile(cert, issued.certChainPem);
+    await writeFile(key, issued.keyPem, { mode: 0o600 });
+    return { cert, key };
+  };
+  const configDir = join(dir, 'config');
+  await mkdir(configDir);
+  await writeFile(join(configDir, 'mesh.yaml'), meshYaml());
+  return {
+    dir,
+    ca: caFile,
+    client: await issue('client'),
+    backend: await issue('backend'),
+    waypoint: await issue('waypoint'),
+    configDir,
+  };
+}
+
+export function cleanup(certs: Certs): Promise<void> {
+  return rm(certs.dir, { recursive: true, force: true });
+}
+
+/** One HTTP/1.1 request on a fresh connection; resolves with the status (0 on a network error). */
+export function probe(
+  addr: Addr,
+  host: string,
+  path = '/echo',
+  method = 'POST',
+  timeoutMs = 2_000,
+): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.request(
+      { host: addr.ip, port: addr.port, path, method, agent: false, headers: { host }, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', () => resolve(0));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(0));
+    req.end(method === 'POST' ? 'ping' : undefined);
+  });
+}
+
+/**
+ * One POST /echo on a fresh TCP connection, read raw: "200", another status, or what came back
+ * instead of a status line (quoted), or "no response".
+ */
+export function rawProbe(addr: Addr, host: string, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: addr.ip, port: addr.port });
+    let buf = Buffer.alloc(0);
+    const done = (r: string): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(
+      () => done(buf.length ? `incomplete: ${JSON.stringify(buf.toString('latin1', 0, 40))}` : 'no response'),
+      timeoutMs,
+    );
+    socket.on('error', (err) => done(`error: ${err.message}`));
+    socket.on('close', () =>
+      done(
+        buf.length ? `closed after ${JSON.stringify(buf.toString('latin1', 0, 40))}` : 'closed, no response',
+      ),
+    );
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const eol = buf.indexOf('\r\n');
+      if (eol < 0 && buf.length < 64) return;
+      const line = buf.toString('latin1', 0, eol < 0 ? 40 : Math.min(eol, 40));
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(line);
+      done(m ? m[1]! : `not HTTP: first bytes ${JSON.stringify(buf.toString('latin1', 0, 40))}`);
+    });
+    socket.write(`POST /echo HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 4\r\n\r\nping`);
+  });
+}
+
+/** Retries rawProbe until it answers 200 or timeoutMs passes; returns the last answer. */
+export async function rawProbeUntilOk(addr: Addr, host: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let got = '';
+  while (Date.now() < deadline) {
+    got = await rawProbe(addr, host);
+    if (got === '200') return got;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return got;
+}
+
+/** GET the waypoint's Prometheus text (its metrics port); '' when it does not answer. */
+export function scrapeMetrics(timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get(
+      {
+        host: ADDR.waypointMetrics.ip,
+        port: ADDR.waypointMetrics.port,
+        path: '/stats/prometheus',
+        agent: false,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < 4_000_000) body += d;
+        });
+        res.on('end', () => resolve(res.statusCode === 200 ? body : ''));
+        res.on('error', () => resolve(''));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(''));
+  });
+}
+
+/** The sum of every sample of a metric (all label sets), or undefined when it is absent. */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  let total: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith(' ') || rest.startsWith('{'))) continue;
+    if (labels && !rest.includes(labels)) continue;
+    const v = Number(rest.slice(rest.lastIndexOf(' ') + 1));
+    if (Number.isFinite(v)) total = (total ?? 0) + v;
+  }
+  return total;
+}
+
+/** Retries probe until it answers 200 or timeoutMs passes; returns the last status. */
+export async function probeUntilOk(addr: Addr, host: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let status = 0;
+  while (Date.now() < deadline) {
+    status = await probe(addr, host);
+    if (status === 200) return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return status;
+}
+
+/** The processes of one mesh: backend, stand-ins, waypoint. */
+export interface Mesh {
+  readonly backend: Child;
+  readonly inbound: Child;
+  readonly outbound: Child;
+  readonly waypoint: Child | undefined;
+  /** What a request through the waypoint path got at start-up ("200" when healthy). */
+  readonly waypointProbe: string | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startMesh(opts: {
+  certs: Certs;
+  pin: Pinning;
+  logDir: string;
+  label: string;
+  responseBytes: number;
+  framing: 'length' | 'chunked';
+  withWaypoint: boolean;
+  waypointArgs: readonly string[];
+  /** Node options for the waypoint process (e.g. --trace-gc, --cpu-prof). */
+  waypointNodeArgs?: readonly string[];
+}): Promise<Mesh> {
+  const { certs, pin, logDir, label } = opts;
+  const started: Child[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map((c) => stopChild(c)));
+  };
+  try {
+    const start = (name: string, args: readonly string[], core: string | undefined): Child => {
+      const c = spawnNode(name, args, { core, logFile: join(logDir, `${label}.${name}.log`) });
+      started.push(c);
+      return c;
+    };
+    const backend = start(
+      'backend',
+      [
+        join(BENCH, 'backend.ts'),
+        JSON.stringify({ ...ADDR.backend, responseBytes: opts.responseBytes, framing: opts.framing }),
+      ],
+      pin.restCore,
+    );
+    const inbound = start(
+      'inbound',
+      [
+        join(BENCH, 'standin.ts'),
+        JSON.stringify({ role: 'inbound', listen: ADDR.inbound, ca: certs.ca, ...certs.backend }),
+      ],
+      pin.restCore,
+    );
+    const outbound = start(
+      'outbound',
+      [
+        join(BENCH, 'standin.ts'),
+        JSON.stringify({
+          role: 'outbound',
+          ca: certs.ca,
+          ...certs.client,
+          listeners: [
+            // No waypoint: HBONE straight to the pod's inbound stand-in, as ztunnel does.
+            {
+              name: 'floor',
+              listen: ADDR.outboundFloor,
+              waypoint: ADDR.inbound,
+              waypointIdentity: spiffe('backend'),
+              destination: ADDR.backend,
+            },
+            {
+              name: 'waypoint',
+              listen: ADDR.outboundWaypoint,
+              waypoint: ADDR.waypointHbone,
+              waypointIdentity: spiffe('waypoint'),
+              destination: ADDR.vip,
+            },
+          ],
+        }),
+      ],
+      pin.restCore,
+    );
+    let waypoint: Child | undefined;
+    let waypointProbe: string | undefined;
+    if (opts.withWaypoint) {
+      waypoint = start(
+        'waypoint',
+        [
+          ...(opts.waypointNodeArgs ?? []),
+          CLI,
+          'run',
+          '--config',
+          certs.configDir,
+          '--gateway',
+          `${NS}/waypoint`,
+          '--cert',
+          certs.waypoint.cert,
+          '--key',
+          certs.waypoint.key,
+          '--ca',
+          certs.ca,
+          '--hbone',
+          `${ADDR.waypointHbone.ip}:${ADDR.waypointHbone.port}`,
+          '--admin',
+          `${ADDR.waypointAdmin.ip}:${ADDR.waypointAdmin.port}`,
+          '--metrics',
+          `${ADDR.waypointMetrics.ip}:${ADDR.waypointMetrics.port}`,
+          ...opts.waypointArgs,
+        ],
+        pin.waypointCore,
+      );
+    }
+    await Promise.all([waitReady(backend), waitReady(inbound), waitReady(outbound)]);
+    if (waypoint) {
+      // Ready = the admin port says so and a request makes it through the whole path.
+      const w = waypoint;
+      const deadline = Date.now() + 30_000;
+      while ((await probe(ADDR.waypointAdmin, 'admin', '/healthz/ready', 'GET')) !== 200) {
+        if (w.proc.exitCode !== null)
+          throw new Error(`waypoint exited (${w.proc.exitCode}): ${w.stderrTail()}`);
+        if (Date.now() > deadline) throw new Error(`waypoint not ready within 30 s: ${w.stderrTail()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // A waypoint that answers, but wrongly, still gets measured: the failures are the finding.
+      waypointProbe = await rawProbeUntilOk(ENTRY.waypoint.addr, ENTRY.waypoint.host, 10_000);
+    }
+    const floor = await probeUntilOk(ENTRY.floor.addr, ENTRY.floor.host, 10_000);
+    if (floor !== 200) throw new Error(`no 200 through the tunnel floor (last status ${floor})`);
+    return { backend, inbound, outbound, waypoint, waypointProbe, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

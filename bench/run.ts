@@ -1,0 +1,649 @@
+// `npm run bench`: the same workloads over three paths in one run on one machine — direct (no mesh),
+// the tunnel floor (outbound stand-in → inbound stand-in, no waypoint: what ambient L4 costs), and
+// the waypoint (outbound stand-in → `node-waypoint run` → inbound stand-in) — and a report of
+// latency, throughput and the waypoint's CPU and memory, each against the tunnel floor. See
+// bench/README.md for what is measured and how.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  ADDR,
+  BENCH,
+  type Certs,
+  type Child,
+  cleanup,
+  ENTRY,
+  killAllChildren,
+  type Mesh,
+  metricValue,
+  type PathName,
+  type Pinning,
+  pinning,
+  pinSelf,
+  prepare,
+  ROOT,
+  scrapeMetrics,
+  spawnNode,
+  startMesh,
+} from './lab.ts';
+import type { LoadResult } from './loadgen.ts';
+import { clockTicks, type ProcessFigures, ProcessWatch, type SystemFigures, waitQuiet } from './procstat.ts';
+import { type BenchReport, printReport } from './report.ts';
+import type { TransferResult } from './transfer.ts';
+
+const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [flags] with Node 24)
+
+  --workload LIST     istio, seed, max, transfer (comma-separated or repeated; default all)
+  --path LIST         direct, floor, waypoint (default all; ratios need floor)
+  --duration S        measured seconds for istio, seed and max (default 15, 15, 10)
+  --warmup S          unrecorded lead-in on the same connections before each run (default 2)
+  --transfer-mib N    size of the one-tunnel transfer, each direction (default 256)
+  --framing F         backend response bodies: length (content-length, default) or chunked
+  --sample-ms N       VmRSS sampling interval (default 100)
+  --waypoint-arg A    extra argument for \`node-waypoint run\` (repeatable, e.g. --waypoint-arg=--access-log=off)
+  --waypoint-node-arg A  Node option for the waypoint process (repeatable, e.g. --waypoint-node-arg=--trace-gc;
+                      its output lands in bench/out/logs-*/WORKLOAD.waypoint.log)
+  --no-autocannon     skip the autocannon cross-check on the direct path (max workload)
+  --no-pin            do not pin processes to cores with taskset
+  --quiet-wait S      before each workload, wait up to S s for the machine to be idle (default 10; 0 = no wait)
+  --out DIR           where results go (default bench/out)
+  --render FILE       print the tables of a saved bench/out/bench-*.json again, run nothing
+  -h, --help
+`;
+
+export type WorkloadName = 'istio' | 'seed' | 'max' | 'transfer';
+
+export interface RateWorkload {
+  readonly name: Exclude<WorkloadName, 'transfer'>;
+  readonly title: string;
+  readonly connections: number;
+  /** Total requests/s; 0 = closed loop. */
+  readonly rate: number;
+  readonly durationS: number;
+  readonly method: string;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+}
+
+const RATE_WORKLOADS: Record<RateWorkload['name'], Omit<RateWorkload, 'durationS'> & { defaultS: number }> = {
+  istio: {
+    name: 'istio',
+    title: "Istio's method: HTTP/1.1, 1 KiB request and response, 4 connections, 1000 req/s",
+    connections: 4,
+    rate: 1000,
+    defaultS: 15,
+    method: 'POST',
+    requestBytes: 1024,
+    responseBytes: 1024,
+  },
+  seed: {
+    name: 'seed',
+    title: "The seed's: 10 connections x 100 req/s (1000 req/s), same 1 KiB request and response",
+    connections: 10,
+    rate: 1000,
+    defaultS: 15,
+    method: 'POST',
+    requestBytes: 1024,
+    responseBytes: 1024,
+  },
+  max: {
+    name: 'max',
+    title: 'Maximum rate: closed loop, 16 connections, same 1 KiB request and response',
+    connections: 16,
+    rate: 0,
+    defaultS: 10,
+    method: 'POST',
+    requestBytes: 1024,
+    responseBytes: 1024,
+  },
+};
+
+export interface Window {
+  readonly wallSeconds: number;
+  readonly processes: Record<string, ProcessFigures>;
+  /** The whole machine over the window (other people's work included). */
+  readonly system: SystemFigures;
+}
+
+/** From the waypoint's own /stats/prometheus (prom-client's Node.js metrics), over the window. */
+export interface WaypointRuntime {
+  /** nodejs_eventloop_lag_max_seconds / _p99_seconds at the end (prom-client resets them on each scrape). */
+  readonly eventLoopLagMaxMs?: number;
+  readonly eventLoopLagP99Ms?: number;
+  /** nodejs_gc_duration_seconds_sum / _count deltas, by kind. */
+  readonly gcMinorMs?: number;
+  readonly gcMinorCount?: number;
+  readonly gcMajorMs?: number;
+  readonly gcMajorCount?: number;
+  readonly heapUsedMB?: number;
+}
+
+export interface LoadRun {
+  readonly workload: RateWorkload['name'];
+  readonly path: PathName;
+  readonly error?: string;
+  readonly result?: LoadResult;
+  readonly window?: Window;
+  readonly runtime?: WaypointRuntime;
+}
+
+export interface TransferRun {
+  readonly path: PathName;
+  readonly direction: 'download' | 'upload';
+  readonly error?: string;
+  readonly result?: TransferResult;
+  readonly window?: Window;
+  readonly runtime?: WaypointRuntime;
+}
+
+function runtimeBetween(a: string, b: string): WaypointRuntime | undefined {
+  if (!a || !b) return undefined;
+  const ms = (v: number | undefined): number | undefined => (v === undefined ? undefined : v * 1000);
+  const delta = (name: string, labels: string): number | undefined => {
+    const x = metricValue(b, name, labels);
+    // A label set appears only once observed: absent at the start means 0 then.
+    return x === undefined ? undefined : x - (metricValue(a, name, labels) ?? 0);
+  };
+  const out: Record<string, number | undefined> = {
+    eventLoopLagMaxMs: ms(metricValue(b, 'nodejs_eventloop_lag_max_seconds')),
+    eventLoopLagP99Ms: ms(metricValue(b, 'nodejs_eventloop_lag_p99_seconds')),
+    gcMinorMs: ms(delta('nodejs_gc_duration_seconds_sum', 'kind="minor"')),
+    gcMinorCount: delta('nodejs_gc_duration_seconds_count', 'kind="minor"'),
+    gcMajorMs: ms(delta('nodejs_gc_duration_seconds_sum', 'kind="major"')),
+    gcMajorCount: delta('nodejs_gc_duration_seconds_count', 'kind="major"'),
+  };
+  const heap = metricValue(b, 'nodejs_heap_size_used_bytes');
+  if (heap !== undefined) out.heapUsedMB = heap / 1e6;
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as WaypointRuntime;
+}
+
+export interface AutocannonRun {
+  readonly error?: string;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly rps?: number;
+  readonly total?: number;
+  readonly errors?: number;
+  readonly non2xx?: number;
+  /** Its own CPU per request, start-up and warmup included. */
+  readonly cpuMicrosPerRequest?: number;
+  /** Milliseconds; autocannon records whole milliseconds. */
+  readonly latency?: { p50: number; p90: number; p99: number; mean: number; max: number };
+}
+
+function list(values: readonly string[] | undefined, allowed: readonly string[], flag: string): string[] {
+  const out = (values ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
+  for (const v of out)
+    if (!allowed.includes(v))
+      throw new Error(`${flag}: unknown ${JSON.stringify(v)} (one of ${allowed.join(', ')})`);
+  return out.length > 0 ? allowed.filter((a) => out.includes(a)) : [...allowed];
+}
+
+function positive(flag: string, v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n))
+    throw new Error(`${flag}: expected a positive number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function machine(): BenchReport['meta']['machine'] {
+  let cpuModel = 'unknown';
+  try {
+    cpuModel =
+      /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel;
+  } catch {}
+  let nproc = 0;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8', timeout: 5_000 }).trim());
+  } catch {}
+  return { nproc, cpuModel, memoryGiB: totalmem() / 1024 ** 3, kernel: release() };
+}
+
+function git(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 5_000,
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'bin', 'config', 'filters'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 5_000,
+    }).trim();
+    return dirty
+      ? `${head} + uncommitted changes in ${dirty.split('\n').length} file(s) under src/bin/config/filters`
+      : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+interface Ctx {
+  readonly pin: Pinning;
+  readonly logDir: string;
+  readonly sampleMs: number;
+  readonly stamp: string;
+}
+
+/** Runs one load-generator job in its own process, sampling the mesh processes over its measured window. */
+function runJob<R>(
+  ctx: Ctx,
+  label: string,
+  job: Record<string, unknown>,
+  pids: ReadonlyMap<string, number>,
+  scrape: boolean,
+): Promise<{ result?: R; window?: Window; error?: string; runtime?: WaypointRuntime }> {
+  const child = spawnNode('loadgen', [join(BENCH, 'loadgen-cli.ts'), JSON.stringify(job)], {
+    core: ctx.pin.restCore,
+    logFile: join(ctx.logDir, `${label}.loadgen.log`),
+  });
+  const all = new Map(pids);
+  all.set('loadgen', child.pid);
+  all.set('bench', process.pid);
+  const watch = new ProcessWatch(all);
+  let started = false;
+  let window: Window | undefined;
+  let result: R | undefined;
+  let error: string | undefined;
+  let metricsStart: Promise<string> | undefined;
+  let metricsEnd: Promise<string> | undefined;
+  child.onLine((line) => {
+    let msg: { phase?: string; result?: R; error?: string };
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (msg.phase === 'measure-start' && !started) {
+      started = true;
+      watch.start(ctx.sampleMs);
+      if (scrape) metricsStart = scrapeMetrics();
+    } else if (msg.phase === 'measure-end' && started && !window) {
+      window = watch.stop();
+      if (scrape) metricsEnd = scrapeMetrics();
+    } else if (msg.result) result = msg.result;
+    else if (msg.error) error = msg.error;
+  });
+  return child.exited.then(async (code) => {
+    if (started && !window) window = watch.stop();
+    if (!result && !error) error = `load generator exited ${code}: ${child.stderrTail().slice(-500)}`;
+    const runtime =
+      metricsStart && metricsEnd ? runtimeBetween(await metricsStart, await metricsEnd) : undefined;
+    return {
+      ...(result ? { result } : {}),
+      ...(window ? { window } : {}),
+      ...(error ? { error } : {}),
+      ...(runtime ? { runtime } : {}),
+    };
+  });
+}
+
+function meshPids(mesh: Mesh): Map<string, number> {
+  const m = new Map<string, number>([
+    ['backend', mesh.backend.pid],
+    ['inbound', mesh.inbound.pid],
+    ['outbound', mesh.outbound.pid],
+  ]);
+  if (mesh.waypoint) m.set('waypoint', mesh.waypoint.pid);
+  return m;
+}
+
+function runAutocannon(
+  ctx: Ctx,
+  w: RateWorkload,
+  durationS: number,
+  warmupS: number,
+): Promise<AutocannonRun> {
+  const body = 'q'.repeat(w.requestBytes);
+  const url = `http://${ENTRY.direct.addr.ip}:${ENTRY.direct.addr.port}/echo`;
+  const args = [
+    join(ROOT, 'node_modules/autocannon/autocannon.js'),
+    '-c',
+    String(w.connections),
+    '-d',
+    String(durationS),
+    ...(warmupS > 0 ? ['-W', '[', '-c', String(w.connections), '-d', String(warmupS), ']'] : []),
+    '-m',
+    w.method,
+    '-H',
+    'content-type=application/octet-stream',
+    '-b',
+    body,
+    '--json',
+    '-n',
+    url,
+  ];
+  const child: Child = spawnNode('autocannon', args, {
+    core: ctx.pin.restCore,
+    logFile: join(ctx.logDir, `${w.name}.autocannon.log`),
+  });
+  const base = { connections: w.connections, durationS };
+  const timer = setTimeout(() => child.proc.kill('SIGKILL'), (durationS + warmupS + 60) * 1000);
+  // Its CPU from start to its final JSON line (warmup and start-up included).
+  const watch = new ProcessWatch(new Map([['autocannon', child.pid]]));
+  watch.start(1_000);
+  let cpuSeconds: number | undefined;
+  child.onLine((line) => {
+    if (cpuSeconds === undefined && line.startsWith('{') && (warmupS === 0 || line.includes('"warmup":')))
+      cpuSeconds = watch.stop().processes['autocannon']?.cpuSeconds;
+  });
+  return child.exited.then((code) => {
+    clearTimeout(timer);
+    if (cpuSeconds === undefined) watch.stop();
+    const last = [...child.lines].reverse().find((l) => l.startsWith('{'));
+    if (!last) return { ...base, error: `autocannon exited ${code}: ${child.stderrTail().slice(-300)}` };
+    const r = JSON.parse(last) as {
+      duration: number;
+      errors: number;
+      non2xx: number;
+      requests: { total: number };
+      latency: { p50: number; p90: number; p99: number; mean: number; max: number };
+      warmup?: { requests: { total: number } };
+    };
+    const all = r.requests.total + (r.warmup?.requests.total ?? 0);
+    return {
+      ...base,
+      ...(cpuSeconds !== undefined && all > 0 ? { cpuMicrosPerRequest: (cpuSeconds / all) * 1e6 } : {}),
+      rps: r.requests.total / r.duration,
+      total: r.requests.total,
+      errors: r.errors,
+      non2xx: r.non2xx,
+      latency: {
+        p50: r.latency.p50,
+        p90: r.latency.p90,
+        p99: r.latency.p99,
+        mean: r.latency.mean,
+        max: r.latency.max,
+      },
+    };
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 24) {
+    process.stderr.write(`bench needs Node.js 24 (this is ${process.version}); run it with npm run bench\n`);
+    return 1;
+  }
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      workload: { type: 'string', multiple: true },
+      path: { type: 'string', multiple: true },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      'transfer-mib': { type: 'string' },
+      framing: { type: 'string' },
+      'sample-ms': { type: 'string' },
+      'waypoint-arg': { type: 'string', multiple: true },
+      'waypoint-node-arg': { type: 'string', multiple: true },
+      'no-autocannon': { type: 'boolean' },
+      'no-pin': { type: 'boolean' },
+      'quiet-wait': { type: 'string' },
+      out: { type: 'string' },
+      render: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.render) {
+    const saved = JSON.parse(readFileSync(values.render, 'utf8')) as BenchReport;
+    saved.quietNotes ??= [];
+    saved.waypointNotes ??= [];
+    saved.meta.finished ??= saved.meta.date;
+    process.stdout.write(printReport(saved));
+    return 0;
+  }
+  const workloads = list(
+    values.workload,
+    ['istio', 'seed', 'max', 'transfer'],
+    '--workload',
+  ) as WorkloadName[];
+  const paths = list(values.path, ['direct', 'floor', 'waypoint'], '--path') as PathName[];
+  const durationOverride =
+    values.duration === undefined ? undefined : positive('--duration', values.duration, 0);
+  const warmupS = values.warmup === undefined ? 2 : Number(values.warmup);
+  if (!(warmupS >= 0)) throw new Error('--warmup: expected seconds (0 or more)');
+  const transferBytes = Math.round(positive('--transfer-mib', values['transfer-mib'], 256) * 1024 * 1024);
+  const framing = values.framing ?? 'length';
+  if (framing !== 'length' && framing !== 'chunked') throw new Error('--framing: length or chunked');
+  const quietWaitS = values['quiet-wait'] === undefined ? 10 : Number(values['quiet-wait']);
+  if (!(quietWaitS >= 0)) throw new Error('--quiet-wait: expected seconds (0 or more)');
+  const sampleMs = positive('--sample-ms', values['sample-ms'], 100);
+  const outDir = values.out ?? join(BENCH, 'out');
+  const host = machine(); // before pinning: nproc counts only the cores this process may use
+  const pin = pinning(!values['no-pin']);
+  pinSelf(pin);
+
+  const started = new Date().toISOString();
+  const stamp = started.replace(/[:.]/g, '-');
+  const logDir = join(outDir, `logs-${stamp}`);
+  await mkdir(logDir, { recursive: true });
+  const ctx: Ctx = { pin, logDir, sampleMs, stamp };
+
+  const plannedS = workloads.reduce((sum, w) => {
+    if (w === 'transfer') return sum + paths.length * 2 * 10;
+    const d = durationOverride ?? RATE_WORKLOADS[w].defaultS;
+    return sum + paths.length * (d + warmupS + 3) + (w === 'max' ? d + warmupS : 0) + 5;
+  }, 0);
+  // Every loop is bounded; this is the backstop if something hangs anyway.
+  const watchdog = setTimeout(
+    () => {
+      process.stderr.write(
+        `bench: hard time limit (${Math.round(plannedS * 3 + 300)} s) reached, stopping\n`,
+      );
+      killAllChildren();
+      process.exit(3);
+    },
+    (plannedS * 3 + 300) * 1000,
+  );
+  watchdog.unref();
+  let certs: Certs | undefined;
+  const onSignal = (): void => {
+    killAllChildren();
+    if (certs) void cleanup(certs);
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const command = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`;
+  process.stderr.write(
+    `bench: ${workloads.join(', ')} over ${paths.join(', ')}; about ${Math.round(plannedS / 60)} min planned\n` +
+      `bench: ${pin.note}\nbench: logs in ${logDir}\n`,
+  );
+
+  certs = await prepare();
+  const loads: LoadRun[] = [];
+  const transfers: TransferRun[] = [];
+  let autocannon: AutocannonRun | undefined;
+  const waypointNotes: string[] = [];
+  const quietNotes: string[] = [];
+  try {
+    for (const name of workloads) {
+      if (quietWaitS > 0) {
+        const q = await waitQuiet(quietWaitS, 0.25);
+        const note = `${name}: machine ${q.busyCpus < 0.25 ? 'quiet' : 'STILL BUSY'} (${q.busyCpus.toFixed(2)} CPUs busy before start, waited ${q.waitedS.toFixed(0)} s)`;
+        process.stderr.write(`bench: ${note}\n`);
+        quietNotes.push(note);
+      }
+      const responseBytes = name === 'transfer' ? 1024 : RATE_WORKLOADS[name].responseBytes;
+      process.stderr.write(
+        `bench: ${name}: starting backend, stand-ins${paths.includes('waypoint') ? ', waypoint' : ''}\n`,
+      );
+      let mesh: Mesh;
+      try {
+        mesh = await startMesh({
+          certs,
+          pin,
+          logDir,
+          label: name,
+          responseBytes,
+          framing,
+          withWaypoint: paths.includes('waypoint'),
+          waypointArgs: values['waypoint-arg'] ?? [],
+          waypointNodeArgs: values['waypoint-node-arg'] ?? [],
+        });
+      } catch (err) {
+        const error = `mesh did not start: ${(err as Error).message}`;
+        process.stderr.write(`bench: ${name}: ${error}\n`);
+        for (const path of paths) {
+          if (name === 'transfer') {
+            transfers.push({ path, direction: 'download', error }, { path, direction: 'upload', error });
+          } else loads.push({ workload: name, path, error });
+        }
+        continue;
+      }
+      const pids = meshPids(mesh);
+      if (mesh.waypointProbe !== undefined && mesh.waypointProbe !== '200') {
+        const note = `${name}: a request through the waypoint path at start-up got ${mesh.waypointProbe} (expected 200)`;
+        process.stderr.write(`bench: ${note}\n`);
+        waypointNotes.push(note);
+      }
+      try {
+        if (name === 'transfer') {
+          for (const path of paths) {
+            for (const direction of ['download', 'upload'] as const) {
+              process.stderr.write(`bench: transfer: ${path} ${direction} ${transferBytes / 2 ** 20} MiB\n`);
+              const r = await runJob<TransferResult>(
+                ctx,
+                `transfer.${path}.${direction}`,
+                {
+                  kind: 'transfer',
+                  host: ENTRY[path].addr.ip,
+                  port: ENTRY[path].addr.port,
+                  hostHeader: ENTRY[path].host,
+                  direction,
+                  bytes: transferBytes,
+                  warmupBytes: Math.min(16 * 2 ** 20, transferBytes),
+                  timeoutMs: 120_000,
+                },
+                pids,
+                path === 'waypoint',
+              );
+              transfers.push({ path, direction, ...r });
+              if (r.error) process.stderr.write(`bench: transfer ${path} ${direction}: ${r.error}\n`);
+            }
+          }
+        } else {
+          const w: RateWorkload = {
+            ...RATE_WORKLOADS[name],
+            durationS: durationOverride ?? RATE_WORKLOADS[name].defaultS,
+          };
+          for (const path of paths) {
+            process.stderr.write(`bench: ${name}: ${path} for ${w.durationS} s (+${warmupS} s warmup)\n`);
+            const r = await runJob<LoadResult>(
+              ctx,
+              `${name}.${path}`,
+              {
+                kind: 'load',
+                host: ENTRY[path].addr.ip,
+                port: ENTRY[path].addr.port,
+                hostHeader: ENTRY[path].host,
+                connections: w.connections,
+                rate: w.rate,
+                durationMs: w.durationS * 1000,
+                warmupMs: warmupS * 1000,
+                method: w.method,
+                path: '/echo',
+                headers: { 'content-type': 'application/octet-stream' },
+                bodyBytes: w.requestBytes,
+                timeoutMs: 10_000,
+                drainMs: 5_000,
+              },
+              pids,
+              path === 'waypoint',
+            );
+            loads.push({ workload: name, path, ...r });
+            if (r.error) process.stderr.write(`bench: ${name} ${path}: ${r.error}\n`);
+            // Right after the bench's own load generator, on the same backend, same settings.
+            if (name === 'max' && path === 'direct' && !values['no-autocannon']) {
+              process.stderr.write(`bench: max: autocannon on the direct path for ${w.durationS} s\n`);
+              autocannon = await runAutocannon(ctx, w, w.durationS, warmupS);
+            }
+          }
+        }
+      } finally {
+        if (mesh.waypoint) {
+          const exited = mesh.waypoint.proc.exitCode;
+          if (exited !== null)
+            waypointNotes.push(`${name}: the waypoint exited with code ${exited} during the run`);
+          const warnings = mesh.waypoint
+            .stderrTail()
+            .split('\n')
+            .filter((l) => /"level":"(warn|error)"/.test(l));
+          if (warnings.length > 0)
+            waypointNotes.push(
+              `${name}: waypoint logged warnings/errors, e.g. ${warnings.at(-1)!.slice(0, 300)}`,
+            );
+        }
+        await mesh.stop();
+      }
+    }
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup(certs);
+  }
+
+  const report: BenchReport = {
+    meta: {
+      date: started,
+      finished: new Date().toISOString(),
+      command,
+      node: process.version,
+      machine: host,
+      framing,
+      git: git(),
+      pinning: pin.note,
+      clockTicks: clockTicks(),
+      sampleMs,
+      warmupS,
+      transferBytes,
+      addresses: ADDR,
+      workloads: Object.fromEntries(
+        workloads
+          .filter((w): w is RateWorkload['name'] => w !== 'transfer')
+          .map((w) => [
+            w,
+            { ...RATE_WORKLOADS[w], durationS: durationOverride ?? RATE_WORKLOADS[w].defaultS },
+          ]),
+      ),
+      logs: logDir,
+    },
+    loads,
+    transfers,
+    ...(autocannon ? { autocannon } : {}),
+    waypointNotes,
+    quietNotes,
+  };
+  const text = printReport(report);
+  process.stdout.write(text);
+  const file = join(outDir, `bench-${stamp}.json`);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  await writeFile(file, json);
+  await writeFile(join(outDir, 'latest.json'), json);
+  await writeFile(join(outDir, 'latest.md'), text);
+  process.stderr.write(`bench: results in ${file} (and bench/out/latest.json, latest.md)\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`bench: ${err.message}\n`);
+    killAllChildren();
+    process.exit(1);
+  },
+);
