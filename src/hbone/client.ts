@@ -7,14 +7,14 @@ import type { Credentials } from '../identity/credentials.ts';
 import { uriSans } from '../identity/spiffe.ts';
 import { formatAuthority } from './authority.ts';
 import { keepSessionAlive } from './keepalive.ts';
+import { closeOnPeerReset } from './peer-reset.ts';
 import {
   CONNECTION_WINDOW,
   MAX_SESSION_MEMORY_MB,
   OUTBOUND_MAX_STREAMS,
   outboundSettings,
 } from './settings.ts';
-import { dropEmptyWrites } from './write-guard.ts';
-import { joinWritev } from './writev-fix.ts';
+import { fixWritev } from './writev-fix.ts';
 
 export interface HboneTarget {
   /** Endpoint IP; the TCP connection goes to ip:hbonePort. */
@@ -125,7 +125,8 @@ export class HboneClient {
         const status = Number(h[':status']);
         if (status === 200) {
           stream.on('error', () => {});
-          dropEmptyWrites(stream);
+          fixWritev(stream);
+          closeOnPeerReset(stream);
           resolve(stream);
           return;
         }

@@ -16,9 +16,9 @@ import type { Logger } from '../observe/logger.ts';
 import { type Reason, reasonInfo } from '../pipeline/reasons.ts';
 import { forwardedFor, type HostPort, parseAuthority } from './authority.ts';
 import { keepSessionAlive } from './keepalive.ts';
+import { closeOnPeerReset } from './peer-reset.ts';
 import { CONNECTION_WINDOW, inboundSettings, MAX_SESSION_MEMORY_MB } from './settings.ts';
-import { dropEmptyWrites } from './write-guard.ts';
-import { joinWritev } from './writev-fix.ts';
+import { fixWritev } from './writev-fix.ts';
 
 export interface ConnectRequest {
   readonly authority: HostPort;
@@ -152,7 +152,8 @@ export class HboneServer {
 
   #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, hooks: HboneServerHooks): void {
     stream.on('error', () => {});
-    dropEmptyWrites(stream);
+    fixWritev(stream);
+    closeOnPeerReset(stream);
     const socket = stream.session?.socket as (TLSSocket & { spiffe?: SpiffeId }) | undefined;
     const peer = socket?.spiffe;
     if (!socket || !peer) {
@@ -208,7 +209,6 @@ export class HboneServer {
     }
     this.#activeTunnels++;
     stream.once('close', () => this.#activeTunnels--);
-    joinWritev(stream);
     decision.serve(stream);
   }
 }

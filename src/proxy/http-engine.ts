@@ -275,10 +275,17 @@ export class HttpEngine {
   }
 }
 
-/** HTTP/2 upstream for http2/grpc ports and for clients that spoke HTTP/2; HTTP/1.1 otherwise. */
+/**
+ * The upstream HTTP version follows the port, as Istio sets up a waypoint's clusters
+ * (setUpstreamProtocol: HTTP/2 for http2 and grpc ports, HTTP/1.1 for http ports whatever the
+ * client spoke, so an h2c client reaches an HTTP/1.1 app). Only a port of unknown protocol, where
+ * nothing says what the app speaks, follows the client (Envoy's use_downstream_protocol).
+ */
 function upstreamProtocol(tunnel: TunnelInfo, ds: Downstream): 'http1' | 'http2' | 'upgrade' {
   if (ds.upgrade) return 'upgrade';
-  if (ds.protocol === 'HTTP/2') return 'http2';
   const b = tunnel.binding;
-  return b.kind === 'service' && (b.protocol === 'http2' || b.protocol === 'grpc') ? 'http2' : 'http1';
+  const protocol = b.kind === 'service' ? b.protocol : 'unknown';
+  if (protocol === 'http2' || protocol === 'grpc') return 'http2';
+  if (protocol === 'unknown' && ds.protocol === 'HTTP/2') return 'http2';
+  return 'http1';
 }

@@ -2,6 +2,7 @@
 // with backpressure, half-close passed on (a FIN is an END_STREAM on the tunnel, each direction on
 // its own), and either side's failure resetting the other.
 import http2, { type ServerHttp2Stream } from 'node:http2';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
@@ -22,16 +23,42 @@ export interface TcpProxyDeps {
   readonly baggage: string;
 }
 
-/** Splices two duplexes; resolves when both directions are done. */
+/** An HTTP/2 stream (a tunnel) rather than a socket: it has an RST_STREAM code. */
+function isHttp2Stream(s: Duplex): s is Duplex & { close(code: number): void; rstCode?: number } {
+  return 'rstCode' in s && typeof (s as { close?: unknown }).close === 'function';
+}
+
+/**
+ * Tears one side down as a reset, never as an orderly end (RFC 9113 §8.5): a tunnel gets
+ * RST_STREAM CONNECT_ERROR (a plain destroy() would send NO_ERROR, which Node and ztunnel read as
+ * EOF), a TCP socket gets an RST.
+ */
+function reset(s: Duplex): void {
+  if (s.destroyed) return;
+  try {
+    if (isHttp2Stream(s)) s.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+    else if (s instanceof net.Socket) s.resetAndDestroy();
+    else s.destroy();
+  } catch {
+    s.destroy();
+  }
+}
+
+/**
+ * Splices two duplexes; resolves when both directions are done. Each direction ends on its own
+ * (half-close); a failure of either side (an error, a reset, a tunnel closed while bytes could
+ * still flow into it) resets both, so a reset is seen as a reset at both ends, not as a clean end.
+ */
 export function splice(a: Duplex, b: Duplex, onBytes?: (aToB: number, bToA: number) => void): Promise<void> {
   return new Promise((resolve) => {
-    let open = 2;
     let failed = false;
+    /** Sources whose end has been passed on. */
+    const ended = new Set<Duplex>();
     const fail = (): void => {
       if (failed) return;
       failed = true;
-      a.destroy();
-      b.destroy();
+      reset(a);
+      reset(b);
       resolve();
     };
     const oneWay = (from: Duplex, to: Duplex, count: (n: number) => void): void => {
@@ -40,17 +67,40 @@ export function splice(a: Duplex, b: Duplex, onBytes?: (aToB: number, bToA: numb
         if (!to.write(chunk)) from.pause();
       });
       to.on('drain', () => from.resume());
-      from.once('end', () => {
-        to.end();
-        if (--open === 0) resolve();
-      });
+      const onEnd = (): void => {
+        const passOn = (): void => {
+          if (failed) return;
+          ended.add(from);
+          to.end();
+          if (ended.size === 2) resolve();
+        };
+        // Node ends an HTTP/2 stream's readable side before it reports the reset that ended it
+        // ('end', then 'aborted' and 'error'): wait a turn so a reset is not passed on as a FIN.
+        if (isHttp2Stream(from)) setImmediate(passOn);
+        else passOn();
+      };
+      // A source that already ended (the sniffer saw its FIN) will not say so again.
+      if (from.readableEnded) onEnd();
+      else from.once('end', onEnd);
     };
     oneWay(a, b, (n) => onBytes?.(n, 0));
     oneWay(b, a, (n) => onBytes?.(0, n));
-    a.once('error', fail);
-    b.once('error', fail);
-    a.once('close', () => !a.readableEnded && fail());
-    b.once('close', () => !b.readableEnded && fail());
+    // A 'data' listener does not restart a stream someone paused explicitly (the sniffer does).
+    a.resume();
+    b.resume();
+    for (const [self, other] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      self.on('error', fail);
+      self.once('close', () => {
+        // Closed before its own bytes ended: a failure.
+        if (!self.readableEnded) fail();
+        // A tunnel closed while the other side may still send into it: the peer reset it
+        // (RST_STREAM NO_ERROR or CANCEL also end the readable side), nothing can reach it now.
+        else if (isHttp2Stream(self) && !ended.has(other) && !other.readableEnded) fail();
+      });
+    }
   });
 }
 
@@ -59,6 +109,8 @@ export async function proxyTcp(
   tunnel: TunnelInfo,
   deps: TcpProxyDeps,
   alreadyAccepted: boolean,
+  /** Bytes the client sent before its FIN while the stream was being sniffed (the stream has ended). */
+  leftover?: Buffer,
 ): Promise<void> {
   const binding = tunnel.binding;
   const svc = binding.kind === 'service' ? binding.service : undefined;
@@ -108,6 +160,10 @@ export async function proxyTcp(
     }
     if (!alreadyAccepted) acceptTunnel(stream);
     counters.opened.inc();
+    if (leftover && leftover.length > 0) {
+      counters.received.inc(leftover.length);
+      upstream.write(leftover);
+    }
     await splice(stream, upstream, (received, sent) => {
       if (received) counters.received.inc(received);
       if (sent) counters.sent.inc(sent);

@@ -11,7 +11,7 @@ import type { TunnelInfo } from '../pipeline/context.ts';
 import { REASONS } from '../pipeline/reasons.ts';
 import { Http1Downstream, Http2Downstream } from './downstream.ts';
 import type { HttpEngine } from './http-engine.ts';
-import { sniff } from './sniff.ts';
+import { sniffStream } from './sniff.ts';
 import { proxyTcp, type TcpProxyDeps } from './tcp-proxy.ts';
 import { UpgradeDownstream } from './upgrade.ts';
 
@@ -81,8 +81,15 @@ export class TunnelDispatcher {
       return;
     }
     acceptTunnel(stream);
-    void sniff(stream).then((kind) => {
+    void sniffStream(stream).then(({ kind, leftover }) => {
       if (stream.destroyed) return;
+      if (leftover) {
+        // The client sent its FIN before anything could be decided: opaque bytes on an unknown
+        // port go on as TCP; on an HTTP port it is an incomplete request, closed as Envoy does.
+        if (protocol === 'unknown') void proxyTcp(stream, info, this.#tcp, true, leftover);
+        else stream.end();
+        return;
+      }
       if (kind === 'tcp' && protocol === 'unknown') void proxyTcp(stream, info, this.#tcp, true);
       else if (kind === 'http2') this.#serveHttp2(stream, info);
       else this.#serveHttp1(stream, info);

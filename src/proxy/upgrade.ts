@@ -140,7 +140,8 @@ export function upgradeTransport(hbone: HboneClient, hbonePort: number, baggage:
         method: req.method,
         path: req.path,
         headers,
-        agent: false,
+        // No `agent` at all: `agent: false` makes Node build a fresh Agent that ignores
+        // createConnection and dials host:port itself (localhost:80).
         createConnection: () => tunnel as never,
       });
       const onAbort = (): void => {

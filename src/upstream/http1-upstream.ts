@@ -4,7 +4,7 @@
 // the tunnel's bytes directly. Responses are dispatched with backpressure: when the downstream
 // cannot take more, undici's controller is paused until it drains.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Duplex } from 'node:stream';
+import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
@@ -117,7 +117,7 @@ export class Http1Upstream {
             method: req.method,
             path: req.path,
             headers: req.headers as Record<string, string | string[]>,
-            body: req.body,
+            body: req.body ? detachable(req.body) : null,
             // Timeouts belong to the route (the timeout filter), not to the transport.
             headersTimeout: 0,
             bodyTimeout: 0,
@@ -184,4 +184,20 @@ export class Http1Upstream {
       }
     }
   }
+}
+
+/**
+ * What undici gets as the request body: the client's bytes, with backpressure, in a stream undici
+ * may destroy. undici destroys a stream body once it has sent it (or failed to); when the body is
+ * an HTTP/2 client's stream that would reset the very stream the response still has to go out on.
+ */
+function detachable(body: Readable): Readable {
+  const out = new PassThrough();
+  body.pipe(out);
+  body.once('error', (err) => out.destroy(err));
+  body.once('close', () => {
+    if (!body.readableEnded) out.destroy(new Error('request body aborted'));
+  });
+  out.once('close', () => body.unpipe(out));
+  return out;
 }

@@ -89,6 +89,8 @@ describe('WebSocket through the waypoint', () => {
         );
         sock.on('error', () => {});
         serverSide.push({ ws: sock, path, closed });
+        // Sent in the same breath as the 101: the frame may share a packet with the response head.
+        if (path === '/greet') sock.send('welcome');
         sock.on('message', (data, isBinary) => {
           if (path.startsWith('/close-from-server/')) {
             sock.close(Number(path.split('/')[2]), 'server says bye');
@@ -201,6 +203,16 @@ describe('WebSocket through the waypoint', () => {
     const closed = closedWith(sock);
     sock.close(1000, 'done');
     expect(await closed).toEqual([1000, 'done']);
+  });
+
+  it('delivers a message the server sends right after the handshake', async () => {
+    const sock = await connect(ECHO, '/greet');
+    const first = nextMessage(sock);
+    await opened(sock);
+    expect((await first).data.toString()).toBe('welcome');
+    const closed = closedWith(sock);
+    sock.close(1000);
+    expect((await closed)[0]).toBe(1000);
   });
 
   it("delivers the client's close frame to the server with its code, and the echo back (no 1006)", async () => {

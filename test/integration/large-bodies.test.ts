@@ -1,0 +1,165 @@
+// 64 MiB each way through a waypoint running as its own process (the CLI), with consumers that
+// stall while producers could go on, so the only way the waypoint stays small is backpressure along
+// the whole path (client → HBONE → waypoint → HBONE → pod and back). Bodies are generated as they go
+// (AES-CTR keystream), never held in memory, and checked by size and a running SHA-256.
+import { createCipheriv, createHash, type Hash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HboneClient } from '../../src/hbone/client.ts';
+import { id, serviceYaml, TestMesh, type WaypointProcess, waypointYaml } from '../helpers/mesh.ts';
+
+const WAYPOINT_IP = '127.0.0.6';
+const BULK = { ip: '127.0.33.10', port: 8080 };
+const POD_IP = '127.0.43.11';
+const SIZE = 64 * 1024 * 1024;
+const CHUNK = 256 * 1024;
+const RSS_LIMIT_BYTES = 200 * 1024 * 1024;
+
+/** A deterministic pseudo-random byte stream: chunk after chunk of an AES-128-CTR keystream. */
+function* generate(seed: number, size: number): Generator<Buffer> {
+  const key = createHash('sha256').update(`key-${seed}`).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(CHUNK);
+  for (let sent = 0; sent < size; sent += CHUNK) {
+    yield cipher.update(zeros.subarray(0, Math.min(CHUNK, size - sent)));
+  }
+}
+
+/** The SHA-256 of generate(seed, size), computed chunk by chunk. */
+function expectedSha(seed: number, size: number): string {
+  const h = createHash('sha256');
+  for (const c of generate(seed, size)) h.update(c);
+  return h.digest('hex');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Consumes a stream the way a slow peer does: after the first 8 MiB it stops reading for 600 ms.
+ * A producer that is not held back fills the waypoint with the rest of the body meanwhile.
+ */
+async function slowHash(body: AsyncIterable<Buffer>): Promise<{ bytes: number; sha: string }> {
+  const h: Hash = createHash('sha256');
+  let bytes = 0;
+  let stalled = false;
+  for await (const chunk of body) {
+    h.update(chunk);
+    bytes += chunk.length;
+    if (!stalled && bytes >= 8 * 1024 * 1024) {
+      stalled = true;
+      await sleep(600);
+    }
+  }
+  return { bytes, sha: h.digest('hex') };
+}
+
+async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+  if (!kb) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kb[1]) * 1024;
+}
+
+describe('64 MiB bodies through a waypoint process', () => {
+  let mesh: TestMesh;
+  let waypoint: WaypointProcess;
+  let client: HboneClient;
+
+  beforeAll(async () => {
+    mesh = await TestMesh.create();
+    await mesh.writeConfig(
+      'mesh.yaml',
+      [
+        waypointYaml(),
+        serviceYaml({ name: 'bulk', vip: BULK.ip, port: BULK.port, pods: [{ name: 'bulk-a', ip: POD_IP }] }),
+      ].join('---\n'),
+    );
+    // POST /upload: hashes the body slowly and answers its size and SHA-256.
+    // GET /download/SEED/SIZE: sends generate(SEED, SIZE), writing only when the socket drains.
+    const backend = http.createServer(async (req, res) => {
+      if (req.method === 'POST' && req.url === '/upload') {
+        const got = await slowHash(req);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(got));
+        return;
+      }
+      const m = /^\/download\/(\d+)\/(\d+)$/.exec(req.url ?? '');
+      if (req.method === 'GET' && m) {
+        const size = Number(m[2]);
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(size) });
+        for (const chunk of generate(Number(m[1]), size)) {
+          if (res.destroyed) return;
+          if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+        }
+        res.end();
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await mesh.pod(POD_IP, BULK.port, backend, id('shop', 'bulk'));
+    waypoint = await mesh.spawnWaypoint([], { hboneIp: WAYPOINT_IP });
+    client = await mesh.hboneClient(id('shop', 'loader'));
+  });
+  afterAll(() => mesh.close());
+
+  async function upload(seed: number, size: number): Promise<void> {
+    const pool = mesh.httpPool(client, waypoint.hbone, BULK, { connections: 1 });
+    const sent = createHash('sha256');
+    let produced = 0;
+    async function* body(): AsyncGenerator<Buffer> {
+      for (const chunk of generate(seed, size)) {
+        sent.update(chunk);
+        produced += chunk.length;
+        yield chunk;
+      }
+    }
+    const res = await pool.request({
+      method: 'POST',
+      path: '/upload',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: Readable.from(body()),
+    });
+    expect(res.statusCode).toBe(200);
+    const got = (await res.body.json()) as { bytes: number; sha: string };
+    expect(produced).toBe(size);
+    expect(got).toEqual({ bytes: size, sha: sent.digest('hex') });
+  }
+
+  async function download(seed: number, size: number): Promise<void> {
+    const pool = mesh.httpPool(client, waypoint.hbone, BULK, { connections: 1 });
+    const res = await pool.request({ method: 'GET', path: `/download/${seed}/${size}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-length']).toBe(String(size));
+    const got = await slowHash(res.body);
+    expect(got).toEqual({ bytes: size, sha: expectedSha(seed, size) });
+  }
+
+  it('uploads 64 MiB, generated as it goes, intact to a slow reader', async () => {
+    await upload(1, SIZE);
+  });
+
+  it('downloads 64 MiB intact to a slow reader', async () => {
+    await download(2, SIZE);
+  });
+
+  it('holds no body in memory: twice as much again each way leaves the peak where it was', async () => {
+    // Without backpressure the waypoint would queue what the slow readers have not taken yet,
+    // most of each 128 MiB body; with it, only flow-control windows are in flight.
+    const before = await peakRss(waypoint.child.pid!);
+    await upload(3, 2 * SIZE);
+    await download(4, 2 * SIZE);
+    const grown = (await peakRss(waypoint.child.pid!)) - before;
+    expect(grown, `VmHWM grew ${(grown / 1024 / 1024).toFixed(1)} MiB`).toBeLessThan(32 * 1024 * 1024);
+  });
+
+  // Measured (Node 24.21): ~126 MB at start (module loading), then up to ~64 MB of received-chunk
+  // buffers that V8 frees only when external memory pressure triggers a GC; the previous test shows
+  // the data path itself holds nothing. `node --max-semi-space-size=1` (frequent scavenges) keeps
+  // the peak near 150-160 MB at the same throughput; that flag belongs to the process entry point.
+  it('kept the waypoint process under 200 MB peak RSS', async () => {
+    const peak = await peakRss(waypoint.child.pid!);
+    expect(waypoint.child.exitCode).toBeNull();
+    expect(peak, `VmHWM ${(peak / 1024 / 1024).toFixed(1)} MiB`).toBeLessThan(RSS_LIMIT_BYTES);
+  });
+});
