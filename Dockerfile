@@ -23,5 +23,6 @@ USER 1337:1337
 EXPOSE 15008 15021 15020
 
 # Configure with WAYPOINT_* environment variables or flags (see `node-waypoint run --help`).
-ENTRYPOINT ["node", "/app/bin/node-waypoint.js"]
+# V8 flags: see src/cli/node-flags.ts.
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--single-threaded-gc", "/app/bin/node-waypoint.js"]
 CMD ["run"]

@@ -13,6 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WAYPOINT_NODE_FLAGS } from '../src/cli/node-flags.ts';
 import { createDevCa, devCertFileNames } from '../src/identity/dev-ca.ts';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
@@ -521,7 +522,8 @@ export async function startMesh(opts: {
       waypoint = start(
         'waypoint',
         [
-          ...(opts.waypointNodeArgs ?? []),
+          // The production flags unless the run overrides them.
+          ...(opts.waypointNodeArgs ?? WAYPOINT_NODE_FLAGS),
           CLI,
           'run',
           '--config',

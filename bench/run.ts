@@ -494,7 +494,7 @@ async function main(argv: string[]): Promise<number> {
           framing,
           withWaypoint: paths.includes('waypoint'),
           waypointArgs: values['waypoint-arg'] ?? [],
-          waypointNodeArgs: values['waypoint-node-arg'] ?? [],
+          ...(values['waypoint-node-arg'] ? { waypointNodeArgs: values['waypoint-node-arg'] } : {}),
         });
       } catch (err) {
         const error = `mesh did not start: ${(err as Error).message}`;

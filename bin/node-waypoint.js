@@ -1,5 +1,5 @@
-#!/usr/bin/env node
-// Entry shim: the sources are TypeScript that Node 24 runs directly (type stripping), so there is
+#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc
+// Entry shim (the shebang's V8 flags: src/cli/node-flags.ts). The sources are TypeScript that Node 24 runs directly (type stripping), so there is
 // no build step. Older Node cannot, and says so here instead of failing on syntax.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {

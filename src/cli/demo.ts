@@ -19,15 +19,11 @@ import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
 import { checked, parseListen, parseRef } from './flags.ts';
 import { untilSignal } from './run.ts';
+import { DEMO_USAGE } from './usage.ts';
+
+export { DEMO_USAGE };
 
 export const DEMO_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '../../config/demo');
-
-export const DEMO_USAGE = `Usage: node-waypoint demo [--config PATH] [--gateway NS/NAME] [--waypoint-ip IP] [--client-ip IP]
-                          [--client-identity SPIFFE_ID] [--access-log MODE] [--log-level LEVEL]
-
-Defaults: the Bank of Anthos manifests in config/demo, gateway bank-of-anthos/waypoint, the waypoint
-on 127.10.0.2, the sleep pod's stand-ins on 127.10.0.1 (ports 18000 and up, one per Service port).
-`;
 
 /** A backend that says who answered, for people and tests. */
 function backend(service: string, endpoint: Endpoint): http.Server {

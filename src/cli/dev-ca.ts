@@ -4,12 +4,9 @@ import { parseArgs } from 'node:util';
 import { writeDevCa } from '../identity/dev-ca.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { UsageError } from './flags.ts';
+import { DEV_CA_USAGE } from './usage.ts';
 
-export const DEV_CA_USAGE = `Usage: node-waypoint dev-ca --out DIR --identity spiffe://TD/ns/NS/sa/SA [--identity ...] [--days N]
-
-Writes DIR/root-cert.pem (the trust bundle), DIR/root-key.pem, and for each identity
-DIR/NS.SA.cert.pem and DIR/NS.SA.key.pem (EC P-256, URI SAN, client and server use).
-`;
+export { DEV_CA_USAGE };
 
 export async function runDevCa(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -1,10 +1,9 @@
 // node-waypoint's command line: `run` (the waypoint), `demo` (npm start: the waypoint with Bank of
 // Anthos on loopback), `dev-ca` (certificates for local use), `tunnel` (a ztunnel stand-in).
-import { DEMO_USAGE, runDemo } from './demo.ts';
-import { DEV_CA_USAGE, runDevCa } from './dev-ca.ts';
+// Commands are imported when run: `run` must not pay for the dev CA's X.509 library, nor `dev-ca`
+// for undici and the config compiler.
 import { UsageError } from './flags.ts';
-import { RUN_USAGE, runRun } from './run.ts';
-import { runTunnel, TUNNEL_USAGE } from './tunnel.ts';
+import { DEMO_USAGE, DEV_CA_USAGE, RUN_USAGE, TUNNEL_USAGE } from './usage.ts';
 
 const COMMAND_USAGE: Record<string, string> = {
   run: RUN_USAGE,
@@ -29,13 +28,13 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'run':
-        return await runRun(rest);
+        return await (await import('./run.ts')).runRun(rest);
       case 'demo':
-        return await runDemo(rest);
+        return await (await import('./demo.ts')).runDemo(rest);
       case 'dev-ca':
-        return await runDevCa(rest);
+        return await (await import('./dev-ca.ts')).runDevCa(rest);
       case 'tunnel':
-        return await runTunnel(rest);
+        return await (await import('./tunnel.ts')).runTunnel(rest);
       case undefined:
         // No command is a usage error: the help goes to stderr, stdout stays empty.
         process.stderr.write(USAGE);

@@ -6,23 +6,9 @@ import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
 import { checked, fromEnv, parseListen, parsePort, parseRef, parseSeconds, UsageError } from './flags.ts';
+import { RUN_USAGE } from './usage.ts';
 
-export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
-
-  --config PATH              Kubernetes YAML/JSON manifests, file or directory (repeatable; watched)  [WAYPOINT_CONFIG, comma-separated]
-  --gateway NS/NAME          The waypoint Gateway this process is                                    [WAYPOINT_GATEWAY]
-  --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
-  --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
-  --ca FILE                  Trust bundle (PEM)                                                        [WAYPOINT_CA]
-  --hbone ADDR:PORT          HBONE listener (default 0.0.0.0:15008)                                    [WAYPOINT_HBONE]
-  --admin ADDR:PORT          Readiness and /config_dump (default 0.0.0.0:15021)                        [WAYPOINT_ADMIN]
-  --metrics ADDR:PORT        Prometheus /stats/prometheus (default 0.0.0.0:15020)                      [WAYPOINT_METRICS]
-  --endpoint-hbone-port N    Where endpoints terminate HBONE (default 15008)                           [WAYPOINT_ENDPOINT_HBONE_PORT]
-  --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
-  --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
-  --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
-  --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
-`;
+export { RUN_USAGE };
 
 export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values } = parseArgs({

@@ -6,19 +6,9 @@ import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
 import { checked, parseListen, UsageError } from './flags.ts';
 import { untilSignal } from './run.ts';
+import { TUNNEL_USAGE } from './usage.ts';
 
-export const TUNNEL_USAGE = `Usage:
-  node-waypoint tunnel outbound --listen ADDR:PORT --waypoint ADDR:PORT --waypoint-identity SPIFFE_ID
-                                --to IP:PORT --cert FILE --key FILE --ca FILE
-      Accepts plain TCP on --listen and carries each connection over HBONE to the waypoint, as the
-      certificate's identity, with :authority --to (a Service VIP:port or a pod IP:port).
-
-  node-waypoint tunnel inbound --listen ENDPOINT_IP:15008 [--forward ADDR:PORT] --cert FILE --key FILE --ca FILE
-      Terminates HBONE as the certificate's identity and forwards each tunnel to --forward
-      (default: the tunnel's :authority, i.e. the application on ENDPOINT_IP:PORT).
-
-  Both take --log-level (debug shows every tunnel with the peer identity).
-`;
+export { TUNNEL_USAGE };
 
 export async function runTunnel(argv: string[]): Promise<number> {
   const [direction, ...rest] = argv;

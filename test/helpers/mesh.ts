@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Client, Pool } from 'undici';
+import { WAYPOINT_NODE_FLAGS } from '../../src/cli/node-flags.ts';
 import { formatAuthority, type HostPort } from '../../src/hbone/authority.ts';
 import { HboneClient } from '../../src/hbone/client.ts';
 import type { ConnectRequest } from '../../src/hbone/server.ts';
@@ -295,6 +296,7 @@ export class TestMesh {
     const child = spawn(
       NODE,
       [
+        ...WAYPOINT_NODE_FLAGS,
         CLI,
         'run',
         '--config',
@@ -517,7 +519,7 @@ export function spawnCli(
 ): CliProcess {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WAYPOINT_')) env[k] = v;
-  const child = spawn(NODE, [CLI, ...args], {
+  const child = spawn(NODE, [...WAYPOINT_NODE_FLAGS, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...env, ...opts.env },
   });
