@@ -8,6 +8,10 @@ import type { Reason } from './reasons.ts';
 
 export type Binding = ServicePortBinding | WorkloadBinding;
 
+/**
+ * What a tunnel carries to: the CONNECT's peer, source and destination, and the binding and snapshot
+ * in force. On a live tunnel the last two follow configuration changes; a request copies them once.
+ */
 export interface TunnelInfo {
   readonly binding: Binding;
   readonly peer: SpiffeId;

@@ -51,8 +51,9 @@ export class Http1Downstream implements Downstream {
   #sent = 0;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
+  readonly #draining: () => boolean;
 
-  constructor(req: IncomingMessage, res: ServerResponse, closeConnection: boolean) {
+  constructor(req: IncomingMessage, res: ServerResponse, draining: () => boolean) {
     this.#req = req;
     this.#res = res;
     this.method = req.method ?? 'GET';
@@ -63,8 +64,7 @@ export class Http1Downstream implements Downstream {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     this.body = hasBody ? req : null;
-    // Draining: finish this exchange, then close the inner connection.
-    if (closeConnection) res.shouldKeepAlive = false;
+    this.#draining = draining;
     const r = res;
     this.sink = {
       write: (chunk) => {
@@ -95,6 +95,8 @@ export class Http1Downstream implements Downstream {
   }
 
   respond(status: number, headers: OutgoingHttpHeaders): void {
+    // Draining: this exchange finishes, then the inner connection closes (`Connection: close`).
+    if (this.#draining()) this.#res.shouldKeepAlive = false;
     this.#res.writeHead(status, headers);
   }
 
@@ -103,6 +105,7 @@ export class Http1Downstream implements Downstream {
       this.reset();
       return;
     }
+    if (this.#draining()) this.#res.shouldKeepAlive = false;
     if (grpc) {
       this.#res.writeHead(200, {
         ...headers,

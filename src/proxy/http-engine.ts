@@ -60,7 +60,16 @@ export class HttpEngine {
   }
 
   /** Handles one exchange to completion. Never rejects. */
-  async handle(ds: Downstream, tunnel: TunnelInfo): Promise<void> {
+  async handle(ds: Downstream, liveTunnel: TunnelInfo): Promise<void> {
+    // The tunnel's binding follows the configuration (a keep-alive tunnel outlives snapshots);
+    // the request pins the pair it starts with, read together in this tick.
+    const tunnel: TunnelInfo = {
+      binding: liveTunnel.binding,
+      snapshot: liveTunnel.snapshot,
+      peer: liveTunnel.peer,
+      source: liveTunnel.source,
+      destination: liveTunnel.destination,
+    };
     this.#inFlight++;
     const startNs = process.hrtime.bigint();
     const start = new Date();

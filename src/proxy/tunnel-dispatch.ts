@@ -33,6 +33,9 @@ export class TunnelDispatcher {
   readonly #log: Logger;
   readonly #http1: http.Server;
   readonly #h2Sessions = new Set<ServerHttp2Session>();
+  /** Inner HTTP/1 connections and how many requests each has in flight (Node's server, fed
+   * streams rather than listening, does not track them for closeIdleConnections). */
+  readonly #http1Tunnels = new Map<TunnelStream, number>();
   #draining = false;
 
   constructor(engine: HttpEngine, tcp: TcpProxyDeps, log: Logger, opts: DispatchOptions = {}) {
@@ -47,8 +50,13 @@ export class TunnelDispatcher {
       maxHeaderSize: opts.maxHeaderBytes ?? 60 * 1024,
     });
     this.#http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const info = (req.socket as TunnelStream)[TUNNEL]!;
-      void this.#engine.handle(new Http1Downstream(req, res, this.#draining), info);
+      const stream = req.socket as TunnelStream;
+      this.#http1Tunnels.set(stream, (this.#http1Tunnels.get(stream) ?? 0) + 1);
+      res.once('close', () => {
+        const left = (this.#http1Tunnels.get(stream) ?? 1) - 1;
+        if (this.#http1Tunnels.has(stream)) this.#http1Tunnels.set(stream, left);
+      });
+      void this.#engine.handle(new Http1Downstream(req, res, () => this.#draining), stream[TUNNEL]!);
     });
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const info = (socket as TunnelStream)[TUNNEL]!;
@@ -100,11 +108,14 @@ export class TunnelDispatcher {
   drain(): void {
     this.#draining = true;
     for (const s of this.#h2Sessions) if (!s.closed) s.close();
-    this.#http1.closeIdleConnections();
+    // Busy connections close after their response (Connection: close); idle ones close now.
+    for (const [stream, inFlight] of this.#http1Tunnels) if (inFlight === 0) stream.end();
   }
 
   #serveHttp1(stream: ServerHttp2Stream, info: TunnelInfo): void {
     (stream as TunnelStream)[TUNNEL] = info;
+    this.#http1Tunnels.set(stream, 0);
+    stream.once('close', () => this.#http1Tunnels.delete(stream));
     this.#http1.emit('connection', stream);
     stream.resume();
   }

@@ -54,7 +54,8 @@ export class InboundTunnel {
 
   async #serve(stream: ServerHttp2Stream, req: ConnectRequest): Promise<void> {
     const target = this.#opts.forward ?? req.authority;
-    const app = net.connect({ host: target.ip, port: target.port });
+    // Half-open: the app may finish writing after the client's FIN (and the reverse), as TCP allows.
+    const app = net.connect({ host: target.ip, port: target.port, allowHalfOpen: true });
     app.setNoDelay(true);
     app.on('error', () => {});
     const connected = await new Promise<boolean>((resolve) => {

@@ -31,7 +31,7 @@ export class OutboundTunnel {
   constructor(opts: OutboundOptions) {
     this.#opts = opts;
     this.#client = new HboneClient(opts.credentials);
-    this.#server = net.createServer((socket) => this.#onConnection(socket));
+    this.#server = net.createServer({ allowHalfOpen: true }, (socket) => this.#onConnection(socket));
   }
 
   listen(): Promise<HostPort> {
