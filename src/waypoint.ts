@@ -16,7 +16,7 @@ import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import type { Binding, TunnelInfo } from './pipeline/context.ts';
-import type { FilterFactory } from './pipeline/filter.ts';
+import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
@@ -80,6 +80,7 @@ export class Waypoint {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
+      filterCompilers: filterCompilers(opts.factories ?? FILTER_ORDER),
     });
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({

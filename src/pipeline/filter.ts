@@ -14,6 +14,7 @@
 //        │
 //   onComplete         (always, exactly once, even after errors and aborts)
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { FilterCompiler } from '../../config/compile.ts';
 import type { Snapshot } from '../../config/model.ts';
 import type { Outcome, RequestContext } from './context.ts';
 import type { Reason } from './reasons.ts';
@@ -54,5 +55,17 @@ export interface Filter {
  */
 export interface FilterFactory {
   readonly name: string;
+  /**
+   * Compiles this filter's configuration from the resources, once per snapshot; the result is
+   * `snapshot.filters[name]`, which create() reads.
+   */
+  readonly compile?: FilterCompiler;
   create(snapshot: Snapshot): Filter | undefined;
+}
+
+/** The compilers of a filter list, by filter name, for the configuration source. */
+export function filterCompilers(factories: readonly FilterFactory[]): Record<string, FilterCompiler> {
+  const out: Record<string, FilterCompiler> = {};
+  for (const f of factories) if (f.compile) out[f.name] = f.compile;
+  return out;
 }
