@@ -191,6 +191,9 @@ export class HboneClient {
               `peer identity ${uriSans(cert.subjectaltname).join(',') || '(none)'} is not ${expected}`,
             ),
       settings: outboundSettings,
+      // See the server: no Nagle delay on tunnels (net.connect's noDelay, which tls passes down;
+      // http2's option types omit it, and session.socket refuses setNoDelay).
+      ...({ noDelay: true } as object),
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       peerMaxConcurrentStreams: this.#maxStreams,
     });

@@ -114,6 +114,9 @@ export class HboneServer {
   }
 
   #checkPeer(socket: TLSSocket, hooks: HboneServerHooks): void {
+    // Tunnels carry small request/response exchanges: Nagle's algorithm would hold a response's
+    // last segment until the peer's delayed ACK (40 ms on Linux).
+    socket.setNoDelay(true);
     // The handshake already chained the certificate to our roots; ztunnel also insists on our trust
     // domain (TrustDomainVerifier). Which identities may talk to what is authorization's business.
     const cert = socket.getPeerCertificate();

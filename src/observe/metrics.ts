@@ -115,30 +115,15 @@ export class Metrics {
       labelNames: ['reason', 'response_code', 'response_flags'],
       registers,
     });
-    this.#tcpOpened = new client.Counter({
-      name: 'istio_tcp_connections_opened_total',
-      help: 'TCP connections opened.',
-      labelNames: TCP_LABELS,
-      registers,
-    });
-    this.#tcpClosed = new client.Counter({
-      name: 'istio_tcp_connections_closed_total',
-      help: 'TCP connections closed.',
-      labelNames: TCP_LABELS,
-      registers,
-    });
-    this.#tcpSent = new client.Counter({
-      name: 'istio_tcp_sent_bytes_total',
-      help: 'Bytes sent to the client on TCP connections.',
-      labelNames: TCP_LABELS,
-      registers,
-    });
-    this.#tcpReceived = new client.Counter({
-      name: 'istio_tcp_received_bytes_total',
-      help: 'Bytes received from the client on TCP connections.',
-      labelNames: TCP_LABELS,
-      registers,
-    });
+    const tcpCounter = (name: string, help: string) =>
+      new client.Counter({ name, help, labelNames: TCP_LABELS, registers });
+    this.#tcpOpened = tcpCounter('istio_tcp_connections_opened_total', 'TCP connections opened.');
+    this.#tcpClosed = tcpCounter('istio_tcp_connections_closed_total', 'TCP connections closed.');
+    this.#tcpSent = tcpCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the client on TCP connections.');
+    this.#tcpReceived = tcpCounter(
+      'istio_tcp_received_bytes_total',
+      'Bytes received from the client on TCP connections.',
+    );
     this.#tunnelRejections = new client.Counter({
       name: 'waypoint_hbone_tunnels_rejected_total',
       help: 'CONNECT requests and connections refused on the HBONE port, by reason.',

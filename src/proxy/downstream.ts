@@ -39,7 +39,23 @@ export interface Downstream {
   onClose(cb: (completed: boolean) => void): void;
 }
 
-export class Http1Downstream implements Downstream {
+/** Wire-byte counts every downstream keeps for metrics and the access log. */
+export abstract class ByteCounts {
+  protected receivedBytes = 0;
+  protected sentBytes = 0;
+  get bytesReceived(): number {
+    return this.receivedBytes;
+  }
+  get bytesSent(): number {
+    return this.sentBytes;
+  }
+  /** Counts request-body bytes as the upstream side consumes them. */
+  received(n: number): void {
+    this.receivedBytes += n;
+  }
+}
+
+export class Http1Downstream extends ByteCounts implements Downstream {
   readonly method: string;
   readonly path: string;
   readonly authority: string;
@@ -47,13 +63,12 @@ export class Http1Downstream implements Downstream {
   readonly protocol: 'HTTP/1.0' | 'HTTP/1.1';
   readonly body: Readable | null;
   readonly sink: ResponseSink;
-  #received = 0;
-  #sent = 0;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #draining: () => boolean;
 
   constructor(req: IncomingMessage, res: ServerResponse, draining: () => boolean) {
+    super();
     this.#req = req;
     this.#res = res;
     this.method = req.method ?? 'GET';
@@ -68,7 +83,7 @@ export class Http1Downstream implements Downstream {
     const r = res;
     this.sink = {
       write: (chunk) => {
-        this.#sent += chunk.length;
+        this.sentBytes += chunk.length;
         return r.write(chunk);
       },
       onDrain: (resume) => r.on('drain', resume),
@@ -83,15 +98,6 @@ export class Http1Downstream implements Downstream {
 
   get headersSent(): boolean {
     return this.#res.headersSent;
-  }
-  get bytesReceived(): number {
-    return this.#received;
-  }
-  received(n: number): void {
-    this.#received += n;
-  }
-  get bytesSent(): number {
-    return this.#sent;
   }
 
   respond(status: number, headers: OutgoingHttpHeaders): void {
@@ -118,7 +124,7 @@ export class Http1Downstream implements Downstream {
       return;
     }
     const bytes = Buffer.from(body);
-    this.#sent += bytes.length;
+    this.sentBytes += bytes.length;
     this.#res.writeHead(status, {
       ...headers,
       'content-type': 'text/plain',
@@ -139,7 +145,7 @@ export class Http1Downstream implements Downstream {
   }
 }
 
-export class Http2Downstream implements Downstream {
+export class Http2Downstream extends ByteCounts implements Downstream {
   readonly method: string;
   readonly path: string;
   readonly authority: string;
@@ -147,12 +153,11 @@ export class Http2Downstream implements Downstream {
   readonly protocol = 'HTTP/2' as const;
   readonly body: Readable | null;
   readonly sink: ResponseSink;
-  #received = 0;
-  #sent = 0;
   #pendingTrailers: OutgoingHttpHeaders | undefined;
   readonly #stream: ServerHttp2Stream;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    super();
     this.#stream = stream;
     this.method = (headers[':method'] as string) ?? 'GET';
     this.path = (headers[':path'] as string) ?? '/';
@@ -165,7 +170,7 @@ export class Http2Downstream implements Downstream {
     });
     this.sink = {
       write: (chunk) => {
-        this.#sent += chunk.length;
+        this.sentBytes += chunk.length;
         return stream.write(chunk);
       },
       onDrain: (resume) => stream.on('drain', resume),
@@ -180,15 +185,6 @@ export class Http2Downstream implements Downstream {
 
   get headersSent(): boolean {
     return this.#stream.headersSent;
-  }
-  get bytesReceived(): number {
-    return this.#received;
-  }
-  received(n: number): void {
-    this.#received += n;
-  }
-  get bytesSent(): number {
-    return this.#sent;
   }
 
   respond(status: number, headers: OutgoingHttpHeaders): void {
@@ -217,7 +213,7 @@ export class Http2Downstream implements Downstream {
       );
     } else {
       const bytes = Buffer.from(body);
-      this.#sent += bytes.length;
+      this.sentBytes += bytes.length;
       s.respond({
         ...headers,
         ':status': status,

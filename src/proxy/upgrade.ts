@@ -15,7 +15,7 @@ import { ProxyError } from '../pipeline/proxy-error.ts';
 import { toProxyError } from '../upstream/connect-error.ts';
 import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from '../upstream/types.ts';
-import type { Downstream } from './downstream.ts';
+import { ByteCounts, type Downstream } from './downstream.ts';
 import { encodeGrpcMessage } from './grpc-status.ts';
 
 function rawHead(status: number, headers: OutgoingHttpHeaders): string {
@@ -29,7 +29,7 @@ function rawHead(status: number, headers: OutgoingHttpHeaders): string {
 }
 
 /** The client side of an upgrade: a raw socket after the request head. */
-export class UpgradeDownstream implements Downstream {
+export class UpgradeDownstream extends ByteCounts implements Downstream {
   readonly method: string;
   readonly path: string;
   readonly authority: string;
@@ -39,11 +39,10 @@ export class UpgradeDownstream implements Downstream {
   readonly upgrade: string;
   readonly sink: ResponseSink;
   #headersSent = false;
-  #received = 0;
-  #sent = 0;
   readonly #socket: Duplex;
 
   constructor(req: IncomingMessage, socket: Duplex, head: Buffer) {
+    super();
     this.#socket = socket;
     this.method = req.method ?? 'GET';
     this.path = req.url ?? '/';
@@ -57,7 +56,7 @@ export class UpgradeDownstream implements Downstream {
     this.body = socket;
     this.sink = {
       write: (chunk) => {
-        this.#sent += chunk.length;
+        this.sentBytes += chunk.length;
         return socket.write(chunk);
       },
       onDrain: (resume) => socket.on('drain', resume),
@@ -68,15 +67,6 @@ export class UpgradeDownstream implements Downstream {
 
   get headersSent(): boolean {
     return this.#headersSent;
-  }
-  get bytesReceived(): number {
-    return this.#received;
-  }
-  received(n: number): void {
-    this.#received += n;
-  }
-  get bytesSent(): number {
-    return this.#sent;
   }
 
   respond(status: number, headers: OutgoingHttpHeaders): void {
@@ -102,7 +92,7 @@ export class UpgradeDownstream implements Downstream {
           'content-length': String(Buffer.byteLength(body)),
           connection: 'close',
         };
-    this.#sent += Buffer.byteLength(body);
+    this.sentBytes += Buffer.byteLength(body);
     this.#socket.end(rawHead(status, h) + body);
   }
 

@@ -291,71 +291,7 @@ export class TestMesh {
     args: string[] = [],
     opts: { identity?: string; hboneIp?: string; env?: NodeJS.ProcessEnv } = {},
   ): Promise<WaypointProcess> {
-    const files = await this.certFiles(opts.identity ?? id('shop', 'waypoint'));
-    const ip = opts.hboneIp ?? '127.0.0.2';
-    const child = spawn(
-      NODE,
-      [
-        ...WAYPOINT_NODE_FLAGS,
-        CLI,
-        'run',
-        '--config',
-        this.configDir,
-        '--gateway',
-        'shop/waypoint',
-        '--cert',
-        files.cert,
-        '--key',
-        files.key,
-        '--ca',
-        files.ca,
-        '--hbone',
-        `${ip}:0`,
-        '--admin',
-        `${ip}:0`,
-        '--metrics',
-        `${ip}:0`,
-        ...args,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
-    );
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    this.onClose(async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    });
-    const waitForStderr = async (pattern: RegExp, timeoutMs = 15_000): Promise<string> => {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const m = pattern.exec(err);
-        if (m) return m[0];
-        if (child.exitCode !== null) throw new Error(`waypoint exited ${child.exitCode}: ${err}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error(`timed out waiting for ${pattern} in stderr:\n${err}`);
-    };
-    const line = await waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
-    const parsed = JSON.parse(line) as { hbone: string; admin: string; metrics: string };
-    const hp = (s: string): HostPort => {
-      const i = s.lastIndexOf(':');
-      return { ip: s.slice(0, i), port: Number(s.slice(i + 1)) };
-    };
-    return {
-      child,
-      hbone: hp(parsed.hbone),
-      admin: hp(parsed.admin),
-      metrics: hp(parsed.metrics),
-      stdout: () => out,
-      stderr: () => err,
-      exited,
-      waitForStderr,
-    };
+    return this.spawnRun({ args, ...opts });
   }
 
   /**
