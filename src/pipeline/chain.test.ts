@@ -20,13 +20,23 @@ const snapshot = {} as Snapshot;
 describe('FilterChain', () => {
   it('runs filters in order and stops at the first reply', async () => {
     const order: string[] = [];
+    const continuing = (n: string): Filter => ({
+      name: n,
+      onRequestHeaders: () => {
+        order.push(n);
+        return CONTINUE;
+      },
+    });
     const filters: Filter[] = [
-      { name: 'a', onRequestHeaders: () => (order.push('a'), CONTINUE) },
+      continuing('a'),
       {
         name: 'b',
-        onRequestHeaders: async () => (order.push('b'), { kind: 'reply', reason: 'authz_denied' }),
+        onRequestHeaders: async () => {
+          order.push('b');
+          return { kind: 'reply', reason: 'authz_denied' };
+        },
       },
-      { name: 'c', onRequestHeaders: () => (order.push('c'), CONTINUE) },
+      continuing('c'),
     ];
     const verdict = await new FilterChain(filters, silentLogger).onRequestHeaders(ctx());
     expect(verdict).toEqual({ kind: 'reply', reason: 'authz_denied' });
@@ -73,7 +83,10 @@ describe('FilterChain', () => {
     const seen: string[] = [];
     const mk = (n: string): Filter => ({
       name: n,
-      onResponseHeaders: (_c, head) => void (seen.push(n), (head.headers[`x-${n}`] = '1')),
+      onResponseHeaders: (_c, head) => {
+        seen.push(n);
+        head.headers[`x-${n}`] = '1';
+      },
     });
     const head = { status: 200, headers: {} as Record<string, string> };
     new FilterChain([mk('a'), mk('b')], silentLogger).onResponseHeaders(ctx(), head);
