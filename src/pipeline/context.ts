@@ -28,8 +28,13 @@ export interface RequestContext {
   /** The snapshot this request runs on to the end, even if a new one is applied meanwhile. */
   readonly snapshot: Snapshot;
   readonly method: string;
-  /** Path and query as received. */
-  readonly path: string;
+  /**
+   * Path and query as they will go upstream: as received until a filter rewrites them (path
+   * normalization, URL rewrites). Filters that match on the path read it here.
+   */
+  path: string;
+  /** Path and query exactly as the client sent them (for the access log). */
+  readonly originalPath: string;
   readonly authority: string;
   readonly protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
   readonly grpc: boolean;

@@ -84,6 +84,7 @@ export class HttpEngine {
       snapshot: tunnel.snapshot,
       method: ds.method,
       path: ds.path,
+      originalPath: ds.path,
       authority: ds.authority,
       protocol: ds.protocol,
       grpc: isGrpcContentType(ds.headers['content-type']),
@@ -129,7 +130,7 @@ export class HttpEngine {
       } else {
         const req: UpstreamRequest = {
           method: ds.method,
-          path: ds.path,
+          path: ctx.path,
           headers: ctx.headers as OutgoingHttpHeaders,
           body: ds.body,
           protocol: upstreamProtocol(tunnel, ds),
@@ -250,7 +251,8 @@ export class HttpEngine {
         this.#opts.accessLog.write({
           start,
           method: ctx.method,
-          path: ctx.path,
+          // Envoy logs %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%: what the client sent.
+          path: ctx.originalPath,
           protocol: ctx.protocol,
           status: outcome.status,
           reason: outcome.reason,
