@@ -146,6 +146,18 @@ export const REASONS = {
     flag: '-',
     doc: 'An AuthorizationPolicy denied the request.',
   },
+  jwt_invalid: {
+    status: 401,
+    body: 'Jwt verification fails',
+    flag: '-',
+    doc: 'A RequestAuthentication token was present but invalid (bad signature, expired, unknown issuer or kid, malformed); the body is the exact jwt_verify_lib status and the reply carries `www-authenticate: Bearer realm="<url>", error="invalid_token"`.',
+  },
+  jwt_audience_mismatch: {
+    status: 403,
+    body: 'Audiences in Jwt are not allowed',
+    flag: '-',
+    doc: 'A RequestAuthentication token was valid but none of its audiences is allowed by the rule; the reply carries `www-authenticate`.',
+  },
   local_rate_limited: {
     status: 429,
     body: 'local_rate_limited',

@@ -277,6 +277,9 @@ describe('node-waypoint demo (npm start)', () => {
       path: '/login',
       bodyBytes: 5,
     });
+    // The demo's AuthorizationPolicy frontend-viewer lets sleep GET and POST /login only.
+    const del = await curl(target, '/', { method: 'DELETE' });
+    expect(del).toMatchObject({ status: 403, body: 'RBAC: access denied' });
     for (const m of perService) {
       const res = await curl(parseHostPort(m[3]!.slice('http://'.length)), '/ping');
       expect(res.status).toBe(200);

@@ -1,0 +1,475 @@
+// AuthorizationPolicy resources → AuthzConfig, once per snapshot. Attachment follows Istio's
+// waypoint (l7-semantics.md §2.1); values are compiled into matchers here so a request only
+// matches. Invalid parts are handled as istiod does (§2.7): in an ALLOW policy the whole rule is
+// dropped, in DENY/AUDIT/CUSTOM only the bad value or condition is (a broader match); an unknown
+// `when` key drops the rule whatever the action. Each case is a warning naming policy and field.
+import type { FilterCompiler } from '../../config/compile.ts';
+import type {
+  AuthorizationPolicy,
+  AuthzRule,
+  PolicyTargetRef,
+} from '../../config/kinds/authorization-policy.ts';
+import type { ConfigMessage, Snapshot } from '../../config/model.ts';
+import { describe, type Resource, resourcesOf } from '../../config/resource.ts';
+import {
+  anyOf,
+  cidrMatcher,
+  type Match,
+  namespaceMatcher,
+  parsePort,
+  pathMatcher,
+  principalMatcher,
+  requestPrincipalMatcher,
+  serviceAccountMatcher,
+  stringMatcher,
+} from './match.ts';
+import {
+  type Action,
+  type Attributes,
+  type AuthzConfig,
+  type CompiledPolicy,
+  type CompiledRule,
+  EMPTY_SET,
+  type PolicySet,
+  type Predicate,
+} from './model.ts';
+
+export const ROOT_NAMESPACE = 'istio-system';
+export const WAYPOINT_CLASS = 'istio-waypoint';
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+const DRY_RUN = 'istio.io/dry-run';
+
+type Policy = Resource<AuthorizationPolicy>;
+
+/** Raised inside a rule compile: the field path and what is wrong. */
+interface Problem {
+  readonly field: string;
+  readonly text: string;
+  /** An unknown `when` key drops the rule for every action. */
+  readonly dropsRule?: boolean;
+}
+
+class RuleCompiler {
+  readonly problems: Problem[] = [];
+  readonly action: Action;
+  readonly namespace: string;
+
+  constructor(action: Action, namespace: string) {
+    this.action = action;
+    this.namespace = namespace;
+  }
+
+  /**
+   * One field with values and notValues: (any value) AND NOT (any notValue). Invalid values are
+   * reported; they are dropped (the rule's fate is decided by the caller from `problems`).
+   */
+  field<T>(
+    field: string,
+    values: readonly string[] | null | undefined,
+    notValues: readonly string[] | null | undefined,
+    build: (v: string) => Match | string,
+    get: (a: Attributes) => T,
+    test: (m: Match, value: T) => boolean,
+  ): Predicate | undefined {
+    const compile = (list: readonly string[] | null | undefined, name: string): Match[] => {
+      const out: Match[] = [];
+      (list ?? []).forEach((v, i) => {
+        const m = build(v);
+        if (typeof m === 'string') this.problems.push({ field: `${name}[${i}]`, text: m });
+        else out.push(m);
+      });
+      return out;
+    };
+    const pos = compile(values, field);
+    const neg = compile(notValues, `not${field[0]!.toUpperCase()}${field.slice(1)}`);
+    if (pos.length === 0 && neg.length === 0) return undefined;
+    const any = pos.length ? anyOf(pos) : undefined;
+    const none = neg.length ? anyOf(neg) : undefined;
+    return (a) => {
+      const value = get(a);
+      if (any && !test(any, value)) return false;
+      if (none && test(none, value)) return false;
+      return true;
+    };
+  }
+}
+
+const str = (m: Match, v: string | undefined): boolean => v !== undefined && m(v);
+
+/** Istio ports are strings holding an integer. */
+function portMatch(v: string): Match | string {
+  const n = parsePort(v);
+  if (n === undefined) return `invalid port ${JSON.stringify(v)}`;
+  const text = String(n);
+  return (p) => p === text;
+}
+
+function cidr(v: string): Match | string {
+  return cidrMatcher([v]);
+}
+
+function and(preds: readonly (Predicate | undefined)[]): Predicate {
+  const list = preds.filter((p): p is Predicate => p !== undefined);
+  if (list.length === 0) return () => true;
+  if (list.length === 1) return list[0]!;
+  return (a) => {
+    for (const p of list) if (!p(a)) return false;
+    return true;
+  };
+}
+
+function or(preds: readonly Predicate[]): Predicate {
+  if (preds.length === 1) return preds[0]!;
+  return (a) => {
+    for (const p of preds) if (p(a)) return true;
+    return false;
+  };
+}
+
+const WHEN_HEADER = /^request\.(?:experimental\.inline\.)?headers\[(.+)\]$/;
+const WHEN_CLAIM = /^request\.auth\.claims((?:\[[^\]]+\])+)$/;
+const SPACE_DELIMITED = new Set(['scope', 'permission']);
+
+function claimValues(auth: Attributes['auth'], path: readonly string[]): string[] {
+  if (!auth) return [];
+  let v: unknown = auth.claims;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return [];
+    v = (v as Record<string, unknown>)[key];
+  }
+  const last = path[path.length - 1]!;
+  const split = (s: string) => (path.length === 1 && SPACE_DELIMITED.has(last) ? s.split(' ') : [s]);
+  if (typeof v === 'string') return split(v);
+  if (Array.isArray(v)) return v.filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+/** A `when` condition: its predicate, or undefined when it is dropped. */
+function compileCondition(
+  c: RuleCompiler,
+  i: number,
+  cond: NonNullable<AuthzRule['when']>[number],
+): Predicate | undefined {
+  const field = `when[${i}]`;
+  const key = cond.key;
+  if (!cond.values?.length && !cond.notValues?.length) {
+    c.problems.push({ field, text: `condition ${key} has neither values nor notValues` });
+    return undefined;
+  }
+  const f = <T>(
+    build: (v: string) => Match | string,
+    get: (a: Attributes) => T,
+    test: (m: Match, value: T) => boolean,
+  ): Predicate | undefined => {
+    const before = c.problems.length;
+    const p = c.field('values', cond.values, cond.notValues, build, get, test);
+    for (let k = before; k < c.problems.length; k++) {
+      const pr = c.problems[k]!;
+      c.problems[k] = { ...pr, field: `${field}.${pr.field}` };
+    }
+    return p;
+  };
+  const each = (m: Match, list: readonly string[]) => list.some(m);
+  const header = WHEN_HEADER.exec(key);
+  if (header) {
+    const name = header[1]!.toLowerCase();
+    // `*` is presence (Envoy present_match): an empty value counts.
+    return f(
+      (v) => (v === '*' ? () => true : stringMatcher(v)),
+      (a) => a.header(name),
+      str,
+    );
+  }
+  const claim = WHEN_CLAIM.exec(key);
+  if (claim) {
+    const path = [...claim[1]!.matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]!);
+    return f(stringMatcher, (a) => claimValues(a.auth, path), each);
+  }
+  switch (key) {
+    case 'source.ip':
+      return f(cidr, (a) => a.sourceIp, str);
+    case 'remote.ip':
+      return f(cidr, (a) => a.remoteIp, str);
+    case 'destination.ip':
+      return f(cidr, (a) => a.destinationIp, str);
+    case 'destination.port':
+      return f(portMatch, (a) => String(a.destinationPort), str);
+    case 'source.namespace':
+      return f(namespaceMatcher, (a) => a.peerUri, str);
+    case 'source.principal':
+      return f(principalMatcher, (a) => a.peerUri, str);
+    case 'source.serviceAccount':
+      return f(
+        (v) => serviceAccountMatcher(v, c.namespace),
+        (a) => a.peerUri,
+        str,
+      );
+    case 'connection.sni':
+      // The inner stream is plaintext after HBONE termination: there is no SNI.
+      return f(stringMatcher, () => '', str);
+    case 'request.auth.principal':
+      return f(
+        (v) => {
+          const m = requestPrincipalMatcher(v);
+          return (p) => {
+            const slash = p.lastIndexOf('/');
+            return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
+          };
+        },
+        (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
+        str,
+      );
+    case 'request.auth.audiences':
+      return f(stringMatcher, (a) => a.auth?.audiences ?? [], each);
+    case 'request.auth.presenter':
+      return f(stringMatcher, (a) => a.auth?.presenter, str);
+    default:
+      if (key.startsWith('experimental.envoy.filters.') || key === 'source.trustDomain') {
+        c.problems.push({
+          field: `${field}.key`,
+          text: `condition key ${key} is not supported by this waypoint`,
+        });
+        return undefined;
+      }
+      c.problems.push({
+        field: `${field}.key`,
+        text: `unknown condition key ${JSON.stringify(key)}`,
+        dropsRule: true,
+      });
+      return undefined;
+  }
+}
+
+function compileRule(c: RuleCompiler, rule: AuthzRule): Predicate {
+  const from = (rule.from ?? []).map((entry, i) => {
+    const s = entry.source ?? {};
+    const before = c.problems.length;
+    const ns = c.namespace;
+    const preds = [
+      c.field('principals', s.principals, s.notPrincipals, principalMatcher, (a) => a.peerUri, str),
+      c.field(
+        'requestPrincipals',
+        s.requestPrincipals,
+        s.notRequestPrincipals,
+        (v) => {
+          const m = requestPrincipalMatcher(v);
+          return (p) => {
+            const slash = p.lastIndexOf('/');
+            return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
+          };
+        },
+        (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
+        str,
+      ),
+      c.field('namespaces', s.namespaces, s.notNamespaces, namespaceMatcher, (a) => a.peerUri, str),
+      c.field('ipBlocks', s.ipBlocks, s.notIpBlocks, cidr, (a) => a.sourceIp, str),
+      c.field('remoteIpBlocks', s.remoteIpBlocks, s.notRemoteIpBlocks, cidr, (a) => a.remoteIp, str),
+      c.field(
+        'serviceAccounts',
+        s.serviceAccounts,
+        s.notServiceAccounts,
+        (v) => serviceAccountMatcher(v, ns),
+        (a) => a.peerUri,
+        str,
+      ),
+    ];
+    for (let k = before; k < c.problems.length; k++) {
+      const pr = c.problems[k]!;
+      c.problems[k] = { ...pr, field: `from[${i}].source.${pr.field}` };
+    }
+    return and(preds);
+  });
+  const to = (rule.to ?? []).map((entry, i) => {
+    const o = entry.operation ?? {};
+    const before = c.problems.length;
+    const preds = [
+      c.field(
+        'hosts',
+        o.hosts,
+        o.notHosts,
+        (v) => stringMatcher(v, true),
+        (a) => a.host,
+        str,
+      ),
+      c.field('ports', o.ports, o.notPorts, portMatch, (a) => String(a.destinationPort), str),
+      c.field('methods', o.methods, o.notMethods, stringMatcher, (a) => a.method, str),
+      c.field('paths', o.paths, o.notPaths, pathMatcher, (a) => a.path, str),
+    ];
+    for (let k = before; k < c.problems.length; k++) {
+      const pr = c.problems[k]!;
+      c.problems[k] = { ...pr, field: `to[${i}].operation.${pr.field}` };
+    }
+    return and(preds);
+  });
+  const when = (rule.when ?? []).map((cond, i) => compileCondition(c, i, cond));
+  return and([from.length ? or(from) : undefined, to.length ? or(to) : undefined, ...when]);
+}
+
+/** Go's strconv.ParseBool, as istiod reads the dry-run annotation. */
+function parseBool(v: string): boolean | undefined {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(v)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(v)) return false;
+  return undefined;
+}
+
+export function compilePolicy(r: Policy, messages: ConfigMessage[]): CompiledPolicy {
+  const spec = r.spec.spec ?? {};
+  const action: Action = spec.action ?? 'ALLOW';
+  const warn = (field: string, text: string) =>
+    messages.push({
+      severity: 'warning',
+      message: `${r.origin}: ${describe(r)}: ${field}: ${text}`,
+      origin: r.origin,
+      kind: r.kind,
+      namespace: r.namespace,
+      name: r.name,
+      field,
+    });
+  let dryRun = false;
+  const annotation = r.spec.metadata.annotations?.[DRY_RUN];
+  if (annotation !== undefined) {
+    const b = parseBool(annotation);
+    if (b === undefined)
+      warn(`metadata.annotations["${DRY_RUN}"]`, `not a boolean (${annotation}); treated as false`);
+    else dryRun = b;
+  }
+  const rules: CompiledRule[] = [];
+  (spec.rules ?? []).forEach((rule, index) => {
+    const c = new RuleCompiler(action, r.namespace);
+    const match = compileRule(c, rule);
+    const drop = c.problems.some((p) => p.dropsRule) || (action === 'ALLOW' && c.problems.length > 0);
+    for (const p of c.problems) {
+      const effect = drop
+        ? 'rule dropped'
+        : 'value ignored (the rule matches more, as Istio does for non-ALLOW actions)';
+      warn(`spec.rules[${index}].${p.field}`, `${p.text}; ${effect}`);
+    }
+    if (!drop) rules.push({ index, match });
+  });
+  if (action === 'CUSTOM') {
+    warn(
+      'spec.provider',
+      `ext_authz provider ${JSON.stringify(spec.provider?.name ?? '')} is not supported yet; requests matching this policy are denied (as Istio does for a missing provider)`,
+    );
+  }
+  return {
+    namespace: r.namespace,
+    name: r.name,
+    action,
+    dryRun,
+    provider: spec.provider?.name ?? undefined,
+    rules,
+  };
+}
+
+type Target = { kind: 'waypoint' } | { kind: 'service'; key: string } | undefined;
+
+function attachment(
+  r: Policy,
+  ref: PolicyTargetRef,
+  base: Omit<Snapshot, 'filters'>,
+): { target: Target; why?: string } {
+  const group = ref.group ?? '';
+  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP) {
+    const gw = base.gateway.ref;
+    if (r.namespace === gw.namespace && ref.name === gw.name) return { target: { kind: 'waypoint' } };
+    return { target: undefined };
+  }
+  if (ref.kind === 'GatewayClass' && group === GATEWAY_GROUP) {
+    if (ref.name !== WAYPOINT_CLASS) return { target: undefined };
+    if (r.namespace !== ROOT_NAMESPACE) {
+      return {
+        target: undefined,
+        why: `GatewayClass targets only apply from the root namespace ${ROOT_NAMESPACE}`,
+      };
+    }
+    return { target: { kind: 'waypoint' } };
+  }
+  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
+    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
+  }
+  if (ref.kind === 'ServiceEntry') {
+    return {
+      target: undefined,
+      why: 'ServiceEntry targets are not supported by this waypoint (no ServiceEntry kind)',
+    };
+  }
+  return {
+    target: undefined,
+    why: `target kind ${group ? `${group}/` : ''}${ref.kind} does not attach to a waypoint`,
+  };
+}
+
+function add(set: PolicySet, p: CompiledPolicy): PolicySet {
+  const key = p.action.toLowerCase() as 'allow' | 'deny' | 'audit' | 'custom';
+  return { ...set, [key]: [...set[key], p] };
+}
+
+export const compileAuthz: FilterCompiler = (resources, base) => {
+  const messages: ConfigMessage[] = [];
+  const policies = resourcesOf<AuthorizationPolicy>(
+    resources,
+    'security.istio.io',
+    'AuthorizationPolicy',
+  ).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+  let waypoint: PolicySet = EMPTY_SET;
+  const perService = new Map<string, CompiledPolicy[]>();
+  let count = 0;
+  for (const r of policies) {
+    const spec = r.spec.spec ?? {};
+    const refs = [...(spec.targetRef ? [spec.targetRef] : []), ...(spec.targetRefs ?? [])];
+    if (refs.length === 0) {
+      messages.push({
+        severity: 'warning',
+        message: `${r.origin}: ${describe(r)}: ${spec.selector ? 'spec.selector' : 'spec'}: ${spec.selector ? 'selector' : 'namespace-wide'} policies are enforced by ztunnel, not by the waypoint; ignored here`,
+        origin: r.origin,
+        kind: r.kind,
+        namespace: r.namespace,
+        name: r.name,
+        field: spec.selector ? 'spec.selector' : 'spec',
+      });
+      continue;
+    }
+    let toWaypoint = false;
+    const services = new Set<string>();
+    refs.forEach((ref, i) => {
+      const { target, why } = attachment(r, ref, base);
+      if (why) {
+        const field =
+          spec.targetRef && i === 0 ? 'spec.targetRef' : `spec.targetRefs[${spec.targetRef ? i - 1 : i}]`;
+        messages.push({
+          severity: 'warning',
+          message: `${r.origin}: ${describe(r)}: ${field}: ${why}; ignored`,
+          origin: r.origin,
+          kind: r.kind,
+          namespace: r.namespace,
+          name: r.name,
+          field,
+        });
+      }
+      if (target?.kind === 'waypoint') toWaypoint = true;
+      else if (target?.kind === 'service') services.add(target.key);
+    });
+    if (!toWaypoint && services.size === 0) continue;
+    const compiled = compilePolicy(r, messages);
+    count++;
+    if (toWaypoint) waypoint = add(waypoint, compiled);
+    else {
+      for (const key of services) {
+        const list = perService.get(key) ?? [];
+        list.push(compiled);
+        perService.set(key, list);
+      }
+    }
+  }
+  const services = new Map<string, PolicySet>();
+  for (const b of base.services.values()) {
+    const key = `${b.service.namespace}/${b.service.name}`;
+    if (services.has(key)) continue;
+    let set = waypoint;
+    for (const p of perService.get(key) ?? []) set = add(set, p);
+    if (set !== waypoint) services.set(key, set);
+  }
+  const config: AuthzConfig = { waypoint, services, policyCount: count };
+  return { config, messages };
+};

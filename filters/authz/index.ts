@@ -1,0 +1,82 @@
+// The AuthorizationPolicy filter (Istio RBAC at the waypoint). Normalizes the path as Envoy's HCM
+// does under Istio's default BASE option (always, whether or not policies exist: it is what goes
+// upstream), then evaluates the policies attached to the request's destination.
+import { authorizationPolicyKind } from '../../config/kinds/authorization-policy.ts';
+import { registerKind } from '../../config/kinds/registry.ts';
+import type { RequestContext } from '../../src/pipeline/context.ts';
+import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
+import { requestAuth } from '../../src/pipeline/request-auth.ts';
+import { compileAuthz } from './config.ts';
+import { evaluate } from './evaluate.ts';
+import { type Attributes, type AuthzConfig, EMPTY_SET, type PolicySet } from './model.ts';
+import { normalizePath, pathOnly } from './normalize.ts';
+
+registerKind(authorizationPolicyKind);
+
+export const AUTHZ = 'authz';
+
+function attributes(ctx: RequestContext): Attributes {
+  const t = ctx.tunnel;
+  return {
+    peerUri: t.peer.uri,
+    sourceIp: t.source.ip,
+    // The waypoint trusts no XFF hops (use_remote_address=false, no numTrustedProxies).
+    remoteIp: t.source.ip,
+    destinationIp: t.destination.ip,
+    destinationPort: t.destination.port,
+    method: ctx.method,
+    host: ctx.authority,
+    path: pathOnly(ctx.path),
+    header: (name) => {
+      const v = ctx.headers[name];
+      if (v === undefined) return undefined;
+      return Array.isArray(v) ? v.join(',') : v;
+    },
+    auth: requestAuth(ctx),
+  };
+}
+
+function policiesFor(ctx: RequestContext, config: AuthzConfig): PolicySet {
+  const b = ctx.tunnel.binding;
+  if (b.kind === 'service')
+    return config.services.get(`${b.service.namespace}/${b.service.name}`) ?? config.waypoint;
+  return config.waypoint;
+}
+
+function isEmpty(set: PolicySet): boolean {
+  return (
+    set === EMPTY_SET || (!set.allow.length && !set.deny.length && !set.audit.length && !set.custom.length)
+  );
+}
+
+export function createAuthzFilter(config: AuthzConfig | undefined): Filter {
+  return {
+    name: AUTHZ,
+    onRequestHeaders(ctx): Verdict {
+      const n = normalizePath(ctx.path);
+      if (!n.ok) {
+        ctx.explain.push(`authz: path rejected: ${n.why}`);
+        return { kind: 'reply', reason: 'downstream_protocol_error', detail: 'path_normalization_failed' };
+      }
+      if (n.path !== ctx.path) {
+        ctx.explain.push(`authz: path normalized to ${n.path}`);
+        ctx.path = n.path;
+      }
+      if (!config || config.policyCount === 0) return CONTINUE;
+      const set = policiesFor(ctx, config);
+      if (isEmpty(set)) return CONTINUE;
+      const d = evaluate(set, attributes(ctx));
+      ctx.explain.push(...d.explain);
+      if (d.allowed) return CONTINUE;
+      return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
+    },
+  };
+}
+
+export const authzFilter: FilterFactory = {
+  name: AUTHZ,
+  compile: compileAuthz,
+  create(snapshot) {
+    return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined);
+  },
+};
