@@ -240,26 +240,48 @@ function compileCondition(
   }
 }
 
-function compileRule(c: RuleCompiler, rule: AuthzRule): Predicate {
+const NEVER: Predicate = () => false;
+
+/**
+ * HTTP-only fields on TCP traffic (l7-semantics.md §2.8): an ALLOW rule that uses one never
+ * matches; in any other action the condition is ignored, which broadens the rule.
+ */
+function httpOnly(
+  c: RuleCompiler,
+  forTcp: boolean,
+  used: boolean,
+  compile: () => Predicate | undefined,
+): Predicate | undefined {
+  if (!forTcp) return compile();
+  if (!used) return undefined;
+  return c.action === 'ALLOW' ? NEVER : undefined;
+}
+
+const present = (values?: readonly string[] | null, notValues?: readonly string[] | null): boolean =>
+  (values?.length ?? 0) > 0 || (notValues?.length ?? 0) > 0;
+
+function compileRule(c: RuleCompiler, rule: AuthzRule, forTcp = false): Predicate {
   const from = (rule.from ?? []).map((entry, i) => {
     const s = entry.source ?? {};
     const before = c.problems.length;
     const ns = c.namespace;
     const preds = [
       c.field('principals', s.principals, s.notPrincipals, principalMatcher, (a) => a.peerUri, str),
-      c.field(
-        'requestPrincipals',
-        s.requestPrincipals,
-        s.notRequestPrincipals,
-        (v) => {
-          const m = requestPrincipalMatcher(v);
-          return (p) => {
-            const slash = p.lastIndexOf('/');
-            return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
-          };
-        },
-        (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
-        str,
+      httpOnly(c, forTcp, present(s.requestPrincipals, s.notRequestPrincipals), () =>
+        c.field(
+          'requestPrincipals',
+          s.requestPrincipals,
+          s.notRequestPrincipals,
+          (v) => {
+            const m = requestPrincipalMatcher(v);
+            return (p) => {
+              const slash = p.lastIndexOf('/');
+              return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
+            };
+          },
+          (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
+          str,
+        ),
       ),
       c.field('namespaces', s.namespaces, s.notNamespaces, namespaceMatcher, (a) => a.peerUri, str),
       c.field('ipBlocks', s.ipBlocks, s.notIpBlocks, cidr, (a) => a.sourceIp, str),
@@ -283,17 +305,23 @@ function compileRule(c: RuleCompiler, rule: AuthzRule): Predicate {
     const o = entry.operation ?? {};
     const before = c.problems.length;
     const preds = [
-      c.field(
-        'hosts',
-        o.hosts,
-        o.notHosts,
-        (v) => stringMatcher(v, true),
-        (a) => a.host,
-        str,
+      httpOnly(c, forTcp, present(o.hosts, o.notHosts), () =>
+        c.field(
+          'hosts',
+          o.hosts,
+          o.notHosts,
+          (v) => stringMatcher(v, true),
+          (a) => a.host,
+          str,
+        ),
       ),
       c.field('ports', o.ports, o.notPorts, portMatch, (a) => String(a.destinationPort), str),
-      c.field('methods', o.methods, o.notMethods, stringMatcher, (a) => a.method, str),
-      c.field('paths', o.paths, o.notPaths, pathMatcher, (a) => a.path, str),
+      httpOnly(c, forTcp, present(o.methods, o.notMethods), () =>
+        c.field('methods', o.methods, o.notMethods, stringMatcher, (a) => a.method, str),
+      ),
+      httpOnly(c, forTcp, present(o.paths, o.notPaths), () =>
+        c.field('paths', o.paths, o.notPaths, pathMatcher, (a) => a.path, str),
+      ),
     ];
     for (let k = before; k < c.problems.length; k++) {
       const pr = c.problems[k]!;
@@ -301,7 +329,9 @@ function compileRule(c: RuleCompiler, rule: AuthzRule): Predicate {
     }
     return and(preds);
   });
-  const when = (rule.when ?? []).map((cond, i) => compileCondition(c, i, cond));
+  const when = (rule.when ?? []).map((cond, i) =>
+    httpOnly(c, forTcp, cond.key.startsWith('request.'), () => compileCondition(c, i, cond)),
+  );
   return and([from.length ? or(from) : undefined, to.length ? or(to) : undefined, ...when]);
 }
 
@@ -337,6 +367,8 @@ export function compilePolicy(r: Policy, messages: ConfigMessage[]): CompiledPol
   (spec.rules ?? []).forEach((rule, index) => {
     const c = new RuleCompiler(action, r.namespace);
     const match = compileRule(c, rule);
+    // The TCP form is compiled apart; its problems are the HTTP form's (a subset), already reported.
+    const matchTcp = compileRule(new RuleCompiler(action, r.namespace), rule, true);
     const drop = c.problems.some((p) => p.dropsRule) || (action === 'ALLOW' && c.problems.length > 0);
     for (const p of c.problems) {
       const effect = drop
@@ -344,7 +376,7 @@ export function compilePolicy(r: Policy, messages: ConfigMessage[]): CompiledPol
         : 'value ignored (the rule matches more, as Istio does for non-ALLOW actions)';
       warn(`spec.rules[${index}].${p.field}`, `${p.text}; ${effect}`);
     }
-    if (!drop) rules.push({ index, match });
+    if (!drop) rules.push({ index, match, matchTcp });
   });
   if (action === 'CUSTOM') {
     warn(

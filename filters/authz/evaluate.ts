@@ -12,30 +12,36 @@ export interface Decision {
 }
 
 /** The first rule of the first policy that matches, as `ns[..]-policy[..]-rule[..]`. */
-function firstMatch(policies: readonly CompiledPolicy[], a: Attributes, dryRun: boolean): string | undefined {
+function firstMatch(
+  policies: readonly CompiledPolicy[],
+  a: Attributes,
+  dryRun: boolean,
+  tcp: boolean,
+): string | undefined {
   for (const p of policies) {
     if (p.dryRun !== dryRun) continue;
-    for (const r of p.rules) if (r.match(a)) return policyId(p, r.index);
+    for (const r of p.rules) if ((tcp ? r.matchTcp : r.match)(a)) return policyId(p, r.index);
   }
   return undefined;
 }
 
 const denied = (id: string): string => `rbac_access_denied_matched_policy[${id}]`;
 
-export function evaluate(set: PolicySet, a: Attributes): Decision {
+/** `tcp`: the connection carries opaque TCP, so rules are evaluated in their TCP form (§2.8). */
+export function evaluate(set: PolicySet, a: Attributes, tcp = false): Decision {
   const explain: string[] = [];
 
   // Dry-run (shadow) results first: they are only reported.
   if (set.deny.some((p) => p.dryRun)) {
-    const m = firstMatch(set.deny, a, true);
+    const m = firstMatch(set.deny, a, true, tcp);
     explain.push(`authz dry-run DENY: ${m ? `would deny (${m})` : 'would not deny'}`);
   }
   if (set.allow.some((p) => p.dryRun)) {
-    const m = firstMatch(set.allow, a, true);
+    const m = firstMatch(set.allow, a, true, tcp);
     explain.push(`authz dry-run ALLOW: ${m ? `would allow (${m})` : 'would deny (no ALLOW rule matched)'}`);
   }
   if (set.audit.length) {
-    const m = firstMatch(set.audit, a, false) ?? firstMatch(set.audit, a, true);
+    const m = firstMatch(set.audit, a, false, tcp) ?? firstMatch(set.audit, a, true, tcp);
     if (m) explain.push(`authz AUDIT matched ${m}`);
   }
 
@@ -44,7 +50,7 @@ export function evaluate(set: PolicySet, a: Attributes): Decision {
   // policies are enforced the same way (Istio's known limitation).
   for (const p of set.custom) {
     for (const r of p.rules) {
-      if (r.match(a)) {
+      if ((tcp ? r.matchTcp : r.match)(a)) {
         const id = policyId(p, r.index);
         explain.push(
           `authz CUSTOM ${id} matched; ext_authz provider ${p.provider ?? ''} unavailable: denied`,
@@ -54,7 +60,7 @@ export function evaluate(set: PolicySet, a: Attributes): Decision {
     }
   }
 
-  const deny = firstMatch(set.deny, a, false);
+  const deny = firstMatch(set.deny, a, false, tcp);
   if (deny) {
     explain.push(`authz DENY matched ${deny}: denied`);
     return { allowed: false, detail: denied(deny), explain };
@@ -64,7 +70,7 @@ export function evaluate(set: PolicySet, a: Attributes): Decision {
     explain.push('authz: no enforced ALLOW policy applies: allowed');
     return { allowed: true, detail: undefined, explain };
   }
-  const allow = firstMatch(set.allow, a, false);
+  const allow = firstMatch(set.allow, a, false, tcp);
   if (allow) {
     explain.push(`authz ALLOW matched ${allow}: allowed`);
     return { allowed: true, detail: undefined, explain };

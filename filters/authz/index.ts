@@ -3,7 +3,7 @@
 // upstream), then evaluates the policies attached to the request's destination.
 import { authorizationPolicyKind } from '../../config/kinds/authorization-policy.ts';
 import { registerKind } from '../../config/kinds/registry.ts';
-import type { RequestContext } from '../../src/pipeline/context.ts';
+import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
 import { compileAuthz } from './config.ts';
@@ -37,10 +37,7 @@ function attributes(ctx: RequestContext): Attributes {
 }
 
 function policiesFor(ctx: RequestContext, config: AuthzConfig): PolicySet {
-  const b = ctx.tunnel.binding;
-  if (b.kind === 'service')
-    return config.services.get(`${b.service.namespace}/${b.service.name}`) ?? config.waypoint;
-  return config.waypoint;
+  return setFor(ctx.tunnel.binding, config);
 }
 
 function isEmpty(set: PolicySet): boolean {
@@ -49,9 +46,40 @@ function isEmpty(set: PolicySet): boolean {
   );
 }
 
+/** What a TCP connection offers to match: who, from where, to which port; no HTTP. */
+function tcpAttributes(t: TunnelInfo): Attributes {
+  return {
+    peerUri: t.peer.uri,
+    sourceIp: t.source.ip,
+    remoteIp: t.source.ip,
+    destinationIp: t.destination.ip,
+    destinationPort: t.destination.port,
+    method: '',
+    host: '',
+    path: '',
+    header: () => undefined,
+    auth: undefined,
+  };
+}
+
+function setFor(b: Binding, config: AuthzConfig): PolicySet {
+  if (b.kind === 'service')
+    return config.services.get(`${b.service.namespace}/${b.service.name}`) ?? config.waypoint;
+  return config.waypoint;
+}
+
 export function createAuthzFilter(config: AuthzConfig | undefined): Filter {
   return {
     name: AUTHZ,
+    onTcpConnection(tunnel, explain): Verdict {
+      if (!config || config.policyCount === 0) return CONTINUE;
+      const set = setFor(tunnel.binding, config);
+      if (isEmpty(set)) return CONTINUE;
+      const d = evaluate(set, tcpAttributes(tunnel), true);
+      explain.push(...d.explain);
+      if (d.allowed) return CONTINUE;
+      return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
+    },
     onRequestHeaders(ctx): Verdict {
       const n = normalizePath(ctx.path);
       if (!n.ok) {

@@ -28,6 +28,8 @@ export interface CompiledRule {
   /** Index in the policy's `rules`, for `rule[I]` in the deny detail. */
   readonly index: number;
   readonly match: Predicate;
+  /** The rule for TCP traffic: HTTP-only conditions never match (ALLOW) or are ignored (others). */
+  readonly matchTcp: Predicate;
 }
 
 export interface CompiledPolicy {

@@ -3,7 +3,7 @@
 // process and the other requests carry on.
 import type { Snapshot } from '../../config/model.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { Outcome, RequestContext } from './context.ts';
+import type { Outcome, RequestContext, TunnelInfo } from './context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type ResponseHead, type Verdict } from './filter.ts';
 
 export class FilterChain {
@@ -11,6 +11,7 @@ export class FilterChain {
   readonly #requestFilters: readonly Filter[];
   readonly #responseFilters: readonly Filter[];
   readonly #completeFilters: readonly Filter[];
+  readonly #tcpFilters: readonly Filter[];
   readonly #log: Logger;
 
   constructor(filters: readonly Filter[], log: Logger) {
@@ -18,6 +19,7 @@ export class FilterChain {
     this.#requestFilters = filters.filter((f) => f.onRequestHeaders);
     this.#responseFilters = filters.filter((f) => f.onResponseHeaders).reverse();
     this.#completeFilters = filters.filter((f) => f.onComplete);
+    this.#tcpFilters = filters.filter((f) => f.onTcpConnection);
     this.#log = log;
   }
 
@@ -65,6 +67,20 @@ export class FilterChain {
         });
       }
     }
+  }
+
+  /** TCP phase: the first `reply` verdict, or CONTINUE. A throwing filter closes the tunnel. */
+  onTcpConnection(tunnel: TunnelInfo, explain: string[]): Verdict {
+    for (const filter of this.#tcpFilters) {
+      try {
+        const verdict = filter.onTcpConnection!(tunnel, explain);
+        if (verdict.kind === 'reply') return verdict;
+      } catch (err) {
+        this.#log.error('filter threw in onTcpConnection', { filter: filter.name, error: String(err) });
+        return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
+      }
+    }
+    return CONTINUE;
   }
 
   onComplete(ctx: RequestContext, outcome: Outcome): void {

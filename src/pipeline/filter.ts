@@ -16,7 +16,7 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type { Snapshot } from '../../config/model.ts';
-import type { Outcome, RequestContext } from './context.ts';
+import type { Outcome, RequestContext, TunnelInfo } from './context.ts';
 import type { Reason } from './reasons.ts';
 
 export type Verdict =
@@ -47,6 +47,12 @@ export interface Filter {
   onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
   /** Runs once when the exchange is over, however it ended. Must not throw (errors are logged). */
   onComplete?(ctx: RequestContext, outcome: Outcome): void;
+  /**
+   * Runs once for a tunnel carried as opaque TCP, before any byte goes upstream (Envoy's network
+   * filters). A `reply` verdict closes the tunnel; there is no HTTP to answer in. `explain`
+   * collects the decisions for the log.
+   */
+  onTcpConnection?(tunnel: TunnelInfo, explain: string[]): Verdict;
 }
 
 /**

@@ -85,7 +85,7 @@ export class TunnelDispatcher {
   serve(stream: ServerHttp2Stream, info: TunnelInfo): void {
     const protocol = info.binding.kind === 'service' ? info.binding.protocol : 'unknown';
     if (protocol === 'tcp' || protocol === 'tls') {
-      void proxyTcp(stream, info, this.#tcp, false);
+      this.#serveTcp(stream, info, false);
       return;
     }
     acceptTunnel(stream);
@@ -94,11 +94,11 @@ export class TunnelDispatcher {
       if (leftover) {
         // The client sent its FIN before anything could be decided: opaque bytes on an unknown
         // port go on as TCP; on an HTTP port it is an incomplete request, closed as Envoy does.
-        if (protocol === 'unknown') void proxyTcp(stream, info, this.#tcp, true, leftover);
+        if (protocol === 'unknown') this.#serveTcp(stream, info, true, leftover);
         else stream.end();
         return;
       }
-      if (kind === 'tcp' && protocol === 'unknown') void proxyTcp(stream, info, this.#tcp, true);
+      if (kind === 'tcp' && protocol === 'unknown') this.#serveTcp(stream, info, true);
       else if (kind === 'http2') this.#serveHttp2(stream, info);
       else this.#serveHttp1(stream, info);
     });
@@ -110,6 +110,27 @@ export class TunnelDispatcher {
     for (const s of this.#h2Sessions) if (!s.closed) s.close();
     // Busy connections close after their response (Connection: close); idle ones close now.
     for (const [stream, inFlight] of this.#http1Tunnels) if (inFlight === 0) stream.end();
+  }
+
+  /** Opaque TCP: the filters' network phase first (authorization), then the splice. */
+  #serveTcp(stream: ServerHttp2Stream, info: TunnelInfo, accepted: boolean, leftover?: Buffer): void {
+    const explain: string[] = [];
+    const verdict = this.#engine.chainFor(info.snapshot).onTcpConnection(info, explain);
+    if (verdict.kind === 'reply') {
+      // Envoy closes a denied TCP connection without a word (l7-semantics.md §2.8).
+      this.#log.info('tcp: connection denied', {
+        reason: verdict.reason,
+        detail: verdict.detail,
+        source: info.peer.uri,
+        destination: `${info.destination.ip}:${info.destination.port}`,
+        explain,
+      });
+      this.#tcp.metrics.tunnelRejected(verdict.reason);
+      if (!accepted) acceptTunnel(stream);
+      stream.end();
+      return;
+    }
+    void proxyTcp(stream, info, this.#tcp, accepted, leftover);
   }
 
   #serveHttp1(stream: ServerHttp2Stream, info: TunnelInfo): void {
