@@ -2,9 +2,31 @@
 // (filters/<name>/: index.ts with its FilterFactory, config compile step, README). Istio's waypoint
 // runs CUSTOM authz, then JWT authn, then RBAC, then fault and the rest, then the router
 // (l7-semantics.md §1); new filters take their place in that order here and nowhere else.
+
 import type { FilterFactory } from '../src/pipeline/filter.ts';
-import { authzFilter } from './authz/index.ts';
+import { extAuthzFilter } from './authz/custom.ts';
+import { ExtAuthzClients } from './authz/ext-authz.ts';
+import { authzFilterWith } from './authz/index.ts';
+import type { ExtensionProvider } from './authz/mesh-config.ts';
 import { JWT_AUTHN } from './jwt-authn/index.ts';
 
-// authz (RBAC) after JWT authentication: it reads requestAuth(ctx). CUSTOM (ext_authz) will go first.
-export const FILTER_ORDER: readonly FilterFactory[] = [JWT_AUTHN, authzFilter];
+export interface FilterChain {
+  readonly factories: readonly FilterFactory[];
+  /** Closes what the filters hold open across snapshots (ext_authz connections). */
+  close(): void;
+}
+
+/**
+ * The chain: CUSTOM (ext_authz) first, then JWT authentication, then authz (RBAC: it reads
+ * requestAuth(ctx)). `extensionProviders` are the mesh config's ext_authz providers.
+ */
+export function filterChain(opts: { extensionProviders?: readonly ExtensionProvider[] } = {}): FilterChain {
+  const clients = new ExtAuthzClients();
+  return {
+    factories: [extAuthzFilter(clients), JWT_AUTHN, authzFilterWith(opts.extensionProviders ?? [])],
+    close: () => clients.close(),
+  };
+}
+
+/** The chain without a mesh config (every CUSTOM provider is missing, so CUSTOM matches deny). */
+export const FILTER_ORDER: readonly FilterFactory[] = filterChain().factories;

@@ -4,9 +4,17 @@
 import type { ServerHttp2Stream } from 'node:http2';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { FileConfigSource } from '../config/source.ts';
-import { FILTER_ORDER } from '../filters/index.ts';
+import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
+import type { ExtensionProvider } from '../filters/authz/mesh-config.ts';
+import { type FilterChain, filterChain } from '../filters/index.ts';
 import { AdminServer } from './admin/admin-server.ts';
 import { configDump } from './admin/config-dump.ts';
+import {
+  checkExplainInput,
+  ExplainDestinationError,
+  ExplainInputError,
+  explainRequest,
+} from './explain/explain.ts';
 import { formatAuthority, type HostPort } from './hbone/authority.ts';
 import { HboneClient } from './hbone/client.ts';
 import { type ConnectDecision, type ConnectRequest, HboneServer } from './hbone/server.ts';
@@ -45,6 +53,11 @@ export interface WaypointOptions {
   /** How long in-flight requests get to finish after SIGTERM before the rest is reset. */
   readonly drainDeadlineMs?: number;
   readonly factories?: readonly FilterFactory[];
+  /**
+   * The mesh config's ext_authz providers (`run --mesh-config`), for CUSTOM AuthorizationPolicy.
+   * Used by the default filter chain (ignored when `factories` is given).
+   */
+  readonly extensionProviders?: readonly ExtensionProvider[];
   readonly version?: string;
   readonly defaultMetrics?: boolean;
 }
@@ -55,6 +68,7 @@ export class Waypoint {
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: FileConfigSource;
+  readonly #chain: FilterChain;
   readonly #hboneClient: HboneClient;
   readonly #http1: Http1Upstream;
   readonly #http2: Http2Upstream;
@@ -76,11 +90,14 @@ export class Waypoint {
     this.#log = opts.log;
     const credentials = opts.credentials;
     this.readiness.pass('certificate');
+    this.#chain = opts.factories
+      ? { factories: opts.factories, close: () => {} }
+      : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
     this.#config = new FileConfigSource([...opts.configPaths], {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
-      filterCompilers: filterCompilers(opts.factories ?? FILTER_ORDER),
+      filterCompilers: filterCompilers(this.#chain.factories),
     });
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({
@@ -108,8 +125,16 @@ export class Waypoint {
       [pickEndpoint(picker)],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
     );
+    // The proxy's authz filter reports each decision to waypoint_authz_decisions_total.
+    const factories = this.#chain.factories.map((f) =>
+      f.name === AUTHZ
+        ? withDecisionSink(f, (_set, d) => {
+            for (const r of d.records) this.metrics.authzDecision(r.policy, r.action, r.decision);
+          })
+        : f,
+    );
     this.#engine = new HttpEngine({
-      factories: opts.factories ?? FILTER_ORDER,
+      factories,
       send,
       metrics: this.metrics,
       accessLog: new AccessLog(opts.accessLog ?? 'errors'),
@@ -152,6 +177,31 @@ export class Waypoint {
           rejected: this.#rejected,
         }),
       }),
+      // What the waypoint would decide for a hypothetical request, on the snapshot in force (the
+      // chain is built apart from the engine's, so explaining counts no metrics).
+      'POST /debug/explain': async (_req, body) => {
+        const json = (status: number, v: unknown) => ({
+          status,
+          type: 'application/json',
+          body: `${JSON.stringify(v, null, 2)}\n`,
+        });
+        const snapshot = this.#snapshot;
+        if (!snapshot) return json(503, { error: 'no configuration applied yet' });
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(body);
+        } catch {
+          return json(400, { error: 'body: expected JSON' });
+        }
+        try {
+          const input = checkExplainInput(parsed);
+          return json(200, await explainRequest(snapshot, this.#chain.factories, input, this.#log));
+        } catch (err) {
+          if (err instanceof ExplainInputError) return json(400, { error: err.message });
+          if (err instanceof ExplainDestinationError) return json(404, { error: err.message });
+          throw err;
+        }
+      },
     });
     this.#metricsServer = new AdminServer({
       'GET /stats/prometheus': async () => ({
@@ -268,6 +318,7 @@ export class Waypoint {
     ]);
     this.#http2.close();
     this.#hboneClient.close();
+    this.#chain.close();
   }
 
   /** Re-reads the configuration now (tests; the watcher does this on file changes). */

@@ -3,14 +3,17 @@
 // matches. Invalid parts are handled as istiod does (§2.7): in an ALLOW policy the whole rule is
 // dropped, in DENY/AUDIT/CUSTOM only the bad value or condition is (a broader match); an unknown
 // `when` key drops the rule whatever the action. Each case is a warning naming policy and field.
+import { isIP } from 'node:net';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type {
   AuthorizationPolicy,
   AuthzRule,
   PolicyTargetRef,
 } from '../../config/kinds/authorization-policy.ts';
+import type { Service } from '../../config/kinds/service.ts';
 import type { ConfigMessage, Snapshot } from '../../config/model.ts';
 import { describe, type Resource, resourcesOf } from '../../config/resource.ts';
+import type { ResolvedProvider } from './ext-authz.ts';
 import {
   anyOf,
   cidrMatcher,
@@ -23,6 +26,7 @@ import {
   serviceAccountMatcher,
   stringMatcher,
 } from './match.ts';
+import type { ExtensionProvider } from './mesh-config.ts';
 import {
   type Action,
   type Attributes,
@@ -342,7 +346,15 @@ function parseBool(v: string): boolean | undefined {
   return undefined;
 }
 
-export function compilePolicy(r: Policy, messages: ConfigMessage[]): CompiledPolicy {
+/**
+ * `providers`: the ext_authz provider names the mesh config defines; a CUSTOM policy naming another
+ * is reported (its matching requests are denied, as Istio does for a missing provider).
+ */
+export function compilePolicy(
+  r: Policy,
+  messages: ConfigMessage[],
+  providers: ReadonlySet<string> = new Set(),
+): CompiledPolicy {
   const spec = r.spec.spec ?? {};
   const action: Action = spec.action ?? 'ALLOW';
   const warn = (field: string, text: string) =>
@@ -378,10 +390,10 @@ export function compilePolicy(r: Policy, messages: ConfigMessage[]): CompiledPol
     }
     if (!drop) rules.push({ index, match, matchTcp });
   });
-  if (action === 'CUSTOM') {
+  if (action === 'CUSTOM' && !providers.has(spec.provider?.name ?? '')) {
     warn(
       'spec.provider',
-      `ext_authz provider ${JSON.stringify(spec.provider?.name ?? '')} is not supported yet; requests matching this policy are denied (as Istio does for a missing provider)`,
+      `ext_authz provider ${JSON.stringify(spec.provider?.name ?? '')} is not defined in the mesh config's extensionProviders (or its service is not resolvable); requests matching this policy are denied (as Istio does for a missing provider)`,
     );
   }
   return {
@@ -437,8 +449,51 @@ function add(set: PolicySet, p: CompiledPolicy): PolicySet {
   return { ...set, [key]: [...set[key], p] };
 }
 
-export const compileAuthz: FilterCompiler = (resources, base) => {
+/** The compiler with the mesh config's ext_authz providers (resolved to addresses per snapshot). */
+export function compileAuthzWith(extensionProviders: readonly ExtensionProvider[]): FilterCompiler {
+  return (resources, base) => compile(resources, base, extensionProviders);
+}
+
+/** The compiler without a mesh config: every CUSTOM provider is missing. */
+export const compileAuthz: FilterCompiler = compileAuthzWith([]);
+
+/**
+ * A provider's `service` to the address Envoy would dial: an IP as is, a
+ * `name.namespace.svc.<clusterDomain>` FQDN to that Service's ClusterIP.
+ */
+function resolveProvider(
+  p: ExtensionProvider,
+  resources: readonly Resource[],
+): { ip: string } | { why: string } {
+  const host = p.service.includes('/') ? p.service.slice(p.service.indexOf('/') + 1) : p.service;
+  if (isIP(host)) return { ip: host };
+  const [name, namespace] = host.split('.');
+  const svc = resourcesOf<Service>(resources, '', 'Service').find(
+    (s) => s.namespace === namespace && s.name === name,
+  );
+  if (!svc) return { why: `Service ${namespace}/${name} not found` };
+  const ip = svc.spec.spec?.clusterIP ?? svc.spec.spec?.clusterIPs?.[0];
+  if (!ip || !isIP(ip)) return { why: `Service ${namespace}/${name} has no ClusterIP` };
+  return { ip };
+}
+
+const compile = (
+  resources: readonly Resource[],
+  base: Omit<Snapshot, 'filters'>,
+  extensionProviders: readonly ExtensionProvider[],
+): { config: AuthzConfig; messages: ConfigMessage[] } => {
   const messages: ConfigMessage[] = [];
+  const providers = new Map<string, ResolvedProvider>();
+  for (const p of extensionProviders) {
+    const r = resolveProvider(p, resources);
+    if ('ip' in r) providers.set(p.name, { provider: p, ip: r.ip });
+    else
+      messages.push({
+        severity: 'warning',
+        message: `mesh config: extensionProviders ${p.name}: service ${p.service}: ${r.why}; CUSTOM policies naming it deny the requests they match`,
+      });
+  }
+  const names = new Set(providers.keys());
   const policies = resourcesOf<AuthorizationPolicy>(
     resources,
     'security.istio.io',
@@ -483,7 +538,7 @@ export const compileAuthz: FilterCompiler = (resources, base) => {
       else if (target?.kind === 'service') services.add(target.key);
     });
     if (!toWaypoint && services.size === 0) continue;
-    const compiled = compilePolicy(r, messages);
+    const compiled = compilePolicy(r, messages, names);
     count++;
     if (toWaypoint) waypoint = add(waypoint, compiled);
     else {
@@ -502,6 +557,6 @@ export const compileAuthz: FilterCompiler = (resources, base) => {
     for (const p of perService.get(key) ?? []) set = add(set, p);
     if (set !== waypoint) services.set(key, set);
   }
-  const config: AuthzConfig = { waypoint, services, policyCount: count };
+  const config: AuthzConfig = { waypoint, services, policyCount: count, providers };
   return { config, messages };
 };

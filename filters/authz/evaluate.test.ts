@@ -123,7 +123,7 @@ describe('evaluation order and empty shapes', () => {
     );
     expect(decide(config).allowed).toBe(true);
     expect(decide(config, attrs({ path: '/admin/x' })).allowed).toBe(false);
-    expect(messages.join()).toMatch(/ext_authz provider "ext" is not supported yet/);
+    expect(messages.join()).toMatch(/ext_authz provider "ext" is not defined in the mesh config/);
   });
 });
 

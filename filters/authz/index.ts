@@ -6,8 +6,9 @@ import { registerKind } from '../../config/kinds/registry.ts';
 import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
-import { compileAuthz } from './config.ts';
-import { evaluate } from './evaluate.ts';
+import { compileAuthz, compileAuthzWith } from './config.ts';
+import { type Decision, evaluate } from './evaluate.ts';
+import type { ExtensionProvider } from './mesh-config.ts';
 import { type Attributes, type AuthzConfig, EMPTY_SET, type PolicySet } from './model.ts';
 import { normalizePath, pathOnly } from './normalize.ts';
 
@@ -15,7 +16,11 @@ registerKind(authorizationPolicyKind);
 
 export const AUTHZ = 'authz';
 
-function attributes(ctx: RequestContext): Attributes {
+/** Set by the ext_authz filter (custom.ts) once it has decided CUSTOM for the request. */
+export const CUSTOM_DECIDED: unique symbol = Symbol('authz.customDecided');
+
+/** What a request offers to match (exported for `explain`, which re-checks each rule). */
+export function attributes(ctx: RequestContext): Attributes {
   const t = ctx.tunnel;
   return {
     peerUri: t.peer.uri,
@@ -47,7 +52,7 @@ function isEmpty(set: PolicySet): boolean {
 }
 
 /** What a TCP connection offers to match: who, from where, to which port; no HTTP. */
-function tcpAttributes(t: TunnelInfo): Attributes {
+export function tcpAttributes(t: TunnelInfo): Attributes {
   return {
     peerUri: t.peer.uri,
     sourceIp: t.source.ip,
@@ -62,13 +67,17 @@ function tcpAttributes(t: TunnelInfo): Attributes {
   };
 }
 
-function setFor(b: Binding, config: AuthzConfig): PolicySet {
+/** The policies in force for a destination. */
+export function setFor(b: Binding, config: AuthzConfig): PolicySet {
   if (b.kind === 'service')
     return config.services.get(`${b.service.namespace}/${b.service.name}`) ?? config.waypoint;
   return config.waypoint;
 }
 
-export function createAuthzFilter(config: AuthzConfig | undefined): Filter {
+/** Told of every decision the filter makes (HTTP and TCP), e.g. for waypoint_authz_decisions_total. */
+export type AuthzDecisionSink = (set: PolicySet, decision: Decision) => void;
+
+export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzDecisionSink): Filter {
   return {
     name: AUTHZ,
     onTcpConnection(tunnel, explain): Verdict {
@@ -77,6 +86,7 @@ export function createAuthzFilter(config: AuthzConfig | undefined): Filter {
       if (isEmpty(set)) return CONTINUE;
       const d = evaluate(set, tcpAttributes(tunnel), true);
       explain.push(...d.explain);
+      sink?.(set, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
     },
@@ -93,18 +103,34 @@ export function createAuthzFilter(config: AuthzConfig | undefined): Filter {
       if (!config || config.policyCount === 0) return CONTINUE;
       const set = policiesFor(ctx, config);
       if (isEmpty(set)) return CONTINUE;
-      const d = evaluate(set, attributes(ctx));
+      const d = evaluate(set, attributes(ctx), false, ctx.attributes.has(CUSTOM_DECIDED));
       ctx.explain.push(...d.explain);
+      sink?.(set, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
     },
   };
 }
 
-export const authzFilter: FilterFactory = {
-  name: AUTHZ,
-  compile: compileAuthz,
-  create(snapshot) {
-    return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined);
-  },
-};
+/** The RBAC filter; `extensionProviders` (the mesh config's) are resolved by its compile step. */
+export function authzFilterWith(extensionProviders: readonly ExtensionProvider[]): FilterFactory {
+  return {
+    name: AUTHZ,
+    compile: extensionProviders.length ? compileAuthzWith(extensionProviders) : compileAuthz,
+    create(snapshot) {
+      return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined);
+    },
+  };
+}
+
+export const authzFilter: FilterFactory = authzFilterWith([]);
+
+/** `factory` (an authz factory) with a decision sink: the waypoint passes its metrics. */
+export function withDecisionSink(factory: FilterFactory, sink: AuthzDecisionSink): FilterFactory {
+  return {
+    ...factory,
+    create(snapshot) {
+      return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined, sink);
+    },
+  };
+}

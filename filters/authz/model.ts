@@ -1,6 +1,7 @@
 // The compiled form of AuthorizationPolicy that the data path reads: per-policy predicates over the
 // request's attributes, grouped by action, already attached per destination Service.
 import type { RequestAuth } from '../../src/pipeline/request-auth.ts';
+import type { ResolvedProvider } from './ext-authz.ts';
 
 export type Action = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
 
@@ -56,6 +57,8 @@ export interface AuthzConfig {
   readonly services: ReadonlyMap<string, PolicySet>;
   /** Policy count in force, for create() to skip evaluation when there are none. */
   readonly policyCount: number;
+  /** The mesh config's ext_authz providers whose service resolved, by name (CUSTOM's `provider.name`). */
+  readonly providers: ReadonlyMap<string, ResolvedProvider>;
 }
 
 export const EMPTY_SET: PolicySet = { custom: [], deny: [], allow: [], audit: [] };

@@ -3,13 +3,15 @@
 // Commands are imported when run: `run` must not pay for the dev CA's X.509 library, nor `dev-ca`
 // for undici and the config compiler.
 import { UsageError } from './flags.ts';
-import { DEMO_USAGE, DEV_CA_USAGE, RUN_USAGE, TUNNEL_USAGE } from './usage.ts';
+import { DEMO_USAGE, DEV_CA_USAGE, EXPLAIN_USAGE, RUN_USAGE, TUNNEL_USAGE, VALIDATE_USAGE } from './usage.ts';
 
 const COMMAND_USAGE: Record<string, string> = {
   run: RUN_USAGE,
   demo: DEMO_USAGE,
   'dev-ca': DEV_CA_USAGE,
   tunnel: TUNNEL_USAGE,
+  explain: EXPLAIN_USAGE,
+  validate: VALIDATE_USAGE,
 };
 
 export const USAGE = `Usage: node-waypoint <command> [flags]
@@ -35,6 +37,10 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./dev-ca.ts')).runDevCa(rest);
       case 'tunnel':
         return await (await import('./tunnel.ts')).runTunnel(rest);
+      case 'explain':
+        return await (await import('./explain.ts')).runExplain(rest);
+      case 'validate':
+        return await (await import('./validate.ts')).runValidate(rest);
       case undefined:
         // No command is a usage error: the help goes to stderr, stdout stays empty.
         process.stderr.write(USAGE);

@@ -1,6 +1,7 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
 import { parseArgs } from 'node:util';
+import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
 import { fileCredentials } from '../identity/credentials.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
@@ -28,6 +29,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'access-log': { type: 'string' },
       'log-level': { type: 'string' },
       'drain-deadline': { type: 'string' },
+      'mesh-config': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -65,6 +67,16 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     '--drain-deadline',
     fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
   );
+  const meshConfig = fromEnv('mesh-config', values['mesh-config'], env);
+  let extensionProviders: ExtensionProvider[] = [];
+  if (meshConfig) {
+    try {
+      extensionProviders = await loadMeshConfig(meshConfig);
+    } catch (err) {
+      if (err instanceof MeshConfigError) throw new UsageError(`--mesh-config: ${err.message}`);
+      throw err;
+    }
+  }
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
@@ -77,6 +89,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     clusterDomain,
     accessLog,
     drainDeadlineMs,
+    extensionProviders,
     credentials,
     log,
   });

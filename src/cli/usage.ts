@@ -16,6 +16,8 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
+  --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
+                             for CUSTOM AuthorizationPolicy (read once at start)                       [WAYPOINT_MESH_CONFIG]
 `;
 
 export const DEMO_USAGE = `Usage: node-waypoint demo [--config PATH] [--gateway NS/NAME] [--waypoint-ip IP] [--client-ip IP]
@@ -42,4 +44,43 @@ export const TUNNEL_USAGE = `Usage:
       (default: the tunnel's :authority, i.e. the application on ENDPOINT_IP:PORT).
 
   Both take --log-level (debug shows every tunnel with the peer identity).
+`;
+
+export const EXPLAIN_USAGE = `Usage: node-waypoint explain --config PATH [--config ...] --gateway NS/NAME --from SPIFFE_ID
+                             --to DESTINATION [--method M] [--path P] [-H NAME:VALUE]... [--source-ip IP] [--json]
+
+What the waypoint would decide for one request, on the configuration \`run\` would load, through the
+same filter chain (path normalization, JWT, authorization). Prints the AuthorizationPolicies that
+attach to the destination, their evaluation order (CUSTOM, DENY, ALLOW; AUDIT and dry-run flagged),
+which rule matched or that none did, and the verdict.
+
+  --config PATH          Kubernetes YAML/JSON manifests, file or directory (repeatable)     [WAYPOINT_CONFIG]
+  --gateway NS/NAME      The waypoint Gateway                                               [WAYPOINT_GATEWAY]
+  --from SPIFFE_ID       The caller, spiffe://TD/ns/NS/sa/SA (its trust domain is the mesh's)
+  --to DESTINATION       NAME.NAMESPACE:PORT, a Service FQDN with port, VIP:PORT or POD_IP:PORT
+  --method M             Default GET
+  --path P               Path and query, default /
+  -H, --header K:V       A request header (repeatable); host sets the authority (default: --to);
+                         no token is sent unless an authorization header is given
+  --source-ip IP         The client address the tunnel reports (default 127.0.0.1)
+  --cluster-domain D     Default cluster.local
+  --json                 The result as JSON
+
+Exit status: 0 allowed, 3 denied, 1 configuration or destination unusable, 2 usage error.
+`;
+
+export const VALIDATE_USAGE = `Usage: node-waypoint validate --config PATH [--config ...] [--gateway NS/NAME] [--trust-domain TD]
+
+Loads the configuration as \`run\` would and prints every problem: rejected resources with the
+field at fault (errors), and warnings: policies not enforced at the waypoint (selector, no target),
+invalid rule values and unknown \`when\` keys, targets that attach to nothing, and HTTP-only policy
+fields (methods, paths, hosts, requestPrincipals, request.*) on tcp/tls Service ports. Without
+--gateway, the one Gateway of class istio-waypoint in the manifests is used.
+
+  --config PATH          Kubernetes YAML/JSON manifests, file or directory (repeatable)     [WAYPOINT_CONFIG]
+  --gateway NS/NAME      The waypoint Gateway                                               [WAYPOINT_GATEWAY]
+  --trust-domain TD      The mesh's trust domain (default cluster.local)
+  --cluster-domain D     Default cluster.local
+
+Exit status: 0 no errors (warnings allowed), 1 some resource rejected, 2 usage error.
 `;

@@ -76,6 +76,8 @@ export class Metrics {
   readonly #tcpSent: Counter<(typeof TCP_LABELS)[number]>;
   readonly #tcpReceived: Counter<(typeof TCP_LABELS)[number]>;
   readonly #tunnelRejections: Counter<'reason'>;
+  readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
+  readonly #authzChildren = new Map<string, client.Counter.Internal>();
   readonly configReloads: Counter<'result'>;
   readonly configRejections: Counter;
   // Label sets repeat endlessly; resolving a child once per distinct set keeps prom-client's hashing
@@ -128,6 +130,12 @@ export class Metrics {
       name: 'waypoint_hbone_tunnels_rejected_total',
       help: 'CONNECT requests and connections refused on the HBONE port, by reason.',
       labelNames: ['reason'],
+      registers,
+    });
+    this.#authzDecisions = new client.Counter({
+      name: 'waypoint_authz_decisions_total',
+      help: 'AuthorizationPolicy decisions (HTTP requests and TCP connections), by deciding policy (NS/NAME or none), action and decision (allow, deny; dry-run: would_allow, would_deny; audit).',
+      labelNames: ['policy', 'action', 'decision'],
       registers,
     });
     this.configReloads = new client.Counter({
@@ -242,6 +250,17 @@ export class Metrics {
       this.#tcpChildren.set(key, c);
     }
     return c;
+  }
+
+  /** One authorization outcome. Labels are policy names from the configuration: bounded. */
+  authzDecision(policy: string, action: string, decision: string): void {
+    const key = `${policy}|${action}|${decision}`;
+    let c = this.#authzChildren.get(key);
+    if (!c) {
+      c = this.#authzDecisions.labels(policy, action, decision);
+      this.#authzChildren.set(key, c);
+    }
+    c.inc();
   }
 
   tunnelRejected(reason: Reason): void {

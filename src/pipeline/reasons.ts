@@ -158,6 +158,18 @@ export const REASONS = {
     flag: '-',
     doc: 'A RequestAuthentication token was valid but none of its audiences is allowed by the rule; the reply carries `www-authenticate`.',
   },
+  ext_authz_denied: {
+    status: 403,
+    body: '',
+    flag: 'UAEX',
+    doc: "A CUSTOM AuthorizationPolicy's ext_authz provider denied the request; status, body and headers are the provider's when it sent them.",
+  },
+  ext_authz_error: {
+    status: 403,
+    body: '',
+    flag: 'UAEX',
+    doc: "A CUSTOM AuthorizationPolicy's ext_authz provider could not be reached, failed or timed out and it is not failOpen; the status is its statusOnError (default 403).",
+  },
   local_rate_limited: {
     status: 429,
     body: 'local_rate_limited',

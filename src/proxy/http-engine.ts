@@ -16,8 +16,8 @@ import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import type { Send, UpstreamRequest } from '../upstream/types.ts';
 import type { Downstream } from './downstream.ts';
-import { isGrpcContentType } from './grpc-status.ts';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { downstreamResponseHeaders } from './headers.ts';
+import { newRequestContext } from './request-context.ts';
 
 export interface HttpEngineOptions {
   readonly factories: readonly FilterFactory[];
@@ -75,24 +75,18 @@ export class HttpEngine {
     const start = new Date();
     const abort = new AbortController();
     const requestId = (ds.headers['x-request-id'] as string | undefined) ?? randomUUID();
-    const headers = upstreamRequestHeaders(ds.headers);
-    headers['x-request-id'] = requestId;
-    const ctx: RequestContext = {
+    const ctx = newRequestContext({
       id: requestId,
       startNs,
       tunnel,
-      snapshot: tunnel.snapshot,
       method: ds.method,
       path: ds.path,
-      originalPath: ds.path,
       authority: ds.authority,
       protocol: ds.protocol,
-      grpc: isGrpcContentType(ds.headers['content-type']),
-      headers: headers as RequestContext['headers'],
+      headers: ds.headers,
       signal: abort.signal,
-      attributes: new Map(),
-      explain: [],
-    };
+    });
+    const headers = ctx.headers as OutgoingHttpHeaders;
     let reason: Reason = 'via_upstream';
     let detail: string | undefined;
     let upstreamHost: string | undefined;

@@ -1,0 +1,153 @@
+// CUSTOM AuthorizationPolicy: Envoy's ext_authz filter as Istio configures it for a waypoint
+// (l7-semantics.md §1, §2.2): first in the HTTP chain, before JWT authentication. When a CUSTOM
+// rule matches, the policy's provider decides: a deny ends the request (reason ext_authz_denied,
+// the provider's status, headers and body); an allow adds the provider's headers and goes on to
+// JWT and the DENY/ALLOW evaluation of the authz filter. A provider that fails or times out denies
+// with its statusOnError (ext_authz_error) unless it is failOpen. A policy naming a provider the
+// mesh config does not define (or whose service does not resolve) denies, as Istio does.
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { RequestContext } from '../../src/pipeline/context.ts';
+import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
+import type { ExtAuthzClients, HeaderMutation } from './ext-authz.ts';
+import { AUTHZ, attributes, CUSTOM_DECIDED, setFor } from './index.ts';
+import { type AuthzConfig, type CompiledPolicy, policyId } from './model.ts';
+import { normalizePath } from './normalize.ts';
+
+export const EXT_AUTHZ = 'ext-authz';
+
+const RESPONSE_HEADERS: unique symbol = Symbol('ext-authz.responseHeaders');
+
+function firstCustomMatch(
+  custom: readonly CompiledPolicy[],
+  ctx: RequestContext,
+): { policy: CompiledPolicy; id: string } | undefined {
+  // CUSTOM runs before JWT authentication: request.auth.* attributes are not known yet.
+  const a = { ...attributes(ctx), auth: undefined };
+  for (const p of custom)
+    for (const r of p.rules) if (r.match(a)) return { policy: p, id: policyId(p, r.index) };
+  return undefined;
+}
+
+function applyUpstream(
+  ctx: RequestContext,
+  upstream: readonly HeaderMutation[],
+  remove: readonly string[],
+): void {
+  const h = ctx.headers as Record<string, string | string[] | undefined>;
+  for (const name of remove) {
+    if (name.startsWith(':') || name === 'host') continue;
+    delete h[name];
+  }
+  for (const m of upstream) {
+    if (m.name.startsWith(':') || m.name === 'host') continue;
+    const cur = h[m.name];
+    if (m.mode === 'append' && cur !== undefined)
+      h[m.name] = `${Array.isArray(cur) ? cur.join(',') : cur},${m.value}`;
+    else if (m.mode === 'add-if-absent') {
+      if (cur === undefined) h[m.name] = m.value;
+    } else if (m.mode === 'overwrite-if-exists') {
+      if (cur !== undefined) h[m.name] = m.value;
+    } else h[m.name] = m.value;
+  }
+}
+
+export function createExtAuthzFilter(config: AuthzConfig, clients: ExtAuthzClients): Filter {
+  return {
+    name: EXT_AUTHZ,
+    async onRequestHeaders(ctx): Promise<Verdict> {
+      // Envoy's HCM normalizes the path before any filter: CUSTOM rules match the normalized path.
+      const n = normalizePath(ctx.path);
+      if (!n.ok) {
+        ctx.explain.push(`authz: path rejected: ${n.why}`);
+        return { kind: 'reply', reason: 'downstream_protocol_error', detail: 'path_normalization_failed' };
+      }
+      if (n.path !== ctx.path) {
+        ctx.explain.push(`authz: path normalized to ${n.path}`);
+        ctx.path = n.path;
+      }
+      const set = setFor(ctx.tunnel.binding, config);
+      if (!set.custom.length) return CONTINUE;
+      ctx.attributes.set(CUSTOM_DECIDED, true);
+      const m = firstCustomMatch(set.custom, ctx);
+      if (!m) {
+        ctx.explain.push('authz CUSTOM: no rule matched; ext_authz not called');
+        return CONTINUE;
+      }
+      const name = m.policy.provider ?? '';
+      const resolved = config.providers.get(name);
+      if (!resolved) {
+        ctx.explain.push(`authz CUSTOM ${m.id} matched; ext_authz provider ${name} unavailable: denied`);
+        return {
+          kind: 'reply',
+          reason: 'authz_denied',
+          detail: `rbac_access_denied_matched_policy[${m.id}]`,
+        };
+      }
+      const p = resolved.provider;
+      const result = await clients.check(resolved, ctx);
+      if (ctx.signal.aborted) return CONTINUE; // the engine reports the downstream reset
+      if (result.kind === 'error') {
+        if (p.failOpen) {
+          ctx.explain.push(
+            `authz CUSTOM ${m.id}: ext_authz ${name} failed (${result.why}); failOpen: allowed`,
+          );
+          return CONTINUE;
+        }
+        ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} failed (${result.why}): denied`);
+        return {
+          kind: 'reply',
+          reason: 'ext_authz_error',
+          status: p.statusOnError,
+          detail: 'ext_authz_error',
+        };
+      }
+      if (result.kind === 'deny') {
+        ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} denied with ${result.status}`);
+        return {
+          kind: 'reply',
+          reason: 'ext_authz_denied',
+          status: result.status,
+          body: result.body,
+          headers: result.headers,
+          detail: 'ext_authz_denied',
+        };
+      }
+      ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} allowed`);
+      applyUpstream(ctx, result.upstream, result.remove);
+      if (result.downstream.length) ctx.attributes.set(RESPONSE_HEADERS, result.downstream);
+      return CONTINUE;
+    },
+    onResponseHeaders(ctx, head): void {
+      const add = ctx.attributes.get(RESPONSE_HEADERS) as readonly HeaderMutation[] | undefined;
+      if (!add) return;
+      const h = head.headers as OutgoingHttpHeaders;
+      for (const m of add) {
+        const cur = h[m.name];
+        if (m.mode === 'append' && cur !== undefined)
+          h[m.name] = Array.isArray(cur) ? [...cur, m.value] : [String(cur), m.value];
+        else if (m.mode === 'add-if-absent') {
+          if (cur === undefined) h[m.name] = m.value;
+        } else if (m.mode === 'overwrite-if-exists') {
+          if (cur !== undefined) h[m.name] = m.value;
+        } else h[m.name] = m.value;
+      }
+    },
+  };
+}
+
+/**
+ * The ext_authz filter. It reads the authz filter's compiled configuration (policies and resolved
+ * providers), so it costs nothing on a snapshot without CUSTOM policies.
+ */
+export function extAuthzFilter(clients: ExtAuthzClients): FilterFactory {
+  return {
+    name: EXT_AUTHZ,
+    create(snapshot) {
+      const config = snapshot.filters[AUTHZ] as AuthzConfig | undefined;
+      if (!config || config.policyCount === 0) return undefined;
+      const any =
+        config.waypoint.custom.length > 0 || [...config.services.values()].some((s) => s.custom.length > 0);
+      return any ? createExtAuthzFilter(config, clients) : undefined;
+    },
+  };
+}
