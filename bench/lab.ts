@@ -282,8 +282,44 @@ export interface Certs {
   readonly configDir: string;
 }
 
-/** A temporary directory with the dev CA's certificates and the mesh YAML. */
-export async function prepare(): Promise<Certs> {
+/**
+ * `count` AuthorizationPolicies on the backend Service, arranged as the worst case for evaluation:
+ * half DENY policies that never match the bench client, then ALLOW policies of which only the last
+ * admits it, so every request walks every rule.
+ */
+export function policiesYaml(count: number): string {
+  const docs: string[] = [];
+  const denies = Math.floor(count / 2);
+  for (let i = 0; i < count; i++) {
+    const deny = i < denies;
+    const last = i === count - 1;
+    const principal = last
+      ? `${TD}/ns/${NS}/sa/client`
+      : `${TD}/ns/${NS}/sa/${deny ? 'blocked' : 'other'}-${i}`;
+    docs.push(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: bench-${deny ? 'deny' : 'allow'}-${i}
+  namespace: ${NS}
+spec:
+  targetRefs:
+    - { kind: Service, group: "", name: backend }
+  action: ${deny ? 'DENY' : 'ALLOW'}
+  rules:
+    - from:
+        - source:
+            principals: ["${principal}"]
+      to:
+        - operation:
+            methods: ["${deny ? 'DELETE' : 'POST'}", "GET"]
+            paths: ["${deny ? `/admin/${i}/*` : '/*'}"]
+`);
+  }
+  return docs.join('---\n');
+}
+
+/** A temporary directory with the dev CA's certificates and the mesh YAML (plus `policies` AuthorizationPolicies). */
+export async function prepare(policies = 0): Promise<Certs> {
   const dir = await mkdtemp(join(tmpdir(), 'waypoint-bench-'));
   const ca = await createDevCa({ trustDomain: TD });
   const caFile = join(dir, 'root-cert.pem');
@@ -301,6 +337,7 @@ export async function prepare(): Promise<Certs> {
   const configDir = join(dir, 'config');
   await mkdir(configDir);
   await writeFile(join(configDir, 'mesh.yaml'), meshYaml());
+  if (policies > 0) await writeFile(join(configDir, 'policies.yaml'), policiesYaml(policies));
   return {
     dir,
     ca: caFile,

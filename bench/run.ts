@@ -42,6 +42,7 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
   --warmup S          unrecorded lead-in on the same connections before each run (default 2)
   --transfer-mib N    size of the one-tunnel transfer, each direction (default 256)
   --framing F         backend response bodies: length (content-length, default) or chunked
+  --policies N        N AuthorizationPolicies on the backend Service, worst case (default 0)
   --sample-ms N       VmRSS sampling interval (default 100)
   --waypoint-arg A    extra argument for \`node-waypoint run\` (repeatable, e.g. --waypoint-arg=--access-log=off)
   --waypoint-node-arg A  Node option for the waypoint process (repeatable, e.g. --waypoint-node-arg=--trace-gc;
@@ -383,6 +384,7 @@ async function main(argv: string[]): Promise<number> {
       warmup: { type: 'string' },
       'transfer-mib': { type: 'string' },
       framing: { type: 'string' },
+      policies: { type: 'string' },
       'sample-ms': { type: 'string' },
       'waypoint-arg': { type: 'string', multiple: true },
       'waypoint-node-arg': { type: 'string', multiple: true },
@@ -465,7 +467,7 @@ async function main(argv: string[]): Promise<number> {
       `bench: ${pin.note}\nbench: logs in ${logDir}\n`,
   );
 
-  certs = await prepare();
+  certs = await prepare(Math.floor(positive('--policies', values.policies, 0)));
   const loads: LoadRun[] = [];
   const transfers: TransferRun[] = [];
   let autocannon: AutocannonRun | undefined;
