@@ -178,6 +178,8 @@ export async function runDemo(argv: string[]): Promise<number> {
       ? [
           `  curl -s http://${formatAuthority(showcase.local.ip, showcase.local.port)}/             # ${showcase.binding.service.name}: ${showcase.binding.endpoints.length} pods share the load`,
           `  curl -s -X POST --data hello http://${formatAuthority(showcase.local.ip, showcase.local.port)}/login`,
+          `  curl -s -X DELETE http://${formatAuthority(showcase.local.ip, showcase.local.port)}/      # with config/demo's frontend-viewer policy: RBAC: access denied`,
+          `  npx node-waypoint explain --config config/demo --gateway ${gateway.namespace}/${gateway.name} --from ${clientIdentity} --to ${showcase.binding.service.name}.${showcase.binding.service.namespace}:${showcase.binding.port} --method DELETE --path /`,
         ]
       : []),
     `  curl -s http://${waypointIp}:15020/stats/prometheus | grep istio_requests_total`,
