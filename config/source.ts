@@ -58,10 +58,17 @@ export class FileConfigSource {
     return run;
   }
 
-  async #loadNow(): Promise<UpdateResult> {
-    const loaded = await readManifests(this.#paths);
-    const report = this.#store.update(loaded);
-    if (!report.changed) return { snapshot: undefined, report };
+  /**
+   * Compiles the resources in force again into a new snapshot (one version higher), without reading
+   * the files: for inputs of the filter compilers that changed outside them (a reloaded mesh config).
+   */
+  recompile(): Promise<Snapshot> {
+    const run = this.#queue.then(() => this.#compileNow());
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #compileNow(): Snapshot {
     const snapshot = compileSnapshot(
       this.#store.resources(),
       this.#opts,
@@ -70,7 +77,14 @@ export class FileConfigSource {
     );
     this.#version = snapshot.version;
     this.#current = snapshot;
-    return { snapshot, report };
+    return snapshot;
+  }
+
+  async #loadNow(): Promise<UpdateResult> {
+    const loaded = await readManifests(this.#paths);
+    const report = this.#store.update(loaded);
+    if (!report.changed) return { snapshot: undefined, report };
+    return { snapshot: this.#compileNow(), report };
   }
 
   /**

@@ -12,6 +12,11 @@ import { JWT_AUTHN } from './jwt-authn/index.ts';
 
 export interface FilterChain {
   readonly factories: readonly FilterFactory[];
+  /**
+   * Replaces the mesh config's ext_authz providers (a reloaded `--mesh-config`); they apply from the
+   * next compiled snapshot. Absent on a chain built from explicit factories.
+   */
+  readonly setExtensionProviders?: (providers: readonly ExtensionProvider[]) => void;
   /** Closes what the filters hold open across snapshots (ext_authz connections). */
   close(): void;
 }
@@ -22,8 +27,12 @@ export interface FilterChain {
  */
 export function filterChain(opts: { extensionProviders?: readonly ExtensionProvider[] } = {}): FilterChain {
   const clients = new ExtAuthzClients();
+  let providers = opts.extensionProviders ?? [];
   return {
-    factories: [extAuthzFilter(clients), JWT_AUTHN, authzFilterWith(opts.extensionProviders ?? [])],
+    factories: [extAuthzFilter(clients), JWT_AUTHN, authzFilterWith(() => providers)],
+    setExtensionProviders: (p) => {
+      providers = p;
+    },
     close: () => clients.close(),
   };
 }

@@ -1,11 +1,14 @@
 // The waypoint process, assembled: credentials, configuration source, HBONE in, tunnel dispatch,
 // HTTP engine with the filter chain, upstream layers, HBONE out, admin and metrics ports, and the
 // drain sequence. main.ts parses flags; this file only wires.
+import { readFile } from 'node:fs/promises';
 import type { ServerHttp2Stream } from 'node:http2';
+import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { FileConfigSource } from '../config/source.ts';
+import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
-import type { ExtensionProvider } from '../filters/authz/mesh-config.ts';
+import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
 import { type FilterChain, filterChain } from '../filters/index.ts';
 import { AdminServer } from './admin/admin-server.ts';
 import { configDump } from './admin/config-dump.ts';
@@ -49,6 +52,8 @@ export interface WaypointOptions {
   readonly endpointHbonePort: number;
   readonly clusterDomain?: string;
   readonly accessLog?: AccessLogMode;
+  /** Where access-log lines go (default stdout); tests capture them here. */
+  readonly accessLogStream?: Writable;
   readonly log: Logger;
   /** How long in-flight requests get to finish after SIGTERM before the rest is reset. */
   readonly drainDeadlineMs?: number;
@@ -58,6 +63,11 @@ export interface WaypointOptions {
    * Used by the default filter chain (ignored when `factories` is given).
    */
   readonly extensionProviders?: readonly ExtensionProvider[];
+  /**
+   * The `--mesh-config` file `extensionProviders` came from: watched, and on a change re-read and
+   * applied without a restart (a bad file is logged and the providers in force stay).
+   */
+  readonly meshConfigPath?: string;
   readonly version?: string;
   readonly defaultMetrics?: boolean;
 }
@@ -82,6 +92,11 @@ export class Waypoint {
   #rejected: readonly ConfigMessage[] = [];
   /** Tunnels spliced as TCP or TLS: the drain waits for them as it waits for HTTP requests. */
   readonly #opaqueTunnels = new Set<ServerHttp2Stream>();
+  #meshWatch: FileWatch | undefined;
+  /** The mesh config text in force (a reload that reads the same text changes nothing). */
+  #meshText: string | undefined;
+  /** Mesh config reloads run one at a time. */
+  #meshReload: Promise<void> = Promise.resolve();
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
 
@@ -137,7 +152,7 @@ export class Waypoint {
       factories,
       send,
       metrics: this.metrics,
-      accessLog: new AccessLog(opts.accessLog ?? 'errors'),
+      accessLog: new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream),
       log: opts.log,
       localAddress: () =>
         this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
@@ -230,6 +245,13 @@ export class Waypoint {
         this.#log.error('config: reload failed, keeping the configuration in force', { error: String(err) });
       },
     );
+    const meshPath = this.#opts.meshConfigPath;
+    if (meshPath && this.#chain.setExtensionProviders) {
+      this.#meshText = await readFile(meshPath, 'utf8').catch(() => undefined);
+      this.#meshWatch = watchFile(meshPath, () => {
+        this.#meshReload = this.#meshReload.then(() => this.#reloadMeshConfig(meshPath));
+      });
+    }
     let bound: [HostPort, HostPort, HostPort];
     try {
       const bind = (what: string, l: Listen, listen: (host: string, port: number) => Promise<HostPort>) =>
@@ -310,6 +332,7 @@ export class Waypoint {
 
   async close(): Promise<void> {
     this.#config.close();
+    this.#meshWatch?.close();
     await Promise.all([
       this.#server.close(),
       this.#admin.close(),
@@ -335,6 +358,44 @@ export class Waypoint {
     }
   }
 
+  /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */
+  async #reloadMeshConfig(path: string): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      this.#log.error('mesh config: reload failed, keeping the ext_authz providers in force', {
+        file: path,
+        error: (err as NodeJS.ErrnoException).code ?? String(err),
+      });
+      return;
+    }
+    if (text === this.#meshText) return;
+    let providers: ExtensionProvider[];
+    try {
+      providers = parseMeshConfig(text);
+    } catch (err) {
+      this.#log.error('mesh config: reload failed, keeping the ext_authz providers in force', {
+        file: path,
+        error: (err as Error).message,
+      });
+      return;
+    }
+    this.#meshText = text;
+    this.#chain.setExtensionProviders?.(providers);
+    try {
+      const snapshot = await this.#config.recompile();
+      this.#log.info('mesh config: reloaded', {
+        file: path,
+        providers: providers.map((p) => p.name),
+      });
+      this.#applySnapshot(snapshot);
+    } catch (err) {
+      this.metrics.configReloads.labels('failed').inc();
+      this.#log.error('config: recompile after the mesh config reload failed', { error: String(err) });
+    }
+  }
+
   #applyResult(result: Awaited<ReturnType<FileConfigSource['load']>>): void {
     const { report, snapshot } = result;
     this.#rejected = report.rejected;
@@ -346,6 +407,10 @@ export class Waypoint {
       if (!this.#snapshot) this.#log.warn('config: no configuration yet');
       return;
     }
+    this.#applySnapshot(snapshot, report.rejected.length);
+  }
+
+  #applySnapshot(snapshot: Snapshot, rejected = this.#rejected.length): void {
     this.#snapshot = snapshot;
     this.metrics.configReloads.labels('applied').inc();
     // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
@@ -363,7 +428,7 @@ export class Waypoint {
       gateway_found: snapshot.gateway.found,
       services: snapshot.services.size,
       workloads: snapshot.workloads.size,
-      rejected: report.rejected.length,
+      rejected,
     });
   }
 

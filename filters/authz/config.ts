@@ -449,9 +449,15 @@ function add(set: PolicySet, p: CompiledPolicy): PolicySet {
   return { ...set, [key]: [...set[key], p] };
 }
 
-/** The compiler with the mesh config's ext_authz providers (resolved to addresses per snapshot). */
-export function compileAuthzWith(extensionProviders: readonly ExtensionProvider[]): FilterCompiler {
-  return (resources, base) => compile(resources, base, extensionProviders);
+/**
+ * The compiler with the mesh config's ext_authz providers (resolved to addresses per snapshot). A
+ * function is read at every compile, so a reloaded mesh config takes effect on the next snapshot.
+ */
+export function compileAuthzWith(
+  extensionProviders: readonly ExtensionProvider[] | (() => readonly ExtensionProvider[]),
+): FilterCompiler {
+  const current = typeof extensionProviders === 'function' ? extensionProviders : () => extensionProviders;
+  return (resources, base) => compile(resources, base, current());
 }
 
 /** The compiler without a mesh config: every CUSTOM provider is missing. */
@@ -539,6 +545,27 @@ const compile = (
     });
     if (!toWaypoint && services.size === 0) continue;
     const compiled = compilePolicy(r, messages, names);
+    const provider = compiled.action === 'CUSTOM' ? providers.get(compiled.provider ?? '') : undefined;
+    if (provider?.provider.kind === 'http') {
+      // Istio's network ext_authz takes gRPC providers only: on TCP the policy's matches deny.
+      const ports = [...base.services.values()]
+        .filter(
+          (b) =>
+            (b.protocol === 'tcp' || b.protocol === 'tls') &&
+            (toWaypoint || services.has(`${b.service.namespace}/${b.service.name}`)),
+        )
+        .map((b) => `${b.service.namespace}/${b.service.name}:${b.port}`);
+      if (ports.length)
+        messages.push({
+          severity: 'warning',
+          message: `${r.origin}: ${describe(r)}: spec.provider: ext_authz provider ${JSON.stringify(provider.provider.name)} is HTTP, and TCP connections can only be checked by a gRPC provider (Envoy's network ext_authz); on the TCP ports ${ports.join(', ')} the connections this policy matches are denied`,
+          origin: r.origin,
+          kind: r.kind,
+          namespace: r.namespace,
+          name: r.name,
+          field: 'spec.provider',
+        });
+    }
     count++;
     if (toWaypoint) waypoint = add(waypoint, compiled);
     else {

@@ -23,6 +23,11 @@ export interface Decision {
   readonly explain: readonly string[];
   /** The same, as records: shadow results (dry-run, AUDIT) first, then the enforced outcome. */
   readonly records: readonly DecisionRecord[];
+  /**
+   * The enforced (not dry-run) AUDIT rule that matched, `ns[..]-policy[..]-rule[..]`: Envoy's
+   * access_log_hint, so the request is access-logged.
+   */
+  readonly audit?: string;
 }
 
 interface Hit {
@@ -58,11 +63,13 @@ const denied = (id: string): string => `rbac_access_denied_matched_policy[${id}]
 export function evaluate(set: PolicySet, a: Attributes, tcp = false, skipCustom = false): Decision {
   const explain: string[] = [];
   const records: DecisionRecord[] = [];
+  let audit: string | undefined;
   const done = (allowed: boolean, detail: string | undefined): Decision => ({
     allowed,
     detail,
     explain,
     records,
+    ...(audit ? { audit } : {}),
   });
 
   // Dry-run (shadow) results first: they are only reported.
@@ -87,9 +94,11 @@ export function evaluate(set: PolicySet, a: Attributes, tcp = false, skipCustom 
     );
   }
   if (set.audit.length) {
-    const m = firstMatch(set.audit, a, false, tcp) ?? firstMatch(set.audit, a, true, tcp);
+    const enforced = firstMatch(set.audit, a, false, tcp);
+    const m = enforced ?? firstMatch(set.audit, a, true, tcp);
+    audit = enforced?.id;
     if (m) {
-      explain.push(`authz AUDIT matched ${m.id}`);
+      explain.push(`authz AUDIT matched ${m.id}${enforced ? '' : ' (dry-run)'}`);
       records.push({ ...m.record, decision: 'audit' });
     }
   }

@@ -4,7 +4,7 @@
 // is dialled directly by address: a waypoint is not captured by ztunnel.
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import type { RequestContext } from '../../src/pipeline/context.ts';
+import type { RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import type { ExtensionProvider, GrpcProvider, HttpProvider } from './mesh-config.ts';
 
 /** A provider whose service has been resolved to an address in this snapshot. */
@@ -19,6 +19,18 @@ export type HeaderMutation = {
   /** append: add to an existing value; overwrite: replace or add; add-if-absent; overwrite-if-exists. */
   readonly mode: 'append' | 'overwrite' | 'add-if-absent' | 'overwrite-if-exists';
 };
+
+/** The request body sent with a check (includeRequestBodyInCheck): its first maxRequestBytes. */
+export interface CheckBody {
+  readonly bytes: Buffer;
+  /** The body goes on past `bytes` (allowPartialMessage). */
+  readonly partial: boolean;
+  /** gRPC: `raw_body` bytes instead of the `body` string. */
+  readonly packAsBytes: boolean;
+}
+
+/** Envoy's header on a check that carries a body: whether the body was cut at maxRequestBytes. */
+export const PARTIAL_BODY_HEADER = 'x-envoy-auth-partial-body';
 
 export type CheckResult =
   | {
@@ -119,10 +131,16 @@ function socketAddress(ip: string, port: number) {
 }
 
 /** The CheckRequest Envoy sends (AttributeContext source, destination, request.http). */
-export function checkRequest(ctx: RequestContext): unknown {
+export function checkRequest(ctx: RequestContext, body?: CheckBody): unknown {
   const t = ctx.tunnel;
   const now = Date.now();
   const size = ctx.headers['content-length'];
+  const headers = flatHeaders(ctx);
+  let withBody: { body: string } | { rawBody: Buffer } | undefined;
+  if (body) {
+    headers[PARTIAL_BODY_HEADER] = String(body.partial);
+    withBody = body.packAsBytes ? { rawBody: body.bytes } : { body: body.bytes.toString('utf8') };
+  }
   return {
     attributes: {
       source: { address: socketAddress(t.source.ip, t.source.port), principal: t.peer.uri },
@@ -132,14 +150,28 @@ export function checkRequest(ctx: RequestContext): unknown {
         http: {
           id: requestId(ctx),
           method: ctx.method,
-          headers: flatHeaders(ctx),
+          headers,
           path: ctx.path,
           host: ctx.authority,
           scheme: 'http',
           size: typeof size === 'string' && /^\d+$/.test(size) ? size : '-1',
           protocol: ctx.protocol,
+          ...withBody,
         },
       },
+    },
+  };
+}
+
+/**
+ * The CheckRequest of Envoy's network ext_authz filter (CheckRequestUtils::createTcpCheck): source
+ * (address, principal) and destination (the CONNECT's original destination); no `request`.
+ */
+export function tcpCheckRequest(t: TunnelInfo): unknown {
+  return {
+    attributes: {
+      source: { address: socketAddress(t.source.ip, t.source.port), principal: t.peer.uri },
+      destination: { address: socketAddress(t.destination.ip, t.destination.port) },
     },
   };
 }
@@ -164,10 +196,19 @@ export class ExtAuthzClients {
   readonly #grpc = new Map<string, Promise<GrpcStub>>();
   readonly #agents = new Map<string, http.Agent>();
 
-  check(r: ResolvedProvider, ctx: RequestContext): Promise<CheckResult> {
+  /** `body`: the request body to include (the provider's includeRequestBodyInCheck). */
+  check(r: ResolvedProvider, ctx: RequestContext, body?: CheckBody): Promise<CheckResult> {
     return r.provider.kind === 'grpc'
-      ? this.#checkGrpc(r.provider, r.ip, ctx)
-      : this.#checkHttp(r.provider, r.ip, ctx);
+      ? this.#checkGrpc(r.provider, r.ip, checkRequest(ctx, body), ctx.signal)
+      : this.#checkHttp(r.provider, r.ip, ctx, body);
+  }
+
+  /**
+   * Envoy's network ext_authz (TCP): gRPC providers only, the connection's attributes, no request.
+   * A connection denied by the provider is closed, so the deny's status, headers and body are moot.
+   */
+  checkTcp(p: GrpcProvider, ip: string, tunnel: TunnelInfo, signal: AbortSignal): Promise<CheckResult> {
+    return this.#checkGrpc(p, ip, tcpCheckRequest(tunnel), signal);
   }
 
   close(): void {
@@ -194,13 +235,13 @@ export class ExtAuthzClients {
     return stub;
   }
 
-  async #checkGrpc(p: GrpcProvider, ip: string, ctx: RequestContext): Promise<CheckResult> {
+  async #checkGrpc(p: GrpcProvider, ip: string, request: unknown, signal: AbortSignal): Promise<CheckResult> {
     const stub = await this.#stub(p, ip);
     return new Promise<CheckResult>((resolve) => {
       let settled = false;
-      const call = stub.Check(checkRequest(ctx), { deadline: Date.now() + p.timeoutMs }, (err, res) => {
+      const call = stub.Check(request, { deadline: Date.now() + p.timeoutMs }, (err, res) => {
         settled = true;
-        ctx.signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onAbort);
         if (err || !res) {
           resolve({
             kind: 'error',
@@ -233,7 +274,7 @@ export class ExtAuthzClients {
       const onAbort = (): void => {
         if (!settled) call.cancel();
       };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -247,10 +288,16 @@ export class ExtAuthzClients {
     return a;
   }
 
-  #checkHttp(p: HttpProvider, ip: string, ctx: RequestContext): Promise<CheckResult> {
+  #checkHttp(
+    p: HttpProvider,
+    ip: string,
+    ctx: RequestContext,
+    body: CheckBody | undefined,
+  ): Promise<CheckResult> {
     // What Envoy's HTTP ext_authz sends: the original method, pathPrefix + the original path, the
     // allowed request headers (every header when no list is configured; with a list, those plus
-    // Host, Authorization), the additional headers, and no body (Content-Length 0).
+    // Host, Authorization), the additional headers, and the body read for the check if any
+    // (otherwise none, Content-Length 0).
     const headers: OutgoingHttpHeaders = {};
     const allowed = p.includeRequestHeadersInCheck;
     for (const [k, v] of Object.entries(ctx.headers)) {
@@ -260,7 +307,8 @@ export class ExtAuthzClients {
     }
     for (const [k, v] of Object.entries(p.includeAdditionalHeadersInCheck)) headers[k] = v;
     headers.host = ctx.authority;
-    headers['content-length'] = '0';
+    if (body && !allowed) headers[PARTIAL_BODY_HEADER] = String(body.partial);
+    headers['content-length'] = String(body?.bytes.length ?? 0);
     const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(p.timeoutMs)]);
     return new Promise<CheckResult>((resolve) => {
       const req = http.request(
@@ -290,7 +338,7 @@ export class ExtAuthzClients {
           why: signal.aborted && !ctx.signal.aborted ? 'HTTP timeout' : `HTTP ${err.message}`,
         }),
       );
-      req.end();
+      req.end(body?.bytes);
     });
   }
 }

@@ -3,6 +3,7 @@
 // upstream), then evaluates the policies attached to the request's destination.
 import { authorizationPolicyKind } from '../../config/kinds/authorization-policy.ts';
 import { registerKind } from '../../config/kinds/registry.ts';
+import { setAuditHint } from '../../src/pipeline/access-log-hint.ts';
 import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
@@ -18,6 +19,9 @@ export const AUTHZ = 'authz';
 
 /** Set by the ext_authz filter (custom.ts) once it has decided CUSTOM for the request. */
 export const CUSTOM_DECIDED: unique symbol = Symbol('authz.customDecided');
+
+/** The TCP connections whose CUSTOM policies the ext_authz filter (custom.ts) has decided. */
+export const customDecidedTcp = new WeakSet<TunnelInfo>();
 
 /** What a request offers to match (exported for `explain`, which re-checks each rule). */
 export function attributes(ctx: RequestContext): Attributes {
@@ -84,7 +88,7 @@ export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzD
       if (!config || config.policyCount === 0) return CONTINUE;
       const set = setFor(tunnel.binding, config);
       if (isEmpty(set)) return CONTINUE;
-      const d = evaluate(set, tcpAttributes(tunnel), true);
+      const d = evaluate(set, tcpAttributes(tunnel), true, customDecidedTcp.has(tunnel));
       explain.push(...d.explain);
       sink?.(set, d);
       if (d.allowed) return CONTINUE;
@@ -105,6 +109,7 @@ export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzD
       if (isEmpty(set)) return CONTINUE;
       const d = evaluate(set, attributes(ctx), false, ctx.attributes.has(CUSTOM_DECIDED));
       ctx.explain.push(...d.explain);
+      if (d.audit) setAuditHint(ctx, d.audit);
       sink?.(set, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
@@ -112,11 +117,19 @@ export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzD
   };
 }
 
-/** The RBAC filter; `extensionProviders` (the mesh config's) are resolved by its compile step. */
-export function authzFilterWith(extensionProviders: readonly ExtensionProvider[]): FilterFactory {
+/**
+ * The RBAC filter; `extensionProviders` (the mesh config's) are resolved by its compile step. A
+ * function is read at every compile (mesh-config reload).
+ */
+export function authzFilterWith(
+  extensionProviders: readonly ExtensionProvider[] | (() => readonly ExtensionProvider[]),
+): FilterFactory {
   return {
     name: AUTHZ,
-    compile: extensionProviders.length ? compileAuthzWith(extensionProviders) : compileAuthz,
+    compile:
+      typeof extensionProviders === 'function' || extensionProviders.length
+        ? compileAuthzWith(extensionProviders)
+        : compileAuthz,
     create(snapshot) {
       return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined);
     },

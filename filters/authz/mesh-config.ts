@@ -24,7 +24,12 @@ interface ProviderBase {
   /** Status returned when the provider cannot be reached or fails (default 403). */
   readonly statusOnError: number;
   readonly includeRequestBodyInCheck:
-    | { readonly maxRequestBytes: number; readonly allowPartialMessage: boolean }
+    | {
+        readonly maxRequestBytes: number;
+        readonly allowPartialMessage: boolean;
+        /** gRPC: the body goes as `raw_body` bytes instead of the `body` string. */
+        readonly packAsBytes: boolean;
+      }
     | undefined;
 }
 
@@ -159,7 +164,14 @@ function providerOf(entry: unknown, i: number, seen: Set<string>): ExtensionProv
         'includeRequestBodyInCheck.allowPartialMessage',
         `expected true or false, got ${JSON.stringify(partial)}`,
       );
-    includeRequestBodyInCheck = { maxRequestBytes: max as number, allowPartialMessage: partial as boolean };
+    const bytes = b.packAsBytes ?? false;
+    if (typeof bytes !== 'boolean')
+      fail('includeRequestBodyInCheck.packAsBytes', `expected true or false, got ${JSON.stringify(bytes)}`);
+    includeRequestBodyInCheck = {
+      maxRequestBytes: max as number,
+      allowPartialMessage: partial as boolean,
+      packAsBytes: bytes as boolean,
+    };
   }
   const base = {
     name,

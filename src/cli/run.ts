@@ -90,6 +90,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     accessLog,
     drainDeadlineMs,
     extensionProviders,
+    ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     credentials,
     log,
   });

@@ -17,7 +17,7 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
   --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
-                             for CUSTOM AuthorizationPolicy (read once at start)                       [WAYPOINT_MESH_CONFIG]
+                             for CUSTOM AuthorizationPolicy (watched: reloaded on change)              [WAYPOINT_MESH_CONFIG]
 `;
 
 export const DEMO_USAGE = `Usage: node-waypoint demo [--config PATH] [--gateway NS/NAME] [--waypoint-ip IP] [--client-ip IP]

@@ -228,7 +228,7 @@ export async function explainRequest(
   let attrs: ReturnType<typeof attributes>;
   if (phase === 'tcp') {
     explain = [];
-    verdict = chain.onTcpConnection(tunnel, explain);
+    verdict = await chain.onTcpConnection(tunnel, explain);
     attrs = tcpAttributes(tunnel);
   } else {
     const ctx = newRequestContext({

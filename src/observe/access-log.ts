@@ -1,7 +1,8 @@
 // The access log, in Istio's default text format (l7-semantics.md §5.8) so existing parsers work;
 // %RESPONSE_CODE_DETAILS% carries our reason code, as Envoy puts its details there. By default every
 // error and every local reply is logged and successes are not (a busy waypoint's log stays readable);
-// `all` logs everything, `off` nothing.
+// `all` logs everything, `off` nothing. A request an enforced AUDIT policy matched is logged in any
+// mode but `off`, and its line ends with ` audit=ns[NS]-policy[NAME]-rule[I]`.
 import type { Writable } from 'node:stream';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 
@@ -27,6 +28,8 @@ export interface AccessLogEntry {
   readonly downstreamLocal: string;
   readonly downstreamRemote: string;
   readonly route: string | undefined;
+  /** The enforced AUDIT rule that matched (`ns[..]-policy[..]-rule[..]`), appended as `audit=...`. */
+  readonly audit?: string | undefined;
 }
 
 const dash = (v: string | number | undefined): string => (v === undefined || v === '' ? '-' : String(v));
@@ -39,7 +42,8 @@ export function formatAccessLog(e: AccessLogEntry): string {
     `[${e.start.toISOString()}] "${e.method} ${e.path} ${e.protocol}" ${e.status} ${flag} ${e.reason} - ` +
     `${quoted(e.detail)} ${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} - ` +
     `${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ${quoted(e.requestId)} ${quoted(e.authority)} ` +
-    `${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} - ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}\n`
+    `${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} - ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}` +
+    `${e.audit ? ` audit=${e.audit}` : ''}\n`
   );
 }
 
@@ -52,10 +56,13 @@ export class AccessLog {
     this.#out = out;
   }
 
-  /** Cheap check before building an entry. */
-  wants(status: number, reason: Reason): boolean {
+  /**
+   * Cheap check before building an entry. `hinted`: a filter asked for the request to be logged
+   * (an AUDIT match, Envoy's access_log_hint): logged in any mode but `off`.
+   */
+  wants(status: number, reason: Reason, hinted = false): boolean {
     if (this.#mode === 'off') return false;
-    if (this.#mode === 'all') return true;
+    if (this.#mode === 'all' || hinted) return true;
     return reason !== 'via_upstream' || status >= 500 || status === 0;
   }
 

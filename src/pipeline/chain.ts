@@ -6,6 +6,8 @@ import type { Logger } from '../observe/logger.ts';
 import type { Outcome, RequestContext, TunnelInfo } from './context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type ResponseHead, type Verdict } from './filter.ts';
 
+const NEVER_ABORTED = new AbortController().signal;
+
 export class FilterChain {
   readonly filters: readonly Filter[];
   readonly #requestFilters: readonly Filter[];
@@ -69,18 +71,48 @@ export class FilterChain {
     }
   }
 
-  /** TCP phase: the first `reply` verdict, or CONTINUE. A throwing filter closes the tunnel. */
-  onTcpConnection(tunnel: TunnelInfo, explain: string[]): Verdict {
-    for (const filter of this.#tcpFilters) {
+  /**
+   * TCP phase: the first `reply` verdict, or CONTINUE. A throwing (or rejecting) filter closes the
+   * tunnel. Synchronous while every filter answers synchronously; a Promise once one does not.
+   */
+  onTcpConnection(
+    tunnel: TunnelInfo,
+    explain: string[],
+    signal: AbortSignal = NEVER_ABORTED,
+  ): Verdict | Promise<Verdict> {
+    return this.#tcpFrom(0, tunnel, explain, signal);
+  }
+
+  #tcpFrom(
+    start: number,
+    tunnel: TunnelInfo,
+    explain: string[],
+    signal: AbortSignal,
+  ): Verdict | Promise<Verdict> {
+    const filters = this.#tcpFilters;
+    for (let i = start; i < filters.length; i++) {
+      const filter = filters[i]!;
       try {
-        const verdict = filter.onTcpConnection!(tunnel, explain);
-        if (verdict.kind === 'reply') return verdict;
+        const v = filter.onTcpConnection!(tunnel, explain, signal);
+        if (v instanceof Promise)
+          return v.then(
+            (verdict) =>
+              verdict.kind === 'reply' || signal.aborted
+                ? verdict
+                : this.#tcpFrom(i + 1, tunnel, explain, signal),
+            (err: unknown) => this.#tcpThrew(filter, err),
+          );
+        if (v.kind === 'reply') return v;
       } catch (err) {
-        this.#log.error('filter threw in onTcpConnection', { filter: filter.name, error: String(err) });
-        return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
+        return this.#tcpThrew(filter, err);
       }
     }
     return CONTINUE;
+  }
+
+  #tcpThrew(filter: Filter, err: unknown): Verdict {
+    this.#log.error('filter threw in onTcpConnection', { filter: filter.name, error: String(err) });
+    return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
   }
 
   onComplete(ctx: RequestContext, outcome: Outcome): void {

@@ -21,6 +21,13 @@ export interface TunnelInfo {
   readonly snapshot: Snapshot;
 }
 
+/** The start of a request body, as RequestContext.readBody returns it. */
+export interface BodyPrefix {
+  readonly bytes: Buffer;
+  /** True when `bytes` is the whole body; false when the body goes on past the limit. */
+  readonly complete: boolean;
+}
+
 export interface RequestContext {
   readonly id: string;
   readonly startNs: bigint;
@@ -46,6 +53,15 @@ export interface RequestContext {
   readonly attributes: Map<symbol, unknown>;
   /** Human-readable decisions, in order (for explain and debug logs). */
   readonly explain: string[];
+  /**
+   * Reads the request body up to `maxBytes` (or to its end), for a filter that must see it before
+   * the request goes upstream. The body still goes upstream whole: the read bytes are replayed,
+   * then the rest streams with backpressure; no more than `maxBytes` is held. A request without a
+   * body resolves at once with an empty buffer and `complete: true`. The first call decides the
+   * limit; later calls return the same result. Rejects when the client's body fails, and then the
+   * request has already ended as a downstream reset (`signal` is aborted).
+   */
+  readBody(maxBytes: number): Promise<BodyPrefix>;
 }
 
 /** How an exchange ended, for onComplete, the access log and metrics. */

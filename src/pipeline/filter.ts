@@ -50,9 +50,11 @@ export interface Filter {
   /**
    * Runs once for a tunnel carried as opaque TCP, before any byte goes upstream (Envoy's network
    * filters). A `reply` verdict closes the tunnel; there is no HTTP to answer in. `explain`
-   * collects the decisions for the log.
+   * collects the decisions for the log. May return a Promise (network ext_authz): the tunnel's
+   * bytes wait, unread (so HTTP/2 flow control holds the client back), until it resolves; `signal`
+   * is aborted if the tunnel closes meanwhile. Return a Verdict directly when no I/O is needed.
    */
-  onTcpConnection?(tunnel: TunnelInfo, explain: string[]): Verdict;
+  onTcpConnection?(tunnel: TunnelInfo, explain: string[], signal: AbortSignal): Verdict | Promise<Verdict>;
 }
 
 /**

@@ -170,6 +170,12 @@ export const REASONS = {
     flag: 'UAEX',
     doc: "A CUSTOM AuthorizationPolicy's ext_authz provider could not be reached, failed or timed out and it is not failOpen; the status is its statusOnError (default 403).",
   },
+  request_body_too_large: {
+    status: 413,
+    body: 'Payload Too Large',
+    flag: '-',
+    doc: 'An ext_authz provider with includeRequestBodyInCheck and allowPartialMessage false was to check a body larger than its maxRequestBytes.',
+  },
   local_rate_limited: {
     status: 429,
     body: 'local_rate_limited',

@@ -9,6 +9,7 @@ import { formatAuthority } from '../hbone/authority.ts';
 import type { AccessLog } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import { auditHint } from '../pipeline/access-log-hint.ts';
 import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
@@ -17,6 +18,7 @@ import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import type { Send, UpstreamRequest } from '../upstream/types.ts';
 import type { Downstream } from './downstream.ts';
 import { downstreamResponseHeaders } from './headers.ts';
+import { RequestBody } from './request-body.ts';
 import { newRequestContext } from './request-context.ts';
 
 export interface HttpEngineOptions {
@@ -75,6 +77,16 @@ export class HttpEngine {
     const start = new Date();
     const abort = new AbortController();
     const requestId = (ds.headers['x-request-id'] as string | undefined) ?? randomUUID();
+    // Body bytes count once, when first read from the client: by a filter's readBody or by the
+    // upstream (which sees the read bytes again, replayed).
+    const reqBody = new RequestBody(ds.body);
+    let counted = 0;
+    let upstreamBytes = 0;
+    const countTo = (total: number): void => {
+      if (total <= counted) return;
+      ds.received(total - counted);
+      counted = total;
+    };
     const ctx = newRequestContext({
       id: requestId,
       startNs,
@@ -85,6 +97,19 @@ export class HttpEngine {
       protocol: ds.protocol,
       headers: ds.headers,
       signal: abort.signal,
+      readBody: (maxBytes) =>
+        reqBody.read(maxBytes).then(
+          (prefix) => {
+            countTo(prefix.bytes.length);
+            return prefix;
+          },
+          (err: unknown) => {
+            // The client's body failed: the request ends here as a downstream reset.
+            abort.abort();
+            ds.reset();
+            throw err;
+          },
+        ),
     });
     const headers = ctx.headers as OutgoingHttpHeaders;
     let reason: Reason = 'via_upstream';
@@ -126,9 +151,12 @@ export class HttpEngine {
           method: ds.method,
           path: ctx.path,
           headers: ctx.headers as OutgoingHttpHeaders,
-          body: ds.body,
+          body: reqBody.upstream(),
           protocol: upstreamProtocol(tunnel, ds),
-          onBodyChunk: (chunk) => ds.received(chunk.length),
+          onBodyChunk: (chunk) => {
+            upstreamBytes += chunk.length;
+            countTo(upstreamBytes);
+          },
         };
         if (req.protocol !== 'http2' && headers.host === undefined && ds.authority)
           headers.host = ds.authority;
@@ -241,7 +269,8 @@ export class HttpEngine {
         },
         outcome.durationMs,
       );
-      if (this.#opts.accessLog.wants(outcome.status, outcome.reason)) {
+      const audit = auditHint(ctx);
+      if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined)) {
         this.#opts.accessLog.write({
           start,
           method: ctx.method,
@@ -265,6 +294,7 @@ export class HttpEngine {
           downstreamLocal: formatAuthority(ctx.tunnel.destination.ip, ctx.tunnel.destination.port),
           downstreamRemote: formatAuthority(ctx.tunnel.source.ip, ctx.tunnel.source.port),
           route: undefined,
+          audit,
         });
       }
     } catch (err) {

@@ -2,7 +2,7 @@
 // engine and by `explain` (which runs the same filter chain over a hypothetical request), so both
 // see the same headers, the same gRPC detection and the same initial state.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RequestContext, TunnelInfo } from '../pipeline/context.ts';
+import type { BodyPrefix, RequestContext, TunnelInfo } from '../pipeline/context.ts';
 import { isGrpcContentType } from './grpc-status.ts';
 import { upstreamRequestHeaders } from './headers.ts';
 
@@ -18,7 +18,11 @@ export interface RequestHead {
   /** The headers as received (lower-case names); hop-by-hop ones are dropped here. */
   readonly headers: IncomingHttpHeaders;
   readonly signal: AbortSignal;
+  /** Reads a bounded body prefix (RequestContext.readBody); absent: the request has no body. */
+  readonly readBody?: (maxBytes: number) => Promise<BodyPrefix>;
 }
+
+const NO_BODY: BodyPrefix = { bytes: Buffer.alloc(0), complete: true };
 
 export function newRequestContext(head: RequestHead): RequestContext {
   const headers = upstreamRequestHeaders(head.headers);
@@ -38,5 +42,6 @@ export function newRequestContext(head: RequestHead): RequestContext {
     signal: head.signal,
     attributes: new Map(),
     explain: [],
+    readBody: head.readBody ?? (() => Promise.resolve(NO_BODY)),
   };
 }

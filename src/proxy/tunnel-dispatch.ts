@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { acceptTunnel } from '../hbone/server.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
+import type { Verdict } from '../pipeline/filter.ts';
 import { REASONS } from '../pipeline/reasons.ts';
 import { Http1Downstream, Http2Downstream } from './downstream.ts';
 import type { HttpEngine } from './http-engine.ts';
@@ -112,10 +113,37 @@ export class TunnelDispatcher {
     for (const [stream, inFlight] of this.#http1Tunnels) if (inFlight === 0) stream.end();
   }
 
-  /** Opaque TCP: the filters' network phase first (authorization), then the splice. */
+  /**
+   * Opaque TCP: the filters' network phase first (authorization), then the splice. While an async
+   * filter (network ext_authz) decides, nothing reads the tunnel: its bytes wait under HTTP/2 flow
+   * control.
+   */
   #serveTcp(stream: ServerHttp2Stream, info: TunnelInfo, accepted: boolean, leftover?: Buffer): void {
     const explain: string[] = [];
-    const verdict = this.#engine.chainFor(info.snapshot).onTcpConnection(info, explain);
+    const chain = this.#engine.chainFor(info.snapshot);
+    const abort = new AbortController();
+    const verdict = chain.onTcpConnection(info, explain, abort.signal);
+    if (!(verdict instanceof Promise)) {
+      this.#tcpDecided(stream, info, accepted, leftover, verdict, explain);
+      return;
+    }
+    const onClose = (): void => abort.abort();
+    stream.once('close', onClose);
+    void verdict.then((v) => {
+      stream.off('close', onClose);
+      if (stream.destroyed || abort.signal.aborted) return;
+      this.#tcpDecided(stream, info, accepted, leftover, v, explain);
+    });
+  }
+
+  #tcpDecided(
+    stream: ServerHttp2Stream,
+    info: TunnelInfo,
+    accepted: boolean,
+    leftover: Buffer | undefined,
+    verdict: Verdict,
+    explain: readonly string[],
+  ): void {
     if (verdict.kind === 'reply') {
       // Envoy closes a denied TCP connection without a word (l7-semantics.md §2.8).
       this.#log.info('tcp: connection denied', {

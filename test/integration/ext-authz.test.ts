@@ -2,6 +2,7 @@
 // §2.2, §5.1): a real gRPC Authorization/Check server built on filters/authz/proto, a real HTTP
 // ext_authz server, a dead provider address, and one that never answers.
 // Addresses: waypoint 127.0.120.2; providers 127.0.121.x; VIPs 127.0.122.N:8080; pods 127.0.123.N:8080.
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
@@ -29,7 +30,12 @@ const CASES = [
   { name: 'down-status', provider: 'dead-503' },
   { name: 'slow', provider: 'slow' },
   { name: 'unknown', provider: 'nowhere' },
+  // includeRequestBodyInCheck: their pods answer with the size and SHA-256 of the body they got.
+  { name: 'grpc-body', provider: 'grpc-body' },
+  { name: 'grpc-partial', provider: 'grpc-partial' },
+  { name: 'http-body', provider: 'http-body' },
 ] as const;
+const BODY_CASES: ReadonlySet<string> = new Set(['grpc-body', 'grpc-partial', 'http-body']);
 const vipOf = (i: number) => `127.0.122.${10 + i}`;
 const podOf = (i: number) => `127.0.123.${10 + i}`;
 
@@ -41,9 +47,11 @@ interface GrpcSeen {
   path: string;
   host: string;
   headers: Record<string, string>;
+  body: string;
+  rawBody: Buffer;
 }
 const grpcSeen: GrpcSeen[] = [];
-const httpSeen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders }> = [];
+const httpSeen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: Buffer }> = [];
 let slowCalls = 0;
 
 let mesh: TestMesh;
@@ -71,6 +79,39 @@ async function send(
   return { status: res.statusCode, body, headers: res.headers };
 }
 
+async function post(name: (typeof CASES)[number]['name'], path: string, body: Buffer) {
+  const i = CASES.findIndex((c) => c.name === name);
+  const res = await pool(i).request({
+    method: 'POST',
+    path,
+    headers: { 'content-type': 'application/octet-stream' },
+    body,
+  });
+  return { status: res.statusCode, body: await res.body.text(), headers: res.headers };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Numbered bytes, so a reordered or lost chunk shows in the hash. */
+const pattern = (n: number): Buffer =>
+  Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + (i >> 8)) & 0xff));
+
+/** A pod that answers with the size and SHA-256 of the request body it received. */
+function hashServer(): http.Server {
+  return http.createServer((req, res) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      hash.update(c);
+    });
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') }));
+    });
+  });
+}
+
 interface SocketAddr {
   readonly socketAddress: { readonly address: string; readonly portValue: number };
 }
@@ -85,6 +126,8 @@ interface CheckRequest {
         readonly path: string;
         readonly host: string;
         readonly headers: Record<string, string>;
+        readonly body: string;
+        readonly rawBody: Buffer;
       };
     };
   };
@@ -108,6 +151,8 @@ function startGrpcServer(): Promise<{ server: grpc.Server; port: number }> {
         path: h.path,
         host: h.host,
         headers: h.headers,
+        body: h.body,
+        rawBody: h.rawBody,
       });
       if (h.path.includes('deny')) {
         cb(null, {
@@ -153,8 +198,15 @@ beforeAll(async () => {
   const g = await startGrpcServer();
   mesh.onClose(() => g.server.forceShutdown());
   const httpPort = await listen(
-    http.createServer((req, res) => {
-      httpSeen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      httpSeen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks),
+      });
       if (req.url?.includes('deny')) {
         res.writeHead(429, {
           'x-deny-why': 'http says no',
@@ -218,7 +270,12 @@ spec:
   }
   await mesh.writeConfig('mesh.yaml', docs.join('---\n'));
   for (const [i, c] of CASES.entries())
-    await mesh.pod(podOf(i), 8080, TestMesh.echoServer(`${c.name}-a`), id('shop', c.name));
+    await mesh.pod(
+      podOf(i),
+      8080,
+      BODY_CASES.has(c.name) ? hashServer() : TestMesh.echoServer(`${c.name}-a`),
+      id('shop', c.name),
+    );
   const extensionProviders = parseMeshConfig(`
 extensionProviders:
   - name: grpc
@@ -243,6 +300,22 @@ extensionProviders:
     envoyExtAuthzHttp: {service: ${DEAD_IP}, port: 9, statusOnError: "503"}
   - name: slow
     envoyExtAuthzHttp: {service: ${SLOW_IP}, port: ${slowPort}, timeout: 0.3s}
+  - name: grpc-body
+    envoyExtAuthzGrpc:
+      service: ext-authz.authz.svc.cluster.local
+      port: ${g.port}
+      includeRequestBodyInCheck: {maxRequestBytes: 4096}
+  - name: grpc-partial
+    envoyExtAuthzGrpc:
+      service: ext-authz.authz.svc.cluster.local
+      port: ${g.port}
+      includeRequestBodyInCheck: {maxRequestBytes: 1000, allowPartialMessage: true, packAsBytes: true}
+  - name: http-body
+    envoyExtAuthzHttp:
+      service: ${HTTP_IP}
+      port: ${httpPort}
+      pathPrefix: /authz
+      includeRequestBodyInCheck: {maxRequestBytes: 1000, allowPartialMessage: true}
   - name: zipkin
     zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}
 `);
@@ -320,6 +393,74 @@ describe('CUSTOM AuthorizationPolicy, HTTP provider', () => {
     const before = httpSeen.length;
     expect((await send('http', '/open')).status).toBe(200);
     expect(httpSeen.length).toBe(before);
+  });
+});
+
+describe('includeRequestBodyInCheck', () => {
+  it('gRPC: the provider sees the body as a string, the upstream gets it too', async () => {
+    const before = grpcSeen.length;
+    const text = Buffer.from('{"amount": 42, "note": "héllo"}');
+    const res = await post('grpc-body', '/check/pay', text);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ bytes: text.length, sha256: sha(text) });
+    expect(grpcSeen.length).toBe(before + 1);
+    const c = grpcSeen.at(-1)!;
+    expect(c.body).toBe(text.toString('utf8'));
+    expect(c.rawBody.length).toBe(0);
+    expect(c.headers['x-envoy-auth-partial-body']).toBe('false');
+  });
+
+  it('gRPC: a request without a body is checked with an empty body', async () => {
+    const res = await send('grpc-body', '/check/get');
+    expect(res.status).toBe(200);
+    const c = grpcSeen.at(-1)!;
+    expect(c.path).toBe('/check/get');
+    expect(c.body).toBe('');
+  });
+
+  it('over maxRequestBytes without allowPartialMessage: 413, the provider is not asked', async () => {
+    const before = grpcSeen.length;
+    const res = await post('grpc-body', '/check/big', pattern(10_000));
+    expect(res.status).toBe(413);
+    expect(res.body).toBe('Payload Too Large');
+    expect(res.headers['x-waypoint-reason']).toBe('request_body_too_large');
+    expect(grpcSeen.length).toBe(before);
+    // The connection is still usable after the unread rest of the body.
+    expect((await post('grpc-body', '/check/small', Buffer.from('ok'))).status).toBe(200);
+  });
+
+  it('allowPartialMessage, packAsBytes: the provider sees exactly maxRequestBytes as raw_body; the upstream the whole body', async () => {
+    const before = grpcSeen.length;
+    const data = pattern(1024 * 1024 + 17);
+    const res = await post('grpc-partial', '/check/upload', data);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ bytes: data.length, sha256: sha(data) });
+    expect(grpcSeen.length).toBe(before + 1);
+    const c = grpcSeen.at(-1)!;
+    expect(c.rawBody.length).toBe(1000);
+    expect(Buffer.from(c.rawBody).equals(data.subarray(0, 1000))).toBe(true);
+    expect(c.body).toBe('');
+    expect(c.headers['x-envoy-auth-partial-body']).toBe('true');
+  });
+
+  it('HTTP: the check request carries the body (cut at maxRequestBytes); the upstream the whole body', async () => {
+    const small = Buffer.from('name=alice');
+    let res = await post('http-body', '/check/form', small);
+    expect(res.status).toBe(200);
+    let c = httpSeen.at(-1)!;
+    expect(c.method).toBe('POST');
+    expect(c.url).toBe('/authz/check/form');
+    expect(c.body.equals(small)).toBe(true);
+    expect(c.headers['content-length']).toBe(String(small.length));
+    expect(c.headers['x-envoy-auth-partial-body']).toBe('false');
+
+    const data = pattern(300_000);
+    res = await post('http-body', '/check/upload', data);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ bytes: data.length, sha256: sha(data) });
+    c = httpSeen.at(-1)!;
+    expect(c.body.equals(data.subarray(0, 1000))).toBe(true);
+    expect(c.headers['x-envoy-auth-partial-body']).toBe('true');
   });
 });
 

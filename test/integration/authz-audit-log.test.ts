@@ -1,0 +1,118 @@
+// AUDIT AuthorizationPolicy marks the request for the access log (l7-semantics.md §2.2, §5.8; Istio
+// sets Envoy's access_log_hint on an AUDIT match): logged even in the default `errors` mode, with
+// ` audit=ns[NS]-policy[NAME]-rule[I]` at the end of the line; never in `off`.
+// Addresses: waypoints 127.0.140.2-3; VIPs 127.0.141.N:8080; pods 127.0.142.N:8080.
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AccessLogMode } from '../../src/observe/access-log.ts';
+import type { Waypoint } from '../../src/waypoint.ts';
+import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+
+const policy = (name: string, target: string, dryRun: boolean): string => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: ${name}
+  namespace: shop
+${dryRun ? '  annotations:\n    istio.io/dry-run: "true"\n' : ''}spec:
+  targetRefs:
+    - kind: Service
+      group: ""
+      name: ${target}
+  action: AUDIT
+  rules:
+    - to: [{operation: {methods: ["POST"]}}]
+    - to: [{operation: {paths: ["/audit/*"]}}]
+`;
+
+let mesh: TestMesh;
+
+async function start(ip: string, mode: AccessLogMode): Promise<{ waypoint: Waypoint; lines: string[] }> {
+  const lines: string[] = [];
+  const out = new PassThrough();
+  out.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  const waypoint = await mesh.startWaypoint({
+    hbone: { host: ip, port: 0 },
+    admin: { host: ip, port: 0 },
+    metrics: { host: ip, port: 0 },
+    accessLog: mode,
+    accessLogStream: out,
+  });
+  return { waypoint, lines };
+}
+
+async function get(w: Waypoint, vip: string, path: string): Promise<number> {
+  const client = await mesh.hboneClient(id('shop', 'sleep'));
+  const pool = mesh.httpPool(client, w.addresses!.hbone, { ip: vip, port: 8080 });
+  const res = await pool.request({ method: 'GET', path });
+  await res.body.text();
+  return res.statusCode;
+}
+
+/** Waits until the access log has written (it is written after the response completes). */
+async function settle(lines: string[], n: number): Promise<void> {
+  for (let i = 0; i < 12 && lines.length < n; i++) await new Promise((r) => setTimeout(r, 25));
+  await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('AUDIT and the access log', () => {
+  let errors: { waypoint: Waypoint; lines: string[] };
+  let off: { waypoint: Waypoint; lines: string[] };
+
+  beforeAll(async () => {
+    mesh = await TestMesh.create();
+    await mesh.writeConfig(
+      'mesh.yaml',
+      [
+        waypointYaml(),
+        serviceYaml({
+          name: 'audited',
+          vip: '127.0.141.1',
+          port: 8080,
+          pods: [{ name: 'a-0', ip: '127.0.142.1' }],
+        }),
+        serviceYaml({
+          name: 'shadow',
+          vip: '127.0.141.2',
+          port: 8080,
+          pods: [{ name: 's-0', ip: '127.0.142.2' }],
+        }),
+        policy('audit-it', 'audited', false),
+        policy('audit-dry', 'shadow', true),
+      ].join('---\n'),
+    );
+    await mesh.pod('127.0.142.1', 8080, TestMesh.echoServer('a-0'), id('shop', 'audited'));
+    await mesh.pod('127.0.142.2', 8080, TestMesh.echoServer('s-0'), id('shop', 'shadow'));
+    errors = await start('127.0.140.2', 'errors');
+    off = await start('127.0.140.3', 'off');
+  });
+  afterAll(() => mesh.close());
+
+  it('logs a successful request an enforced AUDIT rule matched, in errors mode, naming the rule', async () => {
+    expect(await get(errors.waypoint, '127.0.141.1', '/audit/one')).toBe(200);
+    await settle(errors.lines, 1);
+    expect(errors.lines).toHaveLength(1);
+    const line = errors.lines[0]!;
+    expect(line).toContain('"GET /audit/one HTTP/1.1" 200 - via_upstream');
+    expect(line.endsWith(' - - audit=ns[shop]-policy[audit-it]-rule[1]')).toBe(true);
+  });
+
+  it('does not log a successful request no AUDIT rule matched', async () => {
+    const before = errors.lines.length;
+    expect(await get(errors.waypoint, '127.0.141.1', '/plain')).toBe(200);
+    await settle(errors.lines, before + 1);
+    expect(errors.lines).toHaveLength(before);
+  });
+
+  it('does not log for a dry-run AUDIT policy', async () => {
+    const before = errors.lines.length;
+    expect(await get(errors.waypoint, '127.0.141.2', '/audit/two')).toBe(200);
+    await settle(errors.lines, before + 1);
+    expect(errors.lines).toHaveLength(before);
+  });
+
+  it('logs nothing in off mode, AUDIT or not', async () => {
+    expect(await get(off.waypoint, '127.0.141.1', '/audit/three')).toBe(200);
+    await settle(off.lines, 1);
+    expect(off.lines).toHaveLength(0);
+  });
+});
