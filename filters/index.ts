@@ -9,6 +9,7 @@ import { ExtAuthzClients } from './authz/ext-authz.ts';
 import { authzFilterWith } from './authz/index.ts';
 import type { ExtensionProvider } from './authz/mesh-config.ts';
 import { JWT_AUTHN } from './jwt-authn/index.ts';
+import { pathNormalizationFilter } from './path-normalization/index.ts';
 
 export interface FilterChain {
   readonly factories: readonly FilterFactory[];
@@ -22,14 +23,20 @@ export interface FilterChain {
 }
 
 /**
- * The chain: CUSTOM (ext_authz) first, then JWT authentication, then authz (RBAC: it reads
+ * The chain: path normalization (Envoy's connection manager does it before any filter), CUSTOM
+ * (ext_authz), then JWT authentication, then authz (RBAC: it reads
  * requestAuth(ctx)). `extensionProviders` are the mesh config's ext_authz providers.
  */
 export function filterChain(opts: { extensionProviders?: readonly ExtensionProvider[] } = {}): FilterChain {
   const clients = new ExtAuthzClients();
   let providers = opts.extensionProviders ?? [];
   return {
-    factories: [extAuthzFilter(clients), JWT_AUTHN, authzFilterWith(() => providers)],
+    factories: [
+      pathNormalizationFilter,
+      extAuthzFilter(clients),
+      JWT_AUTHN,
+      authzFilterWith(() => providers),
+    ],
     setExtensionProviders: (p) => {
       providers = p;
     },

@@ -12,7 +12,6 @@ import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../s
 import type { CheckBody, ExtAuthzClients, HeaderMutation } from './ext-authz.ts';
 import { AUTHZ, attributes, CUSTOM_DECIDED, customDecidedTcp, setFor, tcpAttributes } from './index.ts';
 import { type AuthzConfig, type CompiledPolicy, policyId } from './model.ts';
-import { normalizePath } from './normalize.ts';
 
 export const EXT_AUTHZ = 'ext-authz';
 
@@ -125,16 +124,7 @@ export function createExtAuthzFilter(config: AuthzConfig, clients: ExtAuthzClien
       return customTcp(config, clients, tunnel, explain, signal);
     },
     async onRequestHeaders(ctx): Promise<Verdict> {
-      // Envoy's HCM normalizes the path before any filter: CUSTOM rules match the normalized path.
-      const n = normalizePath(ctx.path);
-      if (!n.ok) {
-        ctx.explain.push(`authz: path rejected: ${n.why}`);
-        return { kind: 'reply', reason: 'downstream_protocol_error', detail: 'path_normalization_failed' };
-      }
-      if (n.path !== ctx.path) {
-        ctx.explain.push(`authz: path normalized to ${n.path}`);
-        ctx.path = n.path;
-      }
+      // CUSTOM rules match the normalized path (filters/path-normalization runs first).
       const set = setFor(ctx.tunnel.binding, config);
       if (!set.custom.length) return CONTINUE;
       ctx.attributes.set(CUSTOM_DECIDED, true);

@@ -7,11 +7,11 @@ import { setAuditHint } from '../../src/pipeline/access-log-hint.ts';
 import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
+import { pathOnly } from '../path-normalization/normalize.ts';
 import { compileAuthz, compileAuthzWith } from './config.ts';
 import { type Decision, evaluate } from './evaluate.ts';
 import type { ExtensionProvider } from './mesh-config.ts';
 import { type Attributes, type AuthzConfig, EMPTY_SET, type PolicySet } from './model.ts';
-import { normalizePath, pathOnly } from './normalize.ts';
 
 registerKind(authorizationPolicyKind);
 
@@ -95,15 +95,6 @@ export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzD
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
     },
     onRequestHeaders(ctx): Verdict {
-      const n = normalizePath(ctx.path);
-      if (!n.ok) {
-        ctx.explain.push(`authz: path rejected: ${n.why}`);
-        return { kind: 'reply', reason: 'downstream_protocol_error', detail: 'path_normalization_failed' };
-      }
-      if (n.path !== ctx.path) {
-        ctx.explain.push(`authz: path normalized to ${n.path}`);
-        ctx.path = n.path;
-      }
       if (!config || config.policyCount === 0) return CONTINUE;
       const set = policiesFor(ctx, config);
       if (isEmpty(set)) return CONTINUE;

@@ -143,7 +143,7 @@ describe('node-waypoint explain', () => {
       '/x/../admin/users',
     );
     expect(r.code).toBe(3);
-    expect(r.out).toContain('authz: path normalized to /admin/users');
+    expect(r.out).toContain('path normalized to /admin/users');
     expect(r.out).toContain('authz DENY matched ns[shop]-policy[api-deny]-rule[0]: denied');
     expect(r.out).toContain(
       'Verdict: denied: rbac_access_denied_matched_policy[ns[shop]-policy[api-deny]-rule[0]]',
