@@ -372,6 +372,24 @@ export class TestMesh {
     );
   }
 
+  /**
+   * Sends `ping` through a tunnel to destination and resolves with what came back before the tunnel
+   * ended: `ping` through an echo server, '' when the waypoint closed the tunnel (a TCP denial).
+   */
+  static async ping(client: HboneClient, waypoint: HostPort, destination: HostPort): Promise<string> {
+    const stream = await TestMesh.tunnel(client, waypoint, destination);
+    return new Promise((resolve) => {
+      let got = '';
+      stream.on('data', (d: Buffer) => {
+        got += d.toString();
+        if (got === 'ping') stream.end();
+      });
+      stream.on('error', () => resolve(got));
+      stream.on('close', () => resolve(got));
+      stream.write('ping');
+    });
+  }
+
   /** An undici pool whose connections are tunnels through the waypoint to destination (a VIP:port). */
   httpPool(client: HboneClient, waypoint: HostPort, destination: HostPort, opts: Pool.Options = {}): Pool {
     const pool = new Pool(`http://${formatAuthority(destination.ip, destination.port)}`, {

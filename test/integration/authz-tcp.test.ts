@@ -38,17 +38,7 @@ let waypoint: Waypoint;
 
 /** Sends `ping` through a tunnel; resolves with what came back before the tunnel ended. */
 async function exchange(client: HboneClient, vip: string): Promise<string> {
-  const stream = await TestMesh.tunnel(client, waypoint.addresses!.hbone, { ip: vip, port: 5432 });
-  return new Promise((resolve) => {
-    let got = '';
-    stream.on('data', (d: Buffer) => {
-      got += d.toString();
-      if (got === 'ping') stream.end();
-    });
-    stream.on('error', () => resolve(got));
-    stream.on('close', () => resolve(got));
-    stream.write('ping');
-  });
+  return TestMesh.ping(client, waypoint.addresses!.hbone, { ip: vip, port: 5432 });
 }
 
 describe('AuthorizationPolicy on TCP', () => {

@@ -55,17 +55,7 @@ const meshConfig = (moving: string): string => `extensionProviders:
 /** Sends `ping` through a tunnel as `sa`; resolves with what came back before the tunnel ended. */
 async function exchange(sa: string, vip: string): Promise<string> {
   const client = await mesh.hboneClient(id('shop', sa));
-  const stream = await TestMesh.tunnel(client, waypoint.addresses!.hbone, { ip: vip, port: 5432 });
-  return new Promise((resolve) => {
-    let got = '';
-    stream.on('data', (d: Buffer) => {
-      got += d.toString();
-      if (got === 'ping') stream.end();
-    });
-    stream.on('error', () => resolve(got));
-    stream.on('close', () => resolve(got));
-    stream.write('ping');
-  });
+  return TestMesh.ping(client, waypoint.addresses!.hbone, { ip: vip, port: 5432 });
 }
 
 /** Retries `exchange` until it returns `want` (the mesh config reload is asynchronous). */
