@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ServicePortBinding, Snapshot, WorkloadBinding } from '../../config/model.ts';
 import type { HostPort } from '../hbone/authority.ts';
 import type { SpiffeId } from '../identity/spiffe.ts';
+import type { UpstreamTarget } from '../upstream/target.ts';
 import type { Reason } from './reasons.ts';
 
 export type Binding = ServicePortBinding | WorkloadBinding;
@@ -62,6 +63,11 @@ export interface RequestContext {
    * request has already ended as a downstream reset (`signal` is aborted).
    */
   readBody(maxBytes: number): Promise<BodyPrefix>;
+  /**
+   * Where the request goes and under which timeouts and retries: set by the router filter. Left
+   * undefined, the request goes to its tunnel's own binding with no timeout and no retry.
+   */
+  target: UpstreamTarget | undefined;
 }
 
 /** How an exchange ended, for onComplete, the access log and metrics. */

@@ -43,5 +43,6 @@ export function newRequestContext(head: RequestHead): RequestContext {
     attributes: new Map(),
     explain: [],
     readBody: head.readBody ?? (() => Promise.resolve(NO_BODY)),
+    target: undefined,
   };
 }

@@ -1,0 +1,154 @@
+// Routing resources in force → RoutingConfig for the snapshot: per bound Service port, its
+// default cluster, its route tables (producer and consumer) and TCP backends, plus route status.
+// Gateway API routes win over a VirtualService for the same Service (both is undefined in Istio;
+// we pick the one Istio recommends for ambient, deterministically, and warn).
+import { buildInventory } from '../../config/compile/inventory.ts';
+import type { FilterCompiler } from '../../config/compile.ts';
+import type { GrpcRoute } from '../../config/kinds/grpc-route.ts';
+import type { HttpRoute } from '../../config/kinds/http-route.ts';
+import type { ReferenceGrant } from '../../config/kinds/reference-grant.ts';
+import type { TcpRoute } from '../../config/kinds/tcp-route.ts';
+import type { VirtualService } from '../../config/kinds/virtual-service.ts';
+import type { ConfigMessage, Snapshot } from '../../config/model.ts';
+import { type Resource, resourcesOf } from '../../config/resource.ts';
+import { ClusterCatalog } from './clusters.ts';
+import { type BoundPort, compileGatewayRoutes, type HttpAttachment } from './gateway-api.ts';
+import {
+  type HttpRouteTable,
+  type PortRouting,
+  portKey,
+  type RouteEntry,
+  type RoutingConfig,
+  type TcpBackends,
+} from './model.ts';
+import { routeOrder, sortEntries } from './sort.ts';
+import { compileVsHttp, compileVsTcp, vsForMesh, vsSelects } from './virtual-service.ts';
+
+const GATEWAY_API = 'gateway.networking.k8s.io';
+const ISTIO_NETWORKING = 'networking.istio.io';
+
+export const compileRouting: FilterCompiler = (resources, base) => {
+  const messages: ConfigMessage[] = [];
+  const config = buildRouting(resources, base, messages);
+  return { config, messages: dedupe(messages) };
+};
+
+function buildRouting(
+  resources: readonly Resource[],
+  base: Omit<Snapshot, 'filters'>,
+  messages: ConfigMessage[],
+): RoutingConfig {
+  const bound = new Map<string, BoundPort[]>();
+  let clusterDomain = 'cluster.local';
+  for (const b of base.services.values()) {
+    const key = `${b.service.namespace}/${b.service.name}`;
+    const list = bound.get(key) ?? [];
+    if (!list.some((p) => p.port === b.port)) list.push({ port: b.port, protocol: b.protocol });
+    bound.set(key, list);
+    clusterDomain = b.service.hostname.split('.svc.')[1] ?? clusterDomain;
+  }
+  const catalog = new ClusterCatalog(
+    buildInventory(resources),
+    resources,
+    { trustDomain: base.trustDomain, clusterDomain },
+    messages,
+  );
+
+  const byAge = <T>(list: Resource<T>[]) =>
+    list
+      .map((r) => ({ r, created: created(r) }))
+      .sort((a, b) => routeOrder({ ...a.r, created: a.created }, { ...b.r, created: b.created }))
+      .map((x) => x.r);
+  const routes = byAge<unknown>([
+    ...resourcesOf<HttpRoute>(resources, GATEWAY_API, 'HTTPRoute'),
+    ...resourcesOf<GrpcRoute>(resources, GATEWAY_API, 'GRPCRoute'),
+    ...resourcesOf<TcpRoute>(resources, GATEWAY_API, 'TCPRoute'),
+  ] as Resource<unknown>[]).map((r) => ({ kind: r.kind, r }) as never);
+  const gw = compileGatewayRoutes(routes, {
+    catalog,
+    boundPorts: (ns, name) => bound.get(`${ns}/${name}`),
+    grants: resourcesOf<ReferenceGrant>(resources, GATEWAY_API, 'ReferenceGrant'),
+  });
+  const virtualServices = byAge(
+    resourcesOf<VirtualService>(resources, ISTIO_NETWORKING, 'VirtualService'),
+  ).filter(vsForMesh);
+
+  const httpByPort = new Map<string, HttpAttachment[]>();
+  for (const a of gw.http) {
+    const k = portKey(a.portKey.namespace, a.portKey.name, a.portKey.port);
+    const list = httpByPort.get(k) ?? [];
+    list.push(a);
+    httpByPort.set(k, list);
+  }
+  const tcpByPort = new Map<string, TcpBackends>();
+  for (const a of gw.tcp) {
+    const k = portKey(a.portKey.namespace, a.portKey.name, a.portKey.port);
+    if (!tcpByPort.has(k)) tcpByPort.set(k, a.backends);
+  }
+
+  const ports = new Map<string, PortRouting>();
+  for (const [svcKey, list] of bound) {
+    const [namespace = '', name = ''] = svcKey.split('/');
+    const svc = catalog.service(namespace, name);
+    if (!svc) continue;
+    const candidates = virtualServices.filter(
+      (vs) =>
+        (vs.namespace === namespace || vs.namespace === base.gateway.ref.namespace) &&
+        vsSelects(vs, svc, catalog),
+    );
+    const httpVs = candidates.find((vs) => (vs.spec.spec.http?.length ?? 0) > 0);
+    const tcpVs = candidates.find((vs) => (vs.spec.spec.tcp?.length ?? 0) > 0);
+    const gatewayApiHttp = list.some((p) => httpByPort.has(portKey(namespace, name, p.port)));
+    if (httpVs && gatewayApiHttp) {
+      messages.push({
+        severity: 'warning',
+        message: `${httpVs.origin}: VirtualService ${httpVs.namespace}/${httpVs.name}: spec.http: Service ${namespace}/${name} also has HTTPRoute/GRPCRoute routes; the Gateway API routes are used and this VirtualService's http routes are ignored`,
+        origin: httpVs.origin,
+        kind: 'VirtualService',
+        namespace: httpVs.namespace,
+        name: httpVs.name,
+        field: 'spec.http',
+      });
+    }
+    for (const p of list) {
+      const key = portKey(namespace, name, p.port);
+      const own = catalog.cluster(namespace, name, p.port);
+      if (!own.ok) continue;
+      const attachments = httpByPort.get(key) ?? [];
+      let producer: HttpRouteTable | undefined;
+      const consumers = new Map<string, HttpRouteTable>();
+      if (attachments.length > 0) {
+        const prod = attachments.filter((a) => a.consumer === undefined).flatMap((a) => a.entries);
+        if (prod.length > 0) producer = { source: 'Gateway API', entries: sortEntries([...prod]) };
+        const byNs = new Map<string, RouteEntry[]>();
+        for (const a of attachments) {
+          if (a.consumer === undefined) continue;
+          byNs.set(a.consumer, [...(byNs.get(a.consumer) ?? []), ...a.entries]);
+        }
+        for (const [ns, entries] of byNs)
+          consumers.set(ns, { source: 'Gateway API', entries: sortEntries(entries) });
+      } else if (httpVs && p.protocol !== 'tcp' && p.protocol !== 'tls') {
+        producer = compileVsHttp(httpVs, svc, p.port, { catalog, messages });
+      }
+      const tcp =
+        tcpByPort.get(key) ??
+        (tcpVs && !producer ? compileVsTcp(tcpVs, svc, p.port, { catalog, messages }) : undefined);
+      ports.set(key, { defaultCluster: own.cluster, producer, consumers, tcp });
+    }
+  }
+  return { ports, statuses: gw.statuses };
+}
+
+function created(r: Resource): string {
+  const meta = (r.spec as { metadata?: { creationTimestamp?: unknown } }).metadata;
+  return typeof meta?.creationTimestamp === 'string' ? meta.creationTimestamp : '';
+}
+
+function dedupe(messages: ConfigMessage[]): ConfigMessage[] {
+  const seen = new Set<string>();
+  return messages.filter((m) => {
+    if (seen.has(m.message)) return false;
+    seen.add(m.message);
+    return true;
+  });
+}

@@ -1,0 +1,681 @@
+// HTTPRoute, GRPCRoute and TCPRoute (Gateway API mesh, GAMMA) → route entries per bound Service
+// port, plus the status conditions the Kubernetes source will write back (l7-semantics.md §4.1-4.8).
+import { parseGatewayDuration } from '../../config/kinds/duration.ts';
+import type { GrpcRoute, GrpcRouteMatch } from '../../config/kinds/grpc-route.ts';
+import type {
+  BackendRef,
+  HeaderModifier,
+  HttpRoute,
+  HttpRouteFilter,
+  HttpRouteMatch,
+  HttpRouteRule,
+  ParentRef,
+} from '../../config/kinds/http-route.ts';
+import type { ReferenceGrant } from '../../config/kinds/reference-grant.ts';
+import type { TcpRoute } from '../../config/kinds/tcp-route.ts';
+import type { AppProtocol } from '../../config/model.ts';
+import type { Resource } from '../../config/resource.ts';
+import {
+  type Mirror,
+  NO_RETRY,
+  NO_TIMEOUTS,
+  type RetryPolicy,
+  type Timeouts,
+} from '../../src/upstream/target.ts';
+import { NO_HEADER_OPS } from './actions.ts';
+import {
+  exact,
+  fullMatchRegex,
+  type HeaderOpsWithAuthority,
+  headerOps,
+  mergeOps,
+  RouteConfigError,
+  regexMatch,
+} from './builders.ts';
+import type { ClusterCatalog } from './clusters.ts';
+import { MESH_DEFAULT_RETRY } from './defaults.ts';
+import type {
+  Backend,
+  CorsPolicy,
+  HeaderMatch,
+  PathMatch,
+  QueryParamMatch,
+  RouteAction,
+  RouteCondition,
+  RouteEntry,
+  RouteMatch,
+  RouteParentStatus,
+  RouteRef,
+  RouteStatus,
+  TcpBackends,
+} from './model.ts';
+
+export interface BoundPort {
+  readonly port: number;
+  readonly protocol: AppProtocol;
+}
+
+/** What the compiler needs to know about the world, and where results go. */
+export interface GatewayApiInput {
+  readonly catalog: ClusterCatalog;
+  /** The bound ports of a Service, or undefined when it is not bound to this waypoint. */
+  boundPorts(namespace: string, name: string): readonly BoundPort[] | undefined;
+  readonly grants: readonly Resource<ReferenceGrant>[];
+}
+
+export interface HttpAttachment {
+  readonly portKey: { namespace: string; name: string; port: number };
+  /** undefined: producer route; else the consumer namespace whose clients it applies to. */
+  readonly consumer: string | undefined;
+  readonly entries: readonly RouteEntry[];
+}
+
+export interface TcpAttachment {
+  readonly portKey: { namespace: string; name: string; port: number };
+  readonly backends: TcpBackends;
+}
+
+const HTTP_PROTOCOLS: ReadonlySet<AppProtocol> = new Set(['http', 'http2', 'grpc', 'unknown']);
+const TCP_PROTOCOLS: ReadonlySet<AppProtocol> = new Set(['tcp', 'tls', 'unknown']);
+const GATEWAY_API_RETRY_ON = ['connect-failure', 'refused-stream', 'unavailable', 'cancelled'];
+
+type AnyRoute =
+  | { kind: 'HTTPRoute'; r: Resource<HttpRoute> }
+  | { kind: 'GRPCRoute'; r: Resource<GrpcRoute> }
+  | { kind: 'TCPRoute'; r: Resource<TcpRoute> };
+
+/** Collects problems of one route for its status conditions. */
+class RouteProblems {
+  accepted: RouteCondition[] = [];
+  resolved: RouteCondition[] = [];
+  reject(reason: string, message: string): void {
+    this.accepted.push({ type: 'Accepted', status: 'False', reason, message });
+  }
+  unresolved(reason: string, message: string): void {
+    this.resolved.push({ type: 'ResolvedRefs', status: 'False', reason, message });
+  }
+}
+
+export function compileGatewayRoutes(
+  routes: readonly AnyRoute[],
+  input: GatewayApiInput,
+): { http: HttpAttachment[]; tcp: TcpAttachment[]; statuses: RouteStatus[] } {
+  const http: HttpAttachment[] = [];
+  const tcp: TcpAttachment[] = [];
+  const statuses: RouteStatus[] = [];
+  for (const route of routes) {
+    const { r } = route;
+    const problems = new RouteProblems();
+    const parents: RouteParentStatus[] = [];
+    // Rules compile once per route, whatever the number of parents.
+    let entries: RouteEntry[] | undefined;
+    let tcpBackends: TcpBackends | undefined;
+    (r.spec.spec.parentRefs ?? []).forEach((pr, i) => {
+      const parent = attachParent(pr, r.namespace, route.kind === 'TCPRoute', input);
+      if (parent === 'not-ours') return;
+      const ref = {
+        kind: pr.kind,
+        namespace: pr.namespace ?? r.namespace,
+        name: pr.name,
+        port: pr.port ?? undefined,
+      };
+      if (typeof parent === 'string') {
+        parents.push({
+          parentRef: ref,
+          conditions: [{ type: 'Accepted', status: 'False', reason: 'NoMatchingParent', message: parent }],
+        });
+        return;
+      }
+      const consumer = ref.namespace === r.namespace ? undefined : r.namespace;
+      if (route.kind === 'TCPRoute') {
+        tcpBackends ??= compileTcpRoute(route.r, input, problems);
+        for (const port of parent)
+          tcp.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, backends: tcpBackends });
+      } else {
+        entries ??=
+          route.kind === 'HTTPRoute'
+            ? compileHttpRoute(route.r, input, problems)
+            : compileGrpcRoute(route.r, input, problems);
+        for (const port of parent)
+          http.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, consumer, entries });
+      }
+      parents.push({ parentRef: ref, conditions: [] });
+      void i;
+    });
+    if (parents.length === 0) continue;
+    const accepted: RouteCondition = problems.accepted[0] ?? {
+      type: 'Accepted',
+      status: 'True',
+      reason: 'Accepted',
+      message: 'Route was valid',
+    };
+    const resolved: RouteCondition = problems.resolved[0] ?? {
+      type: 'ResolvedRefs',
+      status: 'True',
+      reason: 'ResolvedRefs',
+      message: 'All references resolved',
+    };
+    statuses.push({
+      kind: route.kind,
+      namespace: r.namespace,
+      name: r.name,
+      parents: parents.map((p) => (p.conditions.length > 0 ? p : { ...p, conditions: [accepted, resolved] })),
+    });
+  }
+  return { http, tcp, statuses };
+}
+
+/** The bound ports a parentRef attaches to; a string says why it attaches to none; `not-ours` when it names something this waypoint does not serve. */
+function attachParent(
+  pr: ParentRef,
+  routeNamespace: string,
+  tcp: boolean,
+  input: GatewayApiInput,
+): readonly number[] | string | 'not-ours' {
+  const ns = pr.namespace ?? routeNamespace;
+  if (pr.kind === 'ServiceEntry') return 'ServiceEntry parents are not supported by node-waypoint yet';
+  if (pr.kind !== 'Service' || (pr.group !== '' && pr.group !== 'core')) return 'not-ours';
+  if (!input.catalog.service(ns, pr.name)) return `Service ${ns}/${pr.name} not found`;
+  const bound = input.boundPorts(ns, pr.name);
+  if (!bound) return 'not-ours';
+  const wanted = tcp ? TCP_PROTOCOLS : HTTP_PROTOCOLS;
+  const ports = bound
+    .filter((b) => (pr.port == null || b.port === pr.port) && wanted.has(b.protocol))
+    .map((b) => b.port);
+  if (ports.length === 0) {
+    return pr.port != null
+      ? `Service ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port ${pr.port} bound to this waypoint`
+      : `Service ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port bound to this waypoint`;
+  }
+  return ports;
+}
+
+function routeRef(
+  kind: RouteRef['kind'],
+  r: Resource,
+  ruleIndex: number,
+  ruleName: string | null | undefined,
+): RouteRef {
+  return {
+    kind,
+    namespace: r.namespace,
+    name: r.name,
+    ruleIndex,
+    ruleName: ruleName ?? undefined,
+    display: `${r.namespace}.${r.name}.${ruleName ?? ruleIndex}`,
+  };
+}
+
+function compileHttpRoute(
+  r: Resource<HttpRoute>,
+  input: GatewayApiInput,
+  problems: RouteProblems,
+): RouteEntry[] {
+  const out: RouteEntry[] = [];
+  r.spec.spec.rules.forEach((rule, i) => {
+    const ref = routeRef('HTTPRoute', r, i, rule.name);
+    const field = `spec.rules[${i}]`;
+    const matches =
+      rule.matches.length > 0 ? rule.matches : [{ path: { type: 'PathPrefix' as const, value: '/' } }];
+    matches.forEach((m, j) => {
+      let match: RouteMatch;
+      let action: RouteAction;
+      try {
+        match = httpMatch(m, `${field}.matches[${j}]`);
+        action = ruleAction(rule, r.namespace, match.path, 'HTTPRoute', input, problems, field);
+      } catch (err) {
+        if (!(err instanceof RouteConfigError)) throw err;
+        problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
+        match = {
+          path: undefined,
+          headers: [],
+          queryParams: [],
+          method: undefined,
+          authority: undefined,
+          port: undefined,
+        };
+        // A rule that cannot be honoured answers 500 rather than letting its traffic fall through.
+        action = brokenRule();
+        if (j > 0) return;
+      }
+      out.push({ match, ref, action });
+    });
+  });
+  return out;
+}
+
+function compileGrpcRoute(
+  r: Resource<GrpcRoute>,
+  input: GatewayApiInput,
+  problems: RouteProblems,
+): RouteEntry[] {
+  const out: RouteEntry[] = [];
+  (r.spec.spec.rules ?? [{ matches: null, filters: null, backendRefs: null }]).forEach((rule, i) => {
+    const ref = routeRef('GRPCRoute', r, i, rule.name);
+    const field = `spec.rules[${i}]`;
+    const matches: (GrpcRouteMatch | undefined)[] = rule.matches?.length ? rule.matches : [undefined];
+    let action: RouteAction;
+    try {
+      action = ruleAction(
+        { ...rule, timeouts: null, retry: null, matches: [] } as unknown as HttpRouteRule,
+        r.namespace,
+        undefined,
+        'GRPCRoute',
+        input,
+        problems,
+        field,
+      );
+    } catch (err) {
+      if (!(err instanceof RouteConfigError)) throw err;
+      problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
+      action = brokenRule();
+    }
+    matches.forEach((m, j) => {
+      try {
+        out.push({ match: grpcMatch(m, `${field}.matches[${j}]`), ref, action });
+      } catch (err) {
+        if (!(err instanceof RouteConfigError)) throw err;
+        problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
+      }
+    });
+  });
+  return out;
+}
+
+function brokenRule(): RouteAction {
+  return {
+    kind: 'direct',
+    status: 500,
+    body: '',
+    responseHeaders: NO_HEADER_OPS,
+    cors: undefined,
+    fault: undefined,
+  };
+}
+
+function httpMatch(m: HttpRouteMatch, field: string): RouteMatch {
+  const p = m.path;
+  let path: PathMatch | undefined;
+  if (p.type === 'RegularExpression') {
+    path = {
+      type: 'RegularExpression',
+      value: p.value,
+      ignoreCase: false,
+      regex: fullMatchRegex(p.value, `${field}.path.value`),
+    };
+  } else {
+    path = { type: p.type, value: p.value, ignoreCase: false, regex: undefined };
+  }
+  const headers = headerMatches(m.headers ?? [], `${field}.headers`);
+  const queryParams: QueryParamMatch[] = [];
+  const seenQ = new Set<string>();
+  (m.queryParams ?? []).forEach((q, k) => {
+    if (seenQ.has(q.name)) return;
+    seenQ.add(q.name);
+    queryParams.push({
+      name: q.name,
+      match:
+        q.type === 'RegularExpression'
+          ? regexMatch(q.value, `${field}.queryParams[${k}].value`)
+          : exact(q.value),
+    });
+  });
+  return {
+    path,
+    headers,
+    queryParams,
+    method: m.method ? exact(m.method) : undefined,
+    authority: undefined,
+    port: undefined,
+  };
+}
+
+/** Header names are case-insensitive; of repeated names only the first entry counts. */
+function headerMatches(
+  list: readonly { type: string; name: string; value: string }[],
+  field: string,
+): HeaderMatch[] {
+  const out: HeaderMatch[] = [];
+  const seen = new Set<string>();
+  list.forEach((h, k) => {
+    const name = h.name.toLowerCase();
+    if (seen.has(name)) return;
+    seen.add(name);
+    out.push({
+      name,
+      match: h.type === 'RegularExpression' ? regexMatch(h.value, `${field}[${k}].value`) : exact(h.value),
+      invert: false,
+    });
+  });
+  return out;
+}
+
+/** GRPCRoute method match → a path match (Istio's createGRPCURIMatch). */
+function grpcMatch(m: GrpcRouteMatch | undefined, field: string): RouteMatch {
+  const none: RouteMatch = {
+    path: undefined,
+    headers: [],
+    queryParams: [],
+    method: undefined,
+    authority: undefined,
+    port: undefined,
+  };
+  if (!m) return none;
+  const headers = headerMatches(m.headers ?? [], `${field}.headers`);
+  const meth = m.method;
+  let path: PathMatch | undefined;
+  if (meth) {
+    const svc = meth.service ?? undefined;
+    const method = meth.method ?? undefined;
+    if (meth.type === 'RegularExpression') {
+      const source = `/${svc ?? '[^/]+'}/${method ?? '.+'}`;
+      path = {
+        type: 'RegularExpression',
+        value: source,
+        ignoreCase: false,
+        regex: fullMatchRegex(source, `${field}.method`),
+      };
+    } else if (svc && method) {
+      path = { type: 'Exact', value: `/${svc}/${method}`, ignoreCase: false, regex: undefined };
+    } else if (svc) {
+      path = { type: 'Prefix', value: `/${svc}/`, ignoreCase: false, regex: undefined };
+    } else if (method) {
+      const source = `/[^/]+/${escapeRegex(method)}`;
+      path = {
+        type: 'RegularExpression',
+        value: source,
+        ignoreCase: false,
+        regex: fullMatchRegex(source, `${field}.method`),
+      };
+    }
+  }
+  return { ...none, path, headers };
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function modifier(m: HeaderModifier | null | undefined): HeaderOpsWithAuthority {
+  if (!m) return { ops: NO_HEADER_OPS, authority: undefined };
+  return headerOps(
+    (m.set ?? []).map((h) => [h.name, h.value] as const),
+    (m.add ?? []).map((h) => [h.name, h.value] as const),
+    m.remove ?? [],
+  );
+}
+
+function ruleAction(
+  rule: HttpRouteRule,
+  namespace: string,
+  matchedPath: PathMatch | undefined,
+  kind: 'HTTPRoute' | 'GRPCRoute',
+  input: GatewayApiInput,
+  problems: RouteProblems,
+  field: string,
+): RouteAction {
+  let requestHeaders = NO_HEADER_OPS;
+  let responseHeaders = NO_HEADER_OPS;
+  let authority: string | undefined;
+  let redirect: HttpRouteFilter['requestRedirect'];
+  let rewrite: HttpRouteFilter['urlRewrite'];
+  let cors: CorsPolicy | undefined;
+  const mirrors: Mirror[] = [];
+  const allowed =
+    kind === 'GRPCRoute'
+      ? new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror'])
+      : new Set([
+          'RequestHeaderModifier',
+          'ResponseHeaderModifier',
+          'RequestRedirect',
+          'URLRewrite',
+          'RequestMirror',
+          'CORS',
+        ]);
+  (rule.filters ?? []).forEach((f, k) => {
+    const ff = `${field}.filters[${k}]`;
+    if (!allowed.has(f.type)) throw new RouteConfigError(`${ff}.type`, `unsupported filter type ${f.type}`);
+    switch (f.type) {
+      case 'RequestHeaderModifier': {
+        const m = modifier(f.requestHeaderModifier);
+        requestHeaders = mergeOps(requestHeaders, m.ops);
+        authority ??= m.authority;
+        break;
+      }
+      case 'ResponseHeaderModifier':
+        responseHeaders = mergeOps(responseHeaders, modifier(f.responseHeaderModifier).ops);
+        break;
+      case 'RequestRedirect':
+        redirect = f.requestRedirect;
+        break;
+      case 'URLRewrite':
+        rewrite = f.urlRewrite;
+        break;
+      case 'RequestMirror': {
+        const m = f.requestMirror;
+        if (!m) break;
+        const b = resolveBackend(m.backendRef as BackendRef, namespace, kind, input, 500);
+        if (!b.cluster) {
+          problems.unresolved('BackendNotFound', `${ff}.requestMirror.backendRef: ${b.invalid}`);
+          break;
+        }
+        const share = m.fraction
+          ? m.fraction.numerator / m.fraction.denominator
+          : m.percent != null
+            ? m.percent / 100
+            : 1;
+        mirrors.push({ cluster: b.cluster, fraction: share });
+        break;
+      }
+      case 'CORS': {
+        const c = f.cors;
+        if (!c) break;
+        cors = {
+          allowOrigins: (c.allowOrigins ?? []).map((o) =>
+            o === '*' ? { type: 'Present', value: '', ignoreCase: false, regex: undefined } : exact(o),
+          ),
+          allowMethods: c.allowMethods ?? [],
+          allowHeaders: c.allowHeaders ?? [],
+          exposeHeaders: c.exposeHeaders ?? [],
+          maxAgeSeconds: c.maxAge,
+          allowCredentials: c.allowCredentials ?? false,
+          unmatchedPreflights: 'FORWARD',
+        };
+        break;
+      }
+    }
+  });
+
+  const pathRewrite = (
+    p:
+      | { type: string; replaceFullPath?: string | null; replacePrefixMatch?: string | null }
+      | null
+      | undefined,
+    ff: string,
+  ) => {
+    if (!p) return undefined;
+    if (p.type === 'ReplaceFullPath') return { kind: 'full' as const, value: p.replaceFullPath ?? '/' };
+    if (matchedPath?.type !== 'PathPrefix')
+      throw new RouteConfigError(ff, 'ReplacePrefixMatch needs a PathPrefix match');
+    return {
+      kind: 'prefix' as const,
+      prefix: matchedPath.value,
+      value: p.replacePrefixMatch ?? '/',
+      segmentAware: true,
+    };
+  };
+
+  if (redirect) {
+    return {
+      kind: 'redirect',
+      status: redirect.statusCode ?? 302,
+      scheme: redirect.scheme ?? undefined,
+      hostname: redirect.hostname ?? undefined,
+      // No port and a scheme: the scheme's default; neither: the port the client dialled.
+      port: redirect.port ?? (redirect.scheme ? 'scheme-default' : 'service'),
+      path: pathRewrite(redirect.path, `${field}.filters.requestRedirect.path`),
+      responseHeaders,
+      cors,
+    };
+  }
+
+  const backends: Backend[] = [];
+  (rule.backendRefs ?? []).forEach((ref, k) => {
+    const bf = `${field}.backendRefs[${k}]`;
+    let bReq = NO_HEADER_OPS;
+    let bRes = NO_HEADER_OPS;
+    (ref.filters ?? []).forEach((f, n) => {
+      if (f.type === 'RequestHeaderModifier') bReq = mergeOps(bReq, modifier(f.requestHeaderModifier).ops);
+      else if (f.type === 'ResponseHeaderModifier')
+        bRes = mergeOps(bRes, modifier(f.responseHeaderModifier).ops);
+      else
+        throw new RouteConfigError(
+          `${bf}.filters[${n}].type`,
+          `unsupported filter type ${f.type} on a backendRef`,
+        );
+    });
+    if (ref.weight === 0) return;
+    const b = resolveBackend(ref, namespace, kind, input, 500);
+    if (b.invalid) problems.unresolved(b.invalidReason ?? 'BackendNotFound', `${bf}: ${b.invalid}`);
+    backends.push({ ...b, weight: ref.weight, requestHeaders: bReq, responseHeaders: bRes });
+  });
+
+  return {
+    kind: 'forward',
+    backends,
+    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+    requestHeaders,
+    responseHeaders,
+    rewrite:
+      rewrite || authority
+        ? {
+            authority: rewrite?.hostname ?? authority,
+            path: pathRewrite(rewrite?.path, `${field}.filters.urlRewrite.path`),
+          }
+        : undefined,
+    mirrors,
+    cors,
+    ...timeoutsAndRetry(rule),
+    fault: undefined,
+  };
+}
+
+/** HTTPRoute timeouts and retry → Envoy's route timeout, per-try timeout and retry policy (§4.6, §4.7). */
+function timeoutsAndRetry(rule: HttpRouteRule): { timeouts: Timeouts; retry: RetryPolicy } {
+  const ms = (d: string | null | undefined): number | undefined => {
+    if (!d) return undefined;
+    const v = parseGatewayDuration(d);
+    return v > 0 ? v : undefined;
+  };
+  const request = ms(rule.timeouts?.request);
+  const backend = ms(rule.timeouts?.backendRequest);
+  const r = rule.retry;
+  let retry: RetryPolicy = MESH_DEFAULT_RETRY;
+  if (r) {
+    const attempts = r.attempts ?? 2;
+    retry =
+      attempts === 0
+        ? NO_RETRY
+        : {
+            attempts,
+            retryOn: r.codes?.length
+              ? [...GATEWAY_API_RETRY_ON, 'retriable-status-codes']
+              : GATEWAY_API_RETRY_ON,
+            retriableStatusCodes: r.codes ?? [],
+            backoffBaseMs: ms(r.backoff) ?? 25,
+            avoidPreviousHosts: true,
+            retryRemoteLocalities: false,
+          };
+  }
+  const timeouts: Timeouts =
+    request === undefined && backend === undefined
+      ? NO_TIMEOUTS
+      : r
+        ? { requestMs: request, perTryMs: backend, idleMs: undefined }
+        : // backendRequest without retry becomes the route timeout.
+          { requestMs: backend ?? request, perTryMs: undefined, idleMs: undefined };
+  return { timeouts, retry };
+}
+
+interface Resolved {
+  readonly cluster: Backend['cluster'];
+  readonly invalid: string | undefined;
+  readonly invalidReason: string | undefined;
+  readonly invalidStatus: number;
+}
+
+function resolveBackend(
+  ref: { group: string; kind: string; name: string; namespace?: string | null; port?: number | null },
+  routeNamespace: string,
+  routeKind: string,
+  input: GatewayApiInput,
+  invalidStatus: number,
+): Resolved {
+  const bad = (reason: string, why: string): Resolved => ({
+    cluster: undefined,
+    invalid: why,
+    invalidReason: reason,
+    invalidStatus,
+  });
+  if (ref.group !== '' || ref.kind !== 'Service')
+    return bad('InvalidKind', `backend kind ${ref.group || 'core'}/${ref.kind} is not supported`);
+  const ns = ref.namespace ?? routeNamespace;
+  if (ns !== routeNamespace && !granted(input.grants, routeKind, routeNamespace, ns, ref.name)) {
+    return bad(
+      'RefNotPermitted',
+      `no ReferenceGrant in ${ns} lets ${routeKind}s of ${routeNamespace} refer to Service ${ref.name}`,
+    );
+  }
+  const found = input.catalog.cluster(ns, ref.name, ref.port ?? 0);
+  if (!found.ok) return bad('BackendNotFound', found.why);
+  return { cluster: found.cluster, invalid: undefined, invalidReason: undefined, invalidStatus };
+}
+
+function granted(
+  grants: readonly Resource<ReferenceGrant>[],
+  kind: string,
+  from: string,
+  to: string,
+  name: string,
+): boolean {
+  return grants.some(
+    (g) =>
+      g.namespace === to &&
+      g.spec.spec.from.some(
+        (f) => f.group === 'gateway.networking.k8s.io' && f.kind === kind && f.namespace === from,
+      ) &&
+      g.spec.spec.to.some(
+        (t) => t.group === '' && t.kind === 'Service' && (t.name == null || t.name === name),
+      ),
+  );
+}
+
+function compileTcpRoute(
+  r: Resource<TcpRoute>,
+  input: GatewayApiInput,
+  problems: RouteProblems,
+): TcpBackends {
+  // One rule is all TCP can use (no matches); Istio takes the first.
+  const rule = r.spec.spec.rules[0];
+  const backends: Backend[] = [];
+  rule?.backendRefs.forEach((ref, k) => {
+    if (ref.weight === 0) return;
+    const b = resolveBackend(ref, r.namespace, 'TCPRoute', input, 503);
+    if (b.invalid)
+      problems.unresolved(
+        b.invalidReason ?? 'BackendNotFound',
+        `spec.rules[0].backendRefs[${k}]: ${b.invalid}`,
+      );
+    backends.push({
+      ...b,
+      weight: ref.weight,
+      requestHeaders: NO_HEADER_OPS,
+      responseHeaders: NO_HEADER_OPS,
+    });
+  });
+  return {
+    ref: routeRef('TCPRoute', r, 0, rule?.name),
+    backends,
+    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+  };
+}

@@ -1,0 +1,151 @@
+// The router: the last filter, as in Envoy. Acts on the selected route (select.ts): answers
+// redirects, direct responses, 404 for no match and 500 for no usable backend; otherwise picks a
+// weighted backend, applies the rule's and the backend's header operations and rewrites, and sets
+// ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
+import type { RequestContext } from '../../src/pipeline/context.ts';
+import { CONTINUE, type Filter, type ResponseHead, type Verdict } from '../../src/pipeline/filter.ts';
+import { NO_TIMEOUTS } from '../../src/upstream/target.ts';
+import { applyHeaderOps, isEmptyOps, redirectLocation, rewritePath } from './actions.ts';
+import { NO_ROUTE_RETRY } from './defaults.ts';
+import type { Backend, ForwardAction, HeaderOps, PortRouting } from './model.ts';
+import { selectedRoute } from './select.ts';
+
+export const ROUTER = 'router';
+
+/** Response header operations still to apply when the response head arrives. */
+const RESPONSE_OPS = Symbol('router.responseOps');
+
+export function router(random: () => number = Math.random): Filter {
+  return {
+    name: ROUTER,
+    onRequestHeaders: (ctx) => route(ctx, random),
+    onResponseHeaders(ctx, head: ResponseHead) {
+      const ops = ctx.attributes.get(RESPONSE_OPS) as readonly HeaderOps[] | undefined;
+      if (ops) for (const o of ops) applyHeaderOps(head.headers, o);
+    },
+  };
+}
+
+function route(ctx: RequestContext, random: () => number): Verdict {
+  const sel = selectedRoute(ctx);
+  // Pod-addressed traffic and ports routing knows nothing of go to their own binding.
+  if (!sel.port) return CONTINUE;
+  if (!sel.table) {
+    useDefaultRoute(ctx, sel.port);
+    return CONTINUE;
+  }
+  const entry = sel.entry;
+  if (!entry) {
+    ctx.explain.push(`no route of ${sel.table.source} matched: 404`);
+    return { kind: 'reply', reason: 'route_not_found', detail: 'route_not_found' };
+  }
+  const name = entry.ref.display;
+  ctx.explain.push(`route ${entry.ref.kind} ${name} matched`);
+  const action = entry.action;
+  switch (action.kind) {
+    case 'redirect': {
+      const b = ctx.tunnel.binding;
+      const location = redirectLocation(action, {
+        authority: ctx.authority,
+        pathAndQuery: ctx.path,
+        servicePort: b.kind === 'service' ? b.port : ctx.tunnel.destination.port,
+      });
+      const headers: Record<string, string> = { location };
+      applyHeaderOps(headers, action.responseHeaders);
+      return { kind: 'reply', reason: 'route_redirect', status: action.status, headers, detail: name };
+    }
+    case 'direct': {
+      const headers: Record<string, string> = {};
+      applyHeaderOps(headers, action.responseHeaders);
+      return {
+        kind: 'reply',
+        reason: 'route_direct_response',
+        status: action.status,
+        body: action.body,
+        headers,
+        detail: name,
+      };
+    }
+    case 'forward':
+      return forward(ctx, action, name, random);
+  }
+}
+
+function forward(
+  ctx: RequestContext,
+  action: ForwardAction,
+  routeName: string,
+  random: () => number,
+): Verdict {
+  const backend = pickBackend(action, random);
+  if (!backend) {
+    ctx.explain.push('the route has no backend with weight above 0: 500');
+    return { kind: 'reply', reason: 'route_no_backend', detail: routeName };
+  }
+  if (!backend.cluster) {
+    ctx.explain.push(`backend does not resolve (${backend.invalid}): 500`);
+    return {
+      kind: 'reply',
+      reason: 'cluster_not_found',
+      status: backend.invalidStatus,
+      detail: backend.invalid,
+    };
+  }
+  applyHeaderOps(ctx.headers, action.requestHeaders);
+  applyHeaderOps(ctx.headers, backend.requestHeaders);
+  const rw = action.rewrite;
+  if (rw?.path) {
+    const rewritten = rewritePath(rw.path, ctx.path);
+    if (rewritten !== ctx.path) {
+      // Envoy tells the upstream what the client asked for.
+      ctx.headers['x-envoy-original-path'] = ctx.path;
+      ctx.explain.push(`path rewritten to ${rewritten}`);
+      ctx.path = rewritten;
+    }
+  }
+  if (rw?.authority) setAuthority(ctx, rw.authority);
+  const responseOps = [action.responseHeaders, backend.responseHeaders].filter((o) => !isEmptyOps(o));
+  if (responseOps.length > 0) ctx.attributes.set(RESPONSE_OPS, responseOps);
+  ctx.target = {
+    cluster: backend.cluster,
+    timeouts: action.timeouts,
+    retry: action.retry,
+    mirrors: action.mirrors,
+    routeName,
+  };
+  ctx.explain.push(`to ${backend.cluster.name}`);
+  return CONTINUE;
+}
+
+/** Weighted random choice, proportional to weight (weights of 0 were dropped at compile time). */
+export function pickBackend(
+  action: Pick<ForwardAction, 'backends' | 'totalWeight'>,
+  random: () => number,
+): Backend | undefined {
+  const list = action.backends;
+  if (list.length <= 1) return list[0];
+  let r = random() * action.totalWeight;
+  for (const b of list) {
+    r -= b.weight;
+    if (r < 0) return b;
+  }
+  return list[list.length - 1];
+}
+
+function useDefaultRoute(ctx: RequestContext, port: PortRouting): void {
+  ctx.target = {
+    cluster: port.defaultCluster,
+    timeouts: NO_TIMEOUTS,
+    // Istio installs no default retry on gRPC ports.
+    retry: ctx.grpc ? { ...NO_ROUTE_RETRY, attempts: 0 } : NO_ROUTE_RETRY,
+    mirrors: [],
+    routeName: undefined,
+  };
+}
+
+/** An authority rewrite: `host` upstream for HTTP/1.1, `:authority` for HTTP/2. */
+function setAuthority(ctx: RequestContext, authority: string): void {
+  delete ctx.headers[':authority'];
+  ctx.headers.host = authority;
+  ctx.explain.push(`authority rewritten to ${authority}`);
+}

@@ -1,0 +1,442 @@
+// VirtualService http[] and tcp[] for a Service bound to this waypoint → one route table, in the
+// VirtualService's own order (first match wins; l7-semantics.md §4.9). DestinationRule subsets are
+// resolved through the cluster catalog.
+import { parseIstioDuration } from '../../config/kinds/duration.ts';
+import type {
+  Destination,
+  HeaderOperationsVs,
+  HttpMatchVs,
+  HttpRouteVs,
+  VirtualService,
+} from '../../config/kinds/virtual-service.ts';
+import type { ConfigMessage } from '../../config/model.ts';
+import type { Resource } from '../../config/resource.ts';
+import { type Mirror, NO_RETRY, NO_TIMEOUTS, type RetryPolicy } from '../../src/upstream/target.ts';
+import { NO_HEADER_OPS } from './actions.ts';
+import {
+  compileRegex,
+  fraction,
+  fullMatchRegex,
+  headerOps,
+  istioStringMatch,
+  RouteConfigError,
+} from './builders.ts';
+import type { ClusterCatalog, ServiceRecord } from './clusters.ts';
+import { MESH_DEFAULT_RETRY } from './defaults.ts';
+import type {
+  Backend,
+  CorsPolicy,
+  FaultPolicy,
+  HeaderMatch,
+  HeaderOps,
+  HttpRouteTable,
+  PathMatch,
+  PathRewrite,
+  RouteAction,
+  RouteEntry,
+  RouteMatch,
+  TcpBackends,
+} from './model.ts';
+
+/** gRPC status names (VirtualService fault.abort.grpcStatus) → codes. */
+const GRPC_CODES: Readonly<Record<string, number>> = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+};
+
+export interface VsContext {
+  readonly catalog: ClusterCatalog;
+  readonly messages: ConfigMessage[];
+}
+
+/** Does the VirtualService's hosts list name this Service (short names relative to the VS namespace)? */
+export function vsSelects(
+  vs: Resource<VirtualService>,
+  svc: ServiceRecord,
+  catalog: ClusterCatalog,
+): boolean {
+  return (vs.spec.spec.hosts ?? []).some((h) => {
+    if (h === '*') return true;
+    const fqdn = catalog.fqdn(h, vs.namespace);
+    if (fqdn.startsWith('*')) return svc.info.hostname.endsWith(fqdn.slice(1));
+    return fqdn === svc.info.hostname;
+  });
+}
+
+/** A VirtualService applies at the mesh (and so at the waypoint) unless its gateways exclude `mesh`. */
+export function vsForMesh(vs: Resource<VirtualService>): boolean {
+  const gws = vs.spec.spec.gateways;
+  return !gws || gws.length === 0 || gws.includes('mesh');
+}
+
+export function compileVsHttp(
+  vs: Resource<VirtualService>,
+  svc: ServiceRecord,
+  port: number,
+  c: VsContext,
+): HttpRouteTable {
+  const entries: RouteEntry[] = [];
+  (vs.spec.spec.http ?? []).forEach((rule, i) => {
+    const field = `spec.http[${i}]`;
+    const ref = {
+      kind: 'VirtualService' as const,
+      namespace: vs.namespace,
+      name: vs.name,
+      ruleIndex: i,
+      ruleName: rule.name ?? undefined,
+      display: `${vs.namespace}.${vs.name}.${rule.name ?? i}`,
+    };
+    const matches: (HttpMatchVs | undefined)[] = rule.match?.length ? rule.match : [undefined];
+    matches.forEach((m, j) => {
+      if (m?.sourceLabels && Object.keys(m.sourceLabels).length > 0) {
+        warn(
+          c,
+          vs,
+          `${field}.match[${j}].sourceLabels`,
+          'sourceLabels cannot be evaluated at a waypoint; this match is dropped',
+        );
+        return;
+      }
+      if (m?.gateways?.length && !m.gateways.includes('mesh')) return;
+      if (m?.port != null && m.port !== port) return;
+      try {
+        const match = vsMatch(m, `${field}.match[${j}]`);
+        entries.push({ match, ref, action: vsAction(rule, vs, svc, port, match.path, c, field) });
+      } catch (err) {
+        if (!(err instanceof RouteConfigError)) throw err;
+        warn(c, vs, err.field, `${err.message}; requests matching this rule get 500`);
+        entries.push({
+          match: vsMatch(undefined, field),
+          ref,
+          action: {
+            kind: 'direct',
+            status: 500,
+            body: '',
+            responseHeaders: NO_HEADER_OPS,
+            cors: undefined,
+            fault: undefined,
+          },
+        });
+      }
+    });
+  });
+  return { source: 'VirtualService', entries };
+}
+
+function vsMatch(m: HttpMatchVs | undefined, field: string): RouteMatch {
+  const none: RouteMatch = {
+    path: undefined,
+    headers: [],
+    queryParams: [],
+    method: undefined,
+    authority: undefined,
+    port: undefined,
+  };
+  if (!m) return none;
+  const ignoreCase = m.ignoreUriCase ?? false;
+  let path: PathMatch | undefined;
+  if (m.uri) {
+    if (m.uri.exact != null) path = { type: 'Exact', value: m.uri.exact, ignoreCase, regex: undefined };
+    else if (m.uri.prefix != null)
+      path = { type: 'Prefix', value: m.uri.prefix, ignoreCase, regex: undefined };
+    else if (m.uri.regex != null)
+      path = {
+        type: 'RegularExpression',
+        value: m.uri.regex,
+        ignoreCase: false,
+        regex: fullMatchRegex(m.uri.regex, `${field}.uri.regex`),
+      };
+  }
+  const headers: HeaderMatch[] = [];
+  for (const [name, sm] of Object.entries(m.headers ?? {}))
+    headers.push({ name, match: istioStringMatch(sm, `${field}.headers.${name}`), invert: false });
+  for (const [name, sm] of Object.entries(m.withoutHeaders ?? {}))
+    headers.push({ name, match: istioStringMatch(sm, `${field}.withoutHeaders.${name}`), invert: true });
+  return {
+    path,
+    headers,
+    queryParams: Object.entries(m.queryParams ?? {}).map(([name, sm]) => ({
+      name,
+      match: istioStringMatch(sm, `${field}.queryParams.${name}`),
+    })),
+    method: m.method ? istioStringMatch(m.method, `${field}.method`) : undefined,
+    authority: m.authority ? istioStringMatch(m.authority, `${field}.authority`) : undefined,
+    port: m.port ?? undefined,
+  };
+}
+
+function ops(
+  h: HeaderOperationsVs | null | undefined,
+  which: 'request' | 'response',
+): { ops: HeaderOps; authority: string | undefined } {
+  const o = h?.[which];
+  if (!o) return { ops: NO_HEADER_OPS, authority: undefined };
+  return headerOps(Object.entries(o.set ?? {}), Object.entries(o.add ?? {}), o.remove ?? []);
+}
+
+function vsAction(
+  rule: HttpRouteVs,
+  vs: Resource<VirtualService>,
+  svc: ServiceRecord,
+  port: number,
+  matched: PathMatch | undefined,
+  c: VsContext,
+  field: string,
+): RouteAction {
+  const req = ops(rule.headers, 'request');
+  const res = ops(rule.headers, 'response');
+  const cors = corsPolicy(rule, field);
+  const fault = faultPolicy(rule);
+  if (rule.redirect) {
+    const r = rule.redirect;
+    return {
+      kind: 'redirect',
+      status: r.redirectCode ?? 301,
+      scheme: r.scheme ?? undefined,
+      hostname: r.authority ?? undefined,
+      port:
+        r.port ??
+        (r.derivePort === 'FROM_PROTOCOL_DEFAULT'
+          ? 'scheme-default'
+          : r.derivePort === 'FROM_REQUEST_PORT'
+            ? 'service'
+            : 'host'),
+      path: r.uri != null ? uriRewrite(r.uri, matched) : undefined,
+      responseHeaders: res.ops,
+      cors,
+    };
+  }
+  if (rule.directResponse) {
+    const d = rule.directResponse;
+    const body =
+      d.body?.string ?? (d.body?.bytes ? Buffer.from(d.body.bytes, 'base64').toString('utf8') : '');
+    return { kind: 'direct', status: d.status, body, responseHeaders: res.ops, cors, fault };
+  }
+  const dests = rule.route ?? [];
+  const backends: Backend[] = [];
+  dests.forEach((d, k) => {
+    // One destination gets everything whatever its weight; of several, weight 0 (or none) is dropped.
+    const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
+    if (weight === 0) return;
+    const b = destination(d.destination, vs, svc, port, c, `${field}.route[${k}].destination`);
+    backends.push({
+      ...b,
+      weight,
+      requestHeaders: ops(d.headers, 'request').ops,
+      responseHeaders: ops(d.headers, 'response').ops,
+    });
+  });
+  const mirrors: Mirror[] = [];
+  const mirrorOf = (dst: Destination, share: number, f: string): void => {
+    const b = destination(dst, vs, svc, port, c, f);
+    if (b.cluster && share > 0) mirrors.push({ cluster: b.cluster, fraction: share });
+  };
+  if (rule.mirror) {
+    const share = rule.mirrorPercentage
+      ? fraction(rule.mirrorPercentage, 1)
+      : rule.mirrorPercent != null
+        ? rule.mirrorPercent / 100
+        : 1;
+    mirrorOf(rule.mirror, share, `${field}.mirror`);
+  }
+  (rule.mirrors ?? []).forEach((m, k) => {
+    mirrorOf(m.destination, fraction(m.percentage, 1), `${field}.mirrors[${k}].destination`);
+  });
+
+  const rw = rule.rewrite;
+  let path: PathRewrite | undefined;
+  if (rw?.uri != null) path = uriRewrite(rw.uri, matched);
+  else if (rw?.uriRegexRewrite)
+    path = {
+      kind: 'regex',
+      // Not global: a frozen global RegExp cannot update lastIndex. The first match is replaced.
+      regex: compileRegex(rw.uriRegexRewrite.match, `${field}.rewrite.uriRegexRewrite.match`),
+      // RE2's \1 back-references are JavaScript's $1.
+      substitution: rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1'),
+    };
+  const authority = rw?.authority ?? req.authority;
+  const retry = vsRetry(rule);
+  const timeoutMs = rule.timeout ? parseIstioDuration(rule.timeout) : 0;
+  const perTry = rule.retries?.perTryTimeout ? parseIstioDuration(rule.retries.perTryTimeout) : 0;
+  return {
+    kind: 'forward',
+    backends,
+    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+    requestHeaders: req.ops,
+    responseHeaders: res.ops,
+    rewrite: path || authority ? { authority, path } : undefined,
+    mirrors,
+    cors,
+    timeouts:
+      timeoutMs > 0 || perTry > 0
+        ? {
+            requestMs: timeoutMs > 0 ? timeoutMs : undefined,
+            perTryMs: perTry > 0 ? perTry : undefined,
+            idleMs: undefined,
+          }
+        : NO_TIMEOUTS,
+    retry,
+    fault,
+  };
+}
+
+/** rewrite.uri / redirect.uri: replaces the matched prefix, the whole path for an exact match; without a uri match, Envoy's prefix `/`. */
+function uriRewrite(uri: string, matched: PathMatch | undefined): PathRewrite {
+  if (matched?.type === 'Prefix')
+    return { kind: 'prefix', prefix: matched.value, value: uri, segmentAware: false };
+  if (matched?.type === 'Exact' || matched?.type === 'RegularExpression') return { kind: 'full', value: uri };
+  return { kind: 'prefix', prefix: '/', value: uri, segmentAware: false };
+}
+
+function destination(
+  d: Destination,
+  vs: Resource<VirtualService>,
+  svc: ServiceRecord,
+  port: number,
+  c: VsContext,
+  field: string,
+): Pick<Backend, 'cluster' | 'invalid' | 'invalidStatus'> {
+  const target = c.catalog.serviceByHost(d.host, vs.namespace);
+  const bad = (why: string) => {
+    warn(c, vs, field, why);
+    return { cluster: undefined, invalid: why, invalidStatus: 503 };
+  };
+  if (!target) return bad(`host ${d.host} is not a known Service`);
+  // No port: the port the client dialled when the destination has it, else its only port.
+  const p =
+    d.port?.number ??
+    (target.ports.some((sp) => sp.port === port) || target === svc
+      ? port
+      : target.ports.length === 1
+        ? target.ports[0]?.port
+        : undefined);
+  if (p === undefined) return bad(`host ${d.host} has several ports; destination.port is required`);
+  const found = c.catalog.cluster(target.info.namespace, target.info.name, p, d.subset ?? undefined);
+  if (!found.ok) return bad(found.why);
+  return { cluster: found.cluster, invalid: undefined, invalidStatus: 503 };
+}
+
+function vsRetry(rule: HttpRouteVs): RetryPolicy {
+  const r = rule.retries;
+  if (!r) return MESH_DEFAULT_RETRY;
+  const attempts = r.attempts ?? 2;
+  if (attempts === 0) return NO_RETRY;
+  const tokens = (r.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes')
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  const codes = tokens.filter((t) => /^\d+$/.test(t)).map(Number);
+  const retryOn = tokens.filter((t) => !/^\d+$/.test(t));
+  if (codes.length > 0 && !retryOn.includes('retriable-status-codes')) retryOn.push('retriable-status-codes');
+  return {
+    attempts,
+    retryOn,
+    retriableStatusCodes: codes,
+    backoffBaseMs: r.backoff ? parseIstioDuration(r.backoff) : 25,
+    avoidPreviousHosts: r.retryIgnorePreviousHosts ?? true,
+    retryRemoteLocalities: r.retryRemoteLocalities ?? false,
+  };
+}
+
+function faultPolicy(rule: HttpRouteVs): FaultPolicy | undefined {
+  const f = rule.fault;
+  if (!f) return undefined;
+  const delay = f.delay?.fixedDelay
+    ? {
+        ms: parseIstioDuration(f.delay.fixedDelay),
+        // Unset percentage means no fault (Istio); the deprecated integer `percent` still counts.
+        fraction: f.delay.percentage ? fraction(f.delay.percentage, 0) : (f.delay.percent ?? 0) / 100,
+      }
+    : undefined;
+  const abort = f.abort
+    ? {
+        httpStatus: f.abort.httpStatus ?? 200,
+        grpcStatus: f.abort.grpcStatus ? (GRPC_CODES[f.abort.grpcStatus.toUpperCase()] ?? 2) : undefined,
+        fraction: fraction(f.abort.percentage, 0),
+      }
+    : undefined;
+  return { delay, abort };
+}
+
+function corsPolicy(rule: HttpRouteVs, field: string): CorsPolicy | undefined {
+  const p = rule.corsPolicy;
+  if (!p) return undefined;
+  const origins = [
+    ...(p.allowOrigins ?? []).map((o, k) => istioStringMatch(o, `${field}.corsPolicy.allowOrigins[${k}]`)),
+    ...(p.allowOrigin ?? []).map((o) =>
+      o === '*'
+        ? { type: 'Present' as const, value: '', ignoreCase: false, regex: undefined }
+        : { type: 'Exact' as const, value: o, ignoreCase: false, regex: undefined },
+    ),
+  ];
+  return {
+    allowOrigins: origins,
+    allowMethods: p.allowMethods ?? [],
+    allowHeaders: p.allowHeaders ?? [],
+    exposeHeaders: p.exposeHeaders ?? [],
+    maxAgeSeconds: p.maxAge ? Math.round(parseIstioDuration(p.maxAge) / 1000) : undefined,
+    allowCredentials: p.allowCredentials ?? false,
+    unmatchedPreflights: p.unmatchedPreflights === 'IGNORE' ? 'IGNORE' : 'FORWARD',
+  };
+}
+
+export function compileVsTcp(
+  vs: Resource<VirtualService>,
+  svc: ServiceRecord,
+  port: number,
+  c: VsContext,
+): TcpBackends | undefined {
+  const rules = vs.spec.spec.tcp ?? [];
+  const i = rules.findIndex(
+    (r) => !r.match?.length || r.match.some((m) => m.port == null || m.port === port),
+  );
+  const rule = rules[i];
+  if (!rule) return undefined;
+  const dests = rule.route ?? [];
+  const backends: Backend[] = [];
+  dests.forEach((d, k) => {
+    const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
+    if (weight === 0) return;
+    const b = destination(d.destination, vs, svc, port, c, `spec.tcp[${i}].route[${k}].destination`);
+    backends.push({ ...b, weight, requestHeaders: NO_HEADER_OPS, responseHeaders: NO_HEADER_OPS });
+  });
+  return {
+    ref: {
+      kind: 'VirtualService',
+      namespace: vs.namespace,
+      name: vs.name,
+      ruleIndex: i,
+      ruleName: undefined,
+      display: `${vs.namespace}.${vs.name}.tcp.${i}`,
+    },
+    backends,
+    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+  };
+}
+
+function warn(c: VsContext, vs: Resource, field: string, text: string): void {
+  c.messages.push({
+    severity: 'warning',
+    message: `${vs.origin}: VirtualService ${vs.namespace}/${vs.name}: ${field}: ${text}`,
+    origin: vs.origin,
+    kind: 'VirtualService',
+    namespace: vs.namespace,
+    name: vs.name,
+    field,
+  });
+}
