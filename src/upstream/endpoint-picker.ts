@@ -1,11 +1,38 @@
-// Endpoint selection: LEAST_REQUEST by power of two choices, Istio's default load balancer (Envoy
-// picks two endpoints at random and takes the one with fewer active requests). Active counts live
-// here across snapshots, keyed by ip:port, so a config change does not forget the load.
+// Endpoint selection, the parts together: candidate filtering (ready, else serving-terminating),
+// outlier ejection, circuit breaking and the cluster's load balancer. One instance per waypoint:
+// its state (active counts, cursors, ejections, breaker counters) is keyed by `ip:port` and
+// cluster name, so a config change does not forget it.
 import type { Endpoint } from '../../config/model.ts';
 import type { Binding } from '../pipeline/context.ts';
+import { CircuitBreakers } from './circuit-breaker.ts';
+import type { Cluster, LoadBalancerPolicy } from './cluster.ts';
+import { type HashInput, LoadBalancer, type Pick } from './load-balancer.ts';
+import { OutlierDetector } from './outlier-detection.ts';
+
+const LEAST_REQUEST: LoadBalancerPolicy = Object.freeze({ kind: 'LEAST_REQUEST' as const });
+
+export interface EndpointPickerParts {
+  readonly balancer?: LoadBalancer;
+  readonly outlier?: OutlierDetector;
+  readonly breakers?: CircuitBreakers;
+}
+
+export type ClusterChoice =
+  | ({ readonly kind: 'endpoint' } & Pick)
+  /** Every candidate ejected and no panic, or no candidate at all. */
+  | { readonly kind: 'none'; readonly ejected: boolean };
 
 export class EndpointPicker {
-  readonly #active = new Map<string, number>();
+  readonly balancer: LoadBalancer;
+  readonly outlier: OutlierDetector;
+  readonly breakers: CircuitBreakers;
+  readonly #ready = new WeakMap<readonly Endpoint[], readonly Endpoint[]>();
+
+  constructor(parts: EndpointPickerParts = {}) {
+    this.balancer = parts.balancer ?? new LoadBalancer();
+    this.outlier = parts.outlier ?? new OutlierDetector();
+    this.breakers = parts.breakers ?? new CircuitBreakers();
+  }
 
   /** Ready endpoints; when none is ready, those still serving while terminating (as kube-proxy falls back). */
   candidates(binding: Binding, port: number): readonly Endpoint[] {
@@ -24,37 +51,62 @@ export class EndpointPicker {
           ]
         : [];
     }
-    const ready = binding.endpoints.filter((e) => e.ready);
-    return ready.length > 0 ? ready : binding.endpoints.filter((e) => e.serving && e.terminating);
+    return this.#usable(binding.endpoints);
   }
 
-  pick(candidates: readonly Endpoint[]): Endpoint | undefined {
-    const n = candidates.length;
-    if (n <= 1) return candidates[0];
-    const a = candidates[Math.floor(Math.random() * n)]!;
-    let b = candidates[Math.floor(Math.random() * (n - 1))]!;
-    if (b === a) b = candidates[n - 1]!;
-    const la = this.load(a);
-    const lb = this.load(b);
-    if (la !== lb) return la < lb ? a : b;
-    return Math.random() < 0.5 ? a : b;
+  /** The same filter over a cluster's endpoints; the result is cached per (immutable) list. */
+  clusterCandidates(cluster: Cluster): readonly Endpoint[] {
+    return this.#usable(cluster.endpoints);
+  }
+
+  #usable(endpoints: readonly Endpoint[]): readonly Endpoint[] {
+    let out = this.#ready.get(endpoints);
+    if (!out) {
+      const ready = endpoints.filter((e) => e.ready);
+      out = ready.length > 0 ? ready : endpoints.filter((e) => e.serving && e.terminating);
+      this.#ready.set(endpoints, out);
+    }
+    return out;
+  }
+
+  /** LEAST_REQUEST over candidates (pod-addressed traffic and TCP, which have no cluster policy). */
+  pick(candidates: readonly Endpoint[], exclude?: ReadonlySet<string>): Endpoint | undefined {
+    if (!exclude || exclude.size === 0) return this.balancer.leastRequest(candidates);
+    return this.balancer.pick({
+      cluster: '',
+      policy: LEAST_REQUEST,
+      candidates,
+      exclude,
+      request: { headers: {}, path: '', sourceIp: '' },
+    })?.endpoint;
+  }
+
+  /** An endpoint of the cluster: not ejected (unless panicking), chosen by its load balancer. */
+  choose(cluster: Cluster, request: HashInput, exclude?: ReadonlySet<string>): ClusterChoice {
+    const candidates = this.clusterCandidates(cluster);
+    if (candidates.length === 0) return { kind: 'none', ejected: false };
+    const healthy = this.outlier.healthy(cluster, candidates);
+    const chosen = this.balancer.pick({
+      cluster: cluster.name,
+      policy: cluster.policy.loadBalancer,
+      candidates: healthy,
+      exclude,
+      request,
+    });
+    return chosen ? { kind: 'endpoint', ...chosen } : { kind: 'none', ejected: true };
   }
 
   load(e: Endpoint): number {
-    return this.#active.get(`${e.ip}:${e.port}`) ?? 0;
+    return this.balancer.load(e);
   }
 
   /** Counts a request as active on e until the returned function is called. */
   begin(e: Endpoint): () => void {
-    const key = `${e.ip}:${e.port}`;
-    this.#active.set(key, (this.#active.get(key) ?? 0) + 1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const left = (this.#active.get(key) ?? 1) - 1;
-      if (left <= 0) this.#active.delete(key);
-      else this.#active.set(key, left);
-    };
+    return this.balancer.begin(e);
+  }
+
+  /** Stops the outlier detector's sweep timers. */
+  close(): void {
+    this.outlier.close();
   }
 }

@@ -19,6 +19,14 @@ export interface UpstreamRequest {
   readonly onBodyChunk: (chunk: Buffer) => void;
   /** Set by the endpoint-pick layer. */
   endpoint?: Endpoint;
+  /**
+   * Aborted when this attempt is abandoned (per-try or route timeout, a retry replacing it): the
+   * transport must then cancel the upstream request and release its connection or stream. Absent:
+   * only ctx.signal (the client went away) cancels it.
+   */
+  readonly signal?: AbortSignal;
+  /** `ip:port` of endpoints not to pick (already tried by the retry layer). */
+  excludeHosts?: ReadonlySet<string>;
 }
 
 /** Where the response body goes: the downstream response, with backpressure. */

@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { CircuitBreakers, type OverflowKind, type Release } from './circuit-breaker.ts';
+import {
+  type Cluster,
+  type ConnectionPoolPolicy,
+  DEFAULT_CONNECTION_POOL,
+  DEFAULT_TRAFFIC_POLICY,
+  type RetryBudgetPolicy,
+} from './cluster.ts';
+
+function cluster(pool: Partial<ConnectionPoolPolicy>, retryBudget?: RetryBudgetPolicy): Cluster {
+  return {
+    name: 'outbound|8080||echo.default.svc.cluster.local',
+    service: { namespace: 'default', name: 'echo', hostname: 'echo.default.svc.cluster.local', labels: {} },
+    port: 8080,
+    protocol: 'http',
+    subset: undefined,
+    endpoints: [],
+    policy: {
+      ...DEFAULT_TRAFFIC_POLICY,
+      connectionPool: { ...DEFAULT_CONNECTION_POOL, ...pool },
+      retryBudget,
+    },
+  };
+}
+
+function acquired(r: Release | 'overflow'): Release {
+  if (r === 'overflow') throw new Error('unexpected overflow');
+  return r;
+}
+
+describe('request limit (http2MaxRequests)', () => {
+  it('admits exactly the limit, overflows the next, and a release frees one slot', () => {
+    const overflows: OverflowKind[] = [];
+    const cb = new CircuitBreakers({ onOverflow: (_c, kind) => overflows.push(kind) });
+    const c = cluster({ http2MaxRequests: 3 });
+    const held = [1, 2, 3].map(() => acquired(cb.tryAcquireRequest(c)));
+    expect(cb.tryAcquireRequest(c)).toBe('overflow');
+    expect(overflows).toEqual(['requests']);
+    held[0]!();
+    held[0]!(); // a second call must not free another slot
+    acquired(cb.tryAcquireRequest(c));
+    expect(cb.tryAcquireRequest(c)).toBe('overflow');
+    expect(cb.counts(c.name).requests).toBe(3);
+  });
+
+  it('keys counters by cluster name, so a new snapshot of the cluster sees the same load', () => {
+    const cb = new CircuitBreakers();
+    acquired(cb.tryAcquireRequest(cluster({ http2MaxRequests: 1 })));
+    expect(cb.tryAcquireRequest(cluster({ http2MaxRequests: 1 }))).toBe('overflow');
+    // A raised limit applies at once.
+    acquired(cb.tryAcquireRequest(cluster({ http2MaxRequests: 2 })));
+  });
+});
+
+describe('pending limit (http1MaxPendingRequests)', () => {
+  it('lets HTTP/1 requests beyond maxConnections wait up to the pending limit', () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxConnections: 1, http1MaxPendingRequests: 1 });
+    const active = acquired(cb.tryAcquireRequest(c, 'http1'));
+    const pending = acquired(cb.tryAcquireRequest(c, 'http1'));
+    expect(cb.counts(c.name)).toMatchObject({ requests: 2, pending: 1 });
+    expect(cb.tryAcquireRequest(c, 'http1')).toBe('overflow');
+    pending();
+    acquired(cb.tryAcquireRequest(c, 'http1'));
+    active();
+    expect(cb.counts(c.name)).toMatchObject({ requests: 1, pending: 1 });
+  });
+
+  it('does not apply to HTTP/2, which multiplexes on one connection', () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxConnections: 1, http1MaxPendingRequests: 1 });
+    for (let i = 0; i < 10; i++) acquired(cb.tryAcquireRequest(c, 'http2'));
+  });
+});
+
+describe('connections (maxConnections)', () => {
+  it('overflows at the limit', () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxConnections: 2 });
+    const a = acquired(cb.tryAcquireConnection(c));
+    acquired(cb.tryAcquireConnection(c));
+    expect(cb.tryAcquireConnection(c)).toBe('overflow');
+    a();
+    acquired(cb.tryAcquireConnection(c));
+  });
+});
+
+describe('retries', () => {
+  it('uses maxRetries without a budget', () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxRetries: 2 });
+    acquired(cb.tryAcquireRetry(c));
+    acquired(cb.tryAcquireRetry(c));
+    expect(cb.tryAcquireRetry(c)).toBe('overflow');
+  });
+
+  it('with a budget allows max(minRetryConcurrency, floor(percent × active requests)), ignoring maxRetries', () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxRetries: 1 }, { percent: 20, minRetryConcurrency: 3 });
+    // 10 active requests: 20% is 2, below the minimum of 3.
+    for (let i = 0; i < 10; i++) acquired(cb.tryAcquireRequest(c));
+    expect(cb.retryLimit(c)).toBe(3);
+    const retries = [1, 2, 3].map(() => acquired(cb.tryAcquireRetry(c)));
+    expect(cb.tryAcquireRetry(c)).toBe('overflow');
+    // 24 active: floor(4.8) = 4.
+    for (let i = 0; i < 14; i++) acquired(cb.tryAcquireRequest(c));
+    expect(cb.retryLimit(c)).toBe(4);
+    acquired(cb.tryAcquireRetry(c));
+    expect(cb.tryAcquireRetry(c)).toBe('overflow');
+    retries[0]!();
+    acquired(cb.tryAcquireRetry(c));
+  });
+});
