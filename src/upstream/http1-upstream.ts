@@ -56,13 +56,15 @@ export class Http1Upstream {
       let settleBody: (() => void) | undefined;
       let bodyError: ((err: Error) => void) | undefined;
       let responded = false;
-      const onAbort = (): void => controller?.abort(new Error('downstream went away'));
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      const done = (): void => ctx.signal.removeEventListener('abort', onAbort);
+      // The attempt's own signal (a timeout or retry abandons it) else the client's.
+      const signal = req.signal ?? ctx.signal;
+      const onAbort = (): void => controller?.abort(new Error('request abandoned'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = (): void => signal.removeEventListener('abort', onAbort);
       const handler: Dispatcher.DispatchHandler = {
         onRequestStart(c) {
           controller = c;
-          if (ctx.signal.aborted) c.abort(new Error('downstream went away'));
+          if (signal.aborted) c.abort(new Error('request abandoned'));
         },
         onResponseStart(c, statusCode, headers) {
           // 1xx other than 101 are consumed by undici; hold the body until the engine is ready for it.

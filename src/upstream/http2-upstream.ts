@@ -77,8 +77,11 @@ export class Http2Upstream {
     const onAbort = (): void => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    stream.once('close', () => ctx.signal.removeEventListener('abort', onAbort));
+    // The attempt's own signal (a timeout or retry abandons it) else the client's.
+    const signal = req.signal ?? ctx.signal;
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', onAbort));
     if (req.body) {
       // Both listeners attach in the same tick, so counting sees every chunk the pipe sends.
       req.body.on('data', req.onBodyChunk);

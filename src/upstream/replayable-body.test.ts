@@ -1,0 +1,50 @@
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ReplayableBody } from './replayable-body.ts';
+import { drain } from './test-support.ts';
+
+describe('ReplayableBody', () => {
+  it('replays the whole body on a later attempt', async () => {
+    const body = new ReplayableBody(Readable.from([Buffer.from('ab'), Buffer.from('cd')]), 16);
+    expect(await drain(body.attempt())).toBe('abcd');
+    expect(body.replayable).toBe(true);
+    expect(await drain(body.attempt())).toBe('abcd');
+  });
+
+  it('replays what an abandoned attempt read, then continues with what the client sends next', async () => {
+    const client = new PassThrough();
+    const body = new ReplayableBody(client, 16);
+    const first = body.attempt();
+    client.write('ab');
+    const got = await new Promise<Buffer>((r) => first.once('data', r));
+    expect(got.toString()).toBe('ab');
+    const second = body.attempt(); // the first is retired
+    expect(first.destroyed).toBe(true);
+    const text = drain(second);
+    client.end('cd');
+    expect(await text).toBe('abcd');
+  });
+
+  it('stops keeping bytes past the cap and refuses another attempt', async () => {
+    const body = new ReplayableBody(Readable.from([Buffer.alloc(10, 'a'), Buffer.alloc(10, 'b')]), 15);
+    expect(await drain(body.attempt())).toBe('a'.repeat(10) + 'b'.repeat(10));
+    expect(body.replayable).toBe(false);
+    expect(body.bufferedBytes).toBe(0);
+    expect(() => body.attempt()).toThrow(/not replayable/);
+  });
+
+  it('hands a body known to be over the cap straight through', () => {
+    const source = Readable.from([Buffer.alloc(20)]);
+    const body = new ReplayableBody(source, 15, 20);
+    expect(body.replayable).toBe(false);
+    expect(body.attempt()).toBe(source);
+  });
+
+  it('fails the attempt when the client body fails', async () => {
+    const client = new PassThrough();
+    const body = new ReplayableBody(client, 16);
+    const text = drain(body.attempt());
+    client.destroy(new Error('client reset'));
+    await expect(text).rejects.toThrow(/client reset/);
+  });
+});

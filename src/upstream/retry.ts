@@ -1,0 +1,330 @@
+// Envoy's retry policy as an upstream layer (l7-semantics.md §4.7, §5.4): the attempt loop, the
+// per-try timeout, full-jitter back-off, retry on another endpoint, the cluster's retry limit or
+// budget, and a bounded replay buffer for the request body.
+//
+// Rules, in the order they are checked for each failed attempt:
+// - nothing is retried once the client went away, or after the response went downstream (this
+//   layer only retries before it returns a response; a response it retries is discarded);
+// - circuit-breaker overflow (UO) and no healthy upstream (UH) are never retried, as in Envoy;
+// - the result must match a `retryOn` token (see matchesError / matchesResponse);
+// - attempts left, body still replayable, and the cluster admits one more retry in flight.
+// Safe by default: `reset-before-request` retries only failures where ProxyError.retryable is set,
+// i.e. the transport proves no byte of the request reached the application (could not connect,
+// refused stream). A request that reached the application is retried only when a token says so.
+//
+// The per-try timeout (Timeouts.perTryMs) bounds each attempt up to its response head; on expiry
+// the attempt is aborted and retried when `5xx`, `gateway-error` or `reset` is configured (Envoy
+// treats a per-try timeout as a reset). The route timeout above (timeout.ts) covers the whole loop.
+import type { RequestContext } from '../pipeline/context.ts';
+import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
+import type { Reason } from '../pipeline/reasons.ts';
+import type { CircuitBreakers } from './circuit-breaker.ts';
+import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
+import type { RetryPolicy } from './target.ts';
+import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
+
+/** What the retry layer did, for the access log (flags URX, UO) and explain. */
+export interface RetryState {
+  /** Retries made (attempts after the first). */
+  retries: number;
+  /** The result handed back was retriable but no retry was left: Envoy's flag URX. */
+  exhausted: boolean;
+  /** A retry was refused by the cluster's maxRetries or retry budget: flag UO. */
+  overflow: boolean;
+  /** Why a retriable result was not retried, e.g. `retry_skipped_body_too_large`. */
+  skipped: string | undefined;
+}
+
+export const RETRY_STATE = Symbol('upstream.retry');
+
+export function retryState(ctx: RequestContext): RetryState | undefined {
+  return ctx.attributes.get(RETRY_STATE) as RetryState | undefined;
+}
+
+/**
+ * Envoy's local-reply body for a reset after retries: `... retried and the latest reset reason: X`
+ * instead of `... reset reason: X`. For the engine to use when retryState(ctx).retries > 0.
+ */
+export function retriedResetBody(body: string): string {
+  return body.replace('reset reason: ', 'retried and the latest reset reason: ');
+}
+
+/** Istio's policy for traffic with no route configuration (no UpstreamTarget): not for gRPC. */
+export const NO_TARGET_RETRY: RetryPolicy = Object.freeze({
+  attempts: 2,
+  retryOn: Object.freeze(['reset-before-request']) as readonly string[],
+  retriableStatusCodes: Object.freeze([]) as readonly number[],
+  backoffBaseMs: 25,
+  avoidPreviousHosts: true,
+  retryRemoteLocalities: false,
+});
+
+/** gRPC status codes named by the x-envoy-retry-grpc-on tokens. */
+const GRPC_TOKENS: Readonly<Record<string, number>> = {
+  cancelled: 1,
+  'deadline-exceeded': 4,
+  'resource-exhausted': 8,
+  internal: 13,
+  unavailable: 14,
+};
+
+/** How an attempt failed, as Envoy's retry predicates see it. */
+type FailureKind = 'connect-failure' | 'refused-stream' | 'reset' | 'per-try-timeout' | 'final';
+
+const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'upstream_remote_reset',
+  'upstream_connection_termination',
+  'upstream_protocol_error',
+]);
+
+function failureKind(err: ProxyError): FailureKind {
+  if (err.reason === 'upstream_connect_failure') {
+    // http2-upstream.ts reports REFUSED_STREAM as a connect failure whose message names code 7.
+    return /code 7\)/.test(String((err.cause as Error | undefined)?.message ?? err.message))
+      ? 'refused-stream'
+      : 'connect-failure';
+  }
+  if (RESET_REASONS.has(err.reason)) return 'reset';
+  if (err.reason === 'upstream_request_timeout' && err.message.startsWith(PER_TRY_DETAIL))
+    return 'per-try-timeout';
+  return 'final'; // overflow, no healthy upstream, internal errors, downstream errors
+}
+
+/** Whether `retryOn` asks for a retry after this failure. */
+export function matchesError(retryOn: readonly string[], err: ProxyError): boolean {
+  const kind = failureKind(err);
+  if (kind === 'final' || err.side !== 'upstream') return false;
+  const on = new Set(retryOn);
+  if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
+  if (kind === 'per-try-timeout') return false;
+  if (on.has('reset-before-request') && err.retryable) return true;
+  if (on.has('connect-failure') && kind === 'connect-failure') return true;
+  if (on.has('refused-stream') && kind === 'refused-stream') return true;
+  return false;
+}
+
+/** Whether `retryOn` asks for a retry of this response (its head only: status and headers). */
+export function matchesResponse(policy: RetryPolicy, res: UpstreamResponse): boolean {
+  const on = new Set(policy.retryOn);
+  const s = res.status;
+  if (on.has('5xx') && s >= 500 && s <= 599) return true;
+  if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
+  if (on.has('retriable-4xx') && s === 409) return true;
+  if (on.has('retriable-status-codes') && policy.retriableStatusCodes.includes(s)) return true;
+  if (on.has('envoy-ratelimited') && res.headers['x-envoy-ratelimited'] !== undefined) return true;
+  // Trailers-only gRPC responses carry grpc-status in the head; trailers are never waited for.
+  const grpc = res.headers['grpc-status'];
+  if (grpc !== undefined) {
+    const code = Number(Array.isArray(grpc) ? grpc[0] : grpc);
+    for (const [token, value] of Object.entries(GRPC_TOKENS))
+      if (on.has(token) && code === value) return true;
+  }
+  return false;
+}
+
+/** Retry N (1-based) waits uniformly in [0, (2^N − 1)·base), capped at 10·base (Envoy). */
+export function backoffMs(retry: number, baseMs: number, random: () => number): number {
+  const ceiling = Math.min((2 ** retry - 1) * baseMs, 10 * baseMs);
+  return Math.floor(random() * ceiling);
+}
+
+/** The ProxyError detail (access log) of a per-try timeout, Envoy's details string. */
+export const PER_TRY_DETAIL = 'upstream_per_try_timeout';
+
+export interface RetryOptions {
+  /** The cluster's retry limit (maxRetries, retryBudget); absent: unlimited. */
+  readonly breakers?: Pick<CircuitBreakers, 'tryAcquireRetry'>;
+  readonly maxReplayBytes?: number;
+  /** For tests: [0, 1). */
+  readonly random?: () => number;
+  /** For tests: resolves after `ms`, or rejects when `signal` aborts. */
+  readonly sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+export function retry(opts: RetryOptions = {}): UpstreamLayer {
+  const random = opts.random ?? Math.random;
+  const sleep = opts.sleep ?? abortableSleep;
+  const cap = opts.maxReplayBytes ?? DEFAULT_REPLAY_BUFFER_BYTES;
+  return (next: Send): Send =>
+    async (req, ctx) => {
+      const policy = effectivePolicy(ctx);
+      const perTryMs = ctx.target?.timeouts.perTryMs;
+      if (policy.attempts <= 0 && !perTryMs) return next(req, ctx);
+
+      const state: RetryState = { retries: 0, exhausted: false, overflow: false, skipped: undefined };
+      ctx.attributes.set(RETRY_STATE, state);
+      const outer = req.signal ?? ctx.signal;
+      const length = Number(req.headers['content-length']);
+      const body =
+        req.body && policy.attempts > 0
+          ? new ReplayableBody(req.body, cap, Number.isFinite(length) ? length : undefined)
+          : undefined;
+      const tried = new Set<string>();
+      let sentHighWater = 0; // request-body bytes reported upstream, so replays are not counted twice
+      let retryInFlight: (() => void) | undefined;
+
+      for (let attempt = 0; ; attempt++) {
+        const abort = new AbortController();
+        const onOuter = (): void => abort.abort(outer.reason);
+        if (outer.aborted) abort.abort(outer.reason);
+        else outer.addEventListener('abort', onOuter, { once: true });
+        let sent = 0;
+        const attemptReq: UpstreamRequest = {
+          ...req,
+          endpoint: undefined,
+          body: body ? body.attempt() : req.body,
+          signal: abort.signal,
+          excludeHosts:
+            policy.avoidPreviousHosts && tried.size > 0 ? union(req.excludeHosts, tried) : req.excludeHosts,
+          onBodyChunk: (chunk) => {
+            sent += chunk.length;
+            if (sent <= sentHighWater) return;
+            const fresh = sent - sentHighWater;
+            sentHighWater = sent;
+            req.onBodyChunk(fresh >= chunk.length ? chunk : chunk.subarray(chunk.length - fresh));
+          },
+        };
+        const release = (): void => outer.removeEventListener('abort', onOuter);
+        let outcome: { res: UpstreamResponse } | { err: ProxyError };
+        try {
+          const res = await withPerTry(next(attemptReq, ctx), perTryMs, abort);
+          outcome = { res };
+        } catch (err) {
+          abort.abort(err);
+          release();
+          outcome = {
+            err: isProxyError(err)
+              ? err
+              : new ProxyError('internal_error', String(err), { side: 'internal', cause: err }),
+          };
+        }
+        retryInFlight?.();
+        retryInFlight = undefined;
+        if (attemptReq.endpoint) {
+          req.endpoint = attemptReq.endpoint;
+          tried.add(hostKey(attemptReq.endpoint.ip, attemptReq.endpoint.port));
+        }
+        if ('res' in outcome) tried.add(outcome.res.upstreamHost);
+
+        const retriable =
+          'res' in outcome ? matchesResponse(policy, outcome.res) : matchesError(policy.retryOn, outcome.err);
+        const hand = (): UpstreamResponse => {
+          if ('err' in outcome) throw outcome.err;
+          return withCleanup(outcome.res, release);
+        };
+        // Cancelled from above (client gone, route timeout): the layer above already answered.
+        if (!retriable || outer.aborted || ctx.signal.aborted) return hand();
+        if (attempt >= policy.attempts) {
+          state.exhausted = policy.attempts > 0;
+          return hand();
+        }
+        if (body && !body.replayable) {
+          state.skipped = 'retry_skipped_body_too_large';
+          ctx.explain.push(`retry skipped: the request body is larger than the ${cap}-byte replay buffer`);
+          return hand();
+        }
+        const cluster = ctx.target?.cluster;
+        const admitted = cluster && opts.breakers ? opts.breakers.tryAcquireRetry(cluster) : () => {};
+        if (admitted === 'overflow') {
+          state.overflow = true;
+          ctx.explain.push(`retry refused: cluster ${cluster?.name} is at its retry limit`);
+          return hand();
+        }
+        if ('res' in outcome) {
+          outcome.res.discard();
+          release();
+        }
+        state.retries++;
+        ctx.explain.push(
+          `retry ${state.retries}/${policy.attempts} after ${'res' in outcome ? `status ${outcome.res.status}` : outcome.err.reason}`,
+        );
+        try {
+          await sleep(backoffMs(state.retries, policy.backoffBaseMs, random), outer);
+        } catch {
+          admitted();
+          if (isProxyError(outer.reason)) throw outer.reason; // the route timeout
+          throw new ProxyError('downstream_reset', 'client went away during retry back-off', {
+            side: 'downstream',
+          });
+        }
+        // The retry counts against the cluster's limit from back-off until its attempt settles.
+        retryInFlight = admitted;
+      }
+    };
+}
+
+function effectivePolicy(ctx: RequestContext): RetryPolicy {
+  const target = ctx.target;
+  if (!target) return ctx.grpc ? { ...NO_TARGET_RETRY, attempts: 0 } : NO_TARGET_RETRY;
+  return target.retry;
+}
+
+function hostKey(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function union(a: ReadonlySet<string> | undefined, b: ReadonlySet<string>): ReadonlySet<string> {
+  if (!a || a.size === 0) return new Set(b);
+  return new Set([...a, ...b]);
+}
+
+/** Bounds one attempt up to its response head; on expiry aborts it (the transport cancels it). */
+function withPerTry(
+  attempt: Promise<UpstreamResponse>,
+  perTryMs: number | undefined,
+  abort: AbortController,
+): Promise<UpstreamResponse> {
+  if (!perTryMs) return attempt;
+  return new Promise((resolve, reject) => {
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      const err = new ProxyError(
+        'upstream_request_timeout',
+        `${PER_TRY_DETAIL}: no response head within ${perTryMs} ms`,
+      );
+      abort.abort(err);
+      reject(err);
+    }, perTryMs);
+    attempt.then(
+      (res) => {
+        clearTimeout(timer);
+        if (expired)
+          res.discard(); // came too late: nobody will read it
+        else resolve(res);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        if (!expired) reject(err);
+      },
+    );
+  });
+}
+
+/** Runs `cleanup` once the response is streamed or discarded. */
+function withCleanup(res: UpstreamResponse, cleanup: () => void): UpstreamResponse {
+  return {
+    ...res,
+    stream: (sink) => res.stream(sink).finally(cleanup),
+    discard: () => {
+      cleanup();
+      res.discard();
+    },
+  };
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,281 @@
+// The route timeout, the client's gRPC deadline and the stream idle timeout, as one upstream layer
+// above the retry layer (l7-semantics.md §4.6; users-and-style.md A.19, A.20). Named kinds:
+//
+// - route timeout (Timeouts.requestMs): covers every attempt and back-off. Envoy starts it at the
+//   end of the downstream request (end-of-stream); here it starts when the request enters the
+//   upstream stack, because a body that the upstream never reads would otherwise keep the timer
+//   from ever starting. With small bodies the two are the same; a slow upload counts here.
+//   It covers the response head and then, for ordinary responses, the whole body as Envoy does.
+//   Streams are exempt once their head arrived: gRPC requests (bounded by their own deadline
+//   instead) and `text/event-stream` responses. WebSocket/upgrade requests are never subject to it
+//   (Envoy disables the route timeout for upgrades).
+// - gRPC deadline: the client's `grpc-timeout` header (Istio sets max_grpc_timeout 0: honoured,
+//   no cap). The effective deadline is min(route timeout, grpc-timeout); it covers the whole
+//   exchange, response body included.
+// - stream idle timeout (Timeouts.idleMs): no byte either way for that long resets the stream.
+//
+// Expiry before the response head is a 504 `upstream request timeout` (UT) whose detail names the
+// kind: `upstream_response_timeout`, `grpc_deadline_exceeded` or `stream_idle_timeout`. After the
+// head the response is aborted (the client sees a reset, never a truncated success). For gRPC
+// clients the reply should carry grpc-status 4 DEADLINE_EXCEEDED, as Envoy does since
+// envoyproxy/envoy#44479 (before it, 504 mapped to UNAVAILABLE and clients retried expired calls):
+// see timeoutGrpcStatus.
+import type { RequestContext } from '../pipeline/context.ts';
+import { ProxyError } from '../pipeline/proxy-error.ts';
+import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
+
+/** gRPC DEADLINE_EXCEEDED: the grpc-status of a timeout's local reply to a gRPC client. */
+export const GRPC_DEADLINE_EXCEEDED = 4;
+
+export const ROUTE_TIMEOUT_DETAIL = 'upstream_response_timeout';
+export const GRPC_DEADLINE_DETAIL = 'grpc_deadline_exceeded';
+export const IDLE_TIMEOUT_DETAIL = 'stream_idle_timeout';
+
+/** The grpc-status the engine should put on a timeout's local reply to a gRPC client. */
+export function timeoutGrpcStatus(err: ProxyError): number | undefined {
+  return err.reason === 'upstream_request_timeout' ? GRPC_DEADLINE_EXCEEDED : undefined;
+}
+
+const GRPC_UNITS: Readonly<Record<string, number>> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1_000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+
+/**
+ * The `grpc-timeout` header in milliseconds (gRPC over HTTP/2: 1-8 ASCII digits and a unit of
+ * H, M, S, m, u or n). Undefined when absent or malformed (a malformed header is ignored, as Envoy
+ * does). Sub-millisecond values round up to 1 ms so they still expire.
+ */
+export function parseGrpcTimeout(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  const m = v === undefined ? null : /^(\d{1,8})([HMSmun])$/.exec(v);
+  if (!m) return undefined;
+  const ms = Number(m[1]) * GRPC_UNITS[m[2]!]!;
+  return ms > 0 && ms < 1 ? 1 : ms;
+}
+
+interface Deadline {
+  readonly ms: number;
+  readonly detail: string;
+  /** Whether it still runs once the response head arrived. */
+  readonly coversBody: (res: UpstreamResponse) => boolean;
+}
+
+function deadlineFor(req: UpstreamRequest, ctx: RequestContext): Deadline | undefined {
+  if (req.protocol === 'upgrade') return undefined;
+  const routeMs = ctx.target?.timeouts.requestMs || undefined;
+  const grpcMs = ctx.grpc ? parseGrpcTimeout(ctx.headers['grpc-timeout']) : undefined;
+  if (grpcMs !== undefined && (routeMs === undefined || grpcMs <= routeMs))
+    return { ms: grpcMs, detail: GRPC_DEADLINE_DETAIL, coversBody: () => true };
+  if (routeMs === undefined) return undefined;
+  return { ms: routeMs, detail: ROUTE_TIMEOUT_DETAIL, coversBody: (res) => !ctx.grpc && !isEventStream(res) };
+}
+
+function isEventStream(res: UpstreamResponse): boolean {
+  const ct = res.headers['content-type'];
+  return typeof ct === 'string' && ct.toLowerCase().startsWith('text/event-stream');
+}
+
+export function timeout(): UpstreamLayer {
+  return (next: Send): Send =>
+    (req, ctx) => {
+      const deadline = deadlineFor(req, ctx);
+      const idleMs = (req.protocol !== 'upgrade' && ctx.target?.timeouts.idleMs) || undefined;
+      if (!deadline && !idleMs) return next(req, ctx);
+      return new TimedRequest(next, req, ctx, deadline, idleMs).run();
+    };
+}
+
+/** One request under its timers: the request head, then (when they still apply) the body. */
+class TimedRequest {
+  readonly #abort = new AbortController();
+  readonly #outer: AbortSignal;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** What to do when a timer fires; replaced once the response head arrived. */
+  #onExpire: (err: ProxyError) => void = () => {};
+  #expired: ProxyError | undefined;
+
+  readonly next: Send;
+  readonly req: UpstreamRequest;
+  readonly ctx: RequestContext;
+  readonly deadline: Deadline | undefined;
+  readonly idleMs: number | undefined;
+
+  constructor(
+    next: Send,
+    req: UpstreamRequest,
+    ctx: RequestContext,
+    deadline: Deadline | undefined,
+    idleMs: number | undefined,
+  ) {
+    this.next = next;
+    this.req = req;
+    this.ctx = ctx;
+    this.deadline = deadline;
+    this.idleMs = idleMs;
+    // Linked until the response is over, so the client going away still cancels the attempt.
+    this.#outer = req.signal ?? ctx.signal;
+  }
+
+  run(): Promise<UpstreamResponse> {
+    const { req, ctx, deadline } = this;
+    const onOuter = (): void => this.#abort.abort(this.#outer.reason);
+    if (this.#outer.aborted) this.#abort.abort(this.#outer.reason);
+    else this.#outer.addEventListener('abort', onOuter, { once: true });
+    const unlink = (): void => this.#outer.removeEventListener('abort', onOuter);
+
+    if (deadline) {
+      this.#deadlineTimer = setTimeout(
+        () =>
+          this.#expire(new ProxyError('upstream_request_timeout', `${deadline.detail}: ${deadline.ms} ms`)),
+        deadline.ms,
+      );
+    }
+    this.#touch();
+    const inner: UpstreamRequest = {
+      ...req,
+      signal: this.#abort.signal,
+      onBodyChunk: (chunk) => {
+        this.#touch();
+        req.onBodyChunk(chunk);
+      },
+    };
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      this.#onExpire = (err) => {
+        unlink();
+        reject(err);
+      };
+      this.next(inner, ctx).then(
+        (res) => {
+          if (inner.endpoint) req.endpoint = inner.endpoint;
+          if (this.#expired) {
+            res.discard(); // answered too late: the client already has its 504
+            return;
+          }
+          if (!deadline?.coversBody(res)) this.#clearDeadline();
+          resolve(this.#timedResponse(res, unlink));
+        },
+        (err: unknown) => {
+          if (inner.endpoint) req.endpoint = inner.endpoint;
+          this.#clear();
+          unlink();
+          if (!this.#expired) reject(err);
+        },
+      );
+    });
+  }
+
+  #timedResponse(res: UpstreamResponse, unlink: () => void): UpstreamResponse {
+    if (!this.#deadlineTimer && !this.idleMs) {
+      return {
+        ...res,
+        stream: (sink) => res.stream(sink).finally(unlink),
+        discard: () => {
+          unlink();
+          res.discard();
+        },
+      };
+    }
+    this.#touch();
+    return {
+      ...res,
+      stream: (sink) =>
+        new Promise<void>((resolve, reject) => {
+          if (this.#expired) {
+            const err = this.#expired;
+            unlink();
+            sink.abort(err);
+            res.discard();
+            reject(err);
+            return;
+          }
+          let done = false;
+          const finish = (): boolean => {
+            if (done) return false;
+            done = true;
+            this.#clear();
+            unlink();
+            return true;
+          };
+          this.#onExpire = (err) => {
+            if (!finish()) return;
+            sink.abort(err);
+            res.discard();
+            reject(err);
+          };
+          res
+            .stream({
+              write: (chunk) => {
+                if (done) return true;
+                this.#touch();
+                return sink.write(chunk);
+              },
+              onDrain: (resume) => sink.onDrain(resume),
+              end: (trailers) => {
+                if (finish()) sink.end(trailers);
+              },
+              abort: (err) => {
+                if (finish()) sink.abort(err);
+              },
+            })
+            .then(
+              () => {
+                finish();
+                resolve();
+              },
+              (err: unknown) => {
+                finish();
+                reject(err);
+              },
+            );
+        }),
+      discard: () => {
+        this.#clear();
+        unlink();
+        res.discard();
+      },
+    };
+  }
+
+  #expire(err: ProxyError): void {
+    if (this.#expired) return;
+    this.#expired = err;
+    this.#clear();
+    this.ctx.explain.push(`timeout: ${err.message}`);
+    this.#abort.abort(err); // the attempt in flight is cancelled by the transport
+    this.#onExpire(err);
+  }
+
+  /** Restarts the idle timer: a byte went one way or the other. */
+  #touch(): void {
+    const ms = this.idleMs;
+    if (!ms || this.#expired) return;
+    if (this.#idleTimer) {
+      this.#idleTimer.refresh();
+      return;
+    }
+    this.#idleTimer = setTimeout(
+      () =>
+        this.#expire(
+          new ProxyError('upstream_request_timeout', `${IDLE_TIMEOUT_DETAIL}: no bytes for ${ms} ms`),
+        ),
+      ms,
+    );
+  }
+
+  #clearDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+  }
+
+  #clear(): void {
+    this.#clearDeadline();
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+}
