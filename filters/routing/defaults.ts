@@ -1,4 +1,5 @@
-// Istio's retry policies when the configuration names none (l7-semantics.md §4.7, §4.11).
+// Istio's retry policy for a route without a retry field (l7-semantics.md §4.7, §4.11). Without
+// any route, the retry layer's NO_TARGET_RETRY applies.
 import type { RetryPolicy } from '../../src/upstream/target.ts';
 
 /**
@@ -8,16 +9,6 @@ import type { RetryPolicy } from '../../src/upstream/target.ts';
 export const MESH_DEFAULT_RETRY: RetryPolicy = Object.freeze({
   attempts: 2,
   retryOn: Object.freeze(['connect-failure', 'refused-stream', 'unavailable', 'cancelled']),
-  retriableStatusCodes: Object.freeze([]) as readonly number[],
-  backoffBaseMs: 25,
-  avoidPreviousHosts: true,
-  retryRemoteLocalities: false,
-});
-
-/** No route configured for the Service: only requests that never reached the app are retried. */
-export const NO_ROUTE_RETRY: RetryPolicy = Object.freeze({
-  attempts: 2,
-  retryOn: Object.freeze(['reset-before-request']),
   retriableStatusCodes: Object.freeze([]) as readonly number[],
   backoffBaseMs: 25,
   avoidPreviousHosts: true,

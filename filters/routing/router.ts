@@ -4,9 +4,9 @@
 // ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type ResponseHead, type Verdict } from '../../src/pipeline/filter.ts';
-import { NO_TIMEOUTS } from '../../src/upstream/target.ts';
+import { NO_TARGET_RETRY } from '../../src/upstream/retry.ts';
+import { NO_RETRY, NO_TIMEOUTS } from '../../src/upstream/target.ts';
 import { applyHeaderOps, isEmptyOps, redirectLocation, rewritePath } from './actions.ts';
-import { NO_ROUTE_RETRY } from './defaults.ts';
 import type { Backend, ForwardAction, HeaderOps, PortRouting } from './model.ts';
 import { selectedRoute } from './select.ts';
 
@@ -137,7 +137,7 @@ function useDefaultRoute(ctx: RequestContext, port: PortRouting): void {
     cluster: port.defaultCluster,
     timeouts: NO_TIMEOUTS,
     // Istio installs no default retry on gRPC ports.
-    retry: ctx.grpc ? { ...NO_ROUTE_RETRY, attempts: 0 } : NO_ROUTE_RETRY,
+    retry: ctx.grpc ? NO_RETRY : NO_TARGET_RETRY,
     mirrors: [],
     routeName: undefined,
   };

@@ -15,6 +15,8 @@ export interface AccessLogEntry {
   readonly protocol: string;
   readonly status: number;
   readonly reason: Reason;
+  /** Envoy's response flags (`-` for none), e.g. `UF,URX`. */
+  readonly flags: string;
   readonly detail: string | undefined;
   readonly bytesReceived: number;
   readonly bytesSent: number;
@@ -37,9 +39,8 @@ const quoted = (v: string | undefined): string =>
   `"${v === undefined || v === '' ? '-' : v.replace(/"/g, '\\"')}"`;
 
 export function formatAccessLog(e: AccessLogEntry): string {
-  const flag = REASONS[e.reason].flag;
   return (
-    `[${e.start.toISOString()}] "${e.method} ${e.path} ${e.protocol}" ${e.status} ${flag} ${e.reason} - ` +
+    `[${e.start.toISOString()}] "${e.method} ${e.path} ${e.protocol}" ${e.status} ${e.flags} ${e.reason} - ` +
     `${quoted(e.detail)} ${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} - ` +
     `${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ${quoted(e.requestId)} ${quoted(e.authority)} ` +
     `${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} - ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}` +

@@ -14,6 +14,8 @@ export interface ReasonInfo {
   readonly flag: string;
   /** What happened, for people reading the log. */
   readonly doc: string;
+  /** Headers Envoy adds to this local reply. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 const UPSTREAM_RESET = 'upstream connect error or disconnect/reset before headers. reset reason: ';
@@ -62,6 +64,30 @@ export const REASONS = {
     flag: 'NC',
     doc: 'The chosen backend does not exist (an invalid backendRef).',
   },
+  route_no_backend: {
+    status: 500,
+    body: '',
+    flag: '-',
+    doc: "The matched route has no backend with a weight above 0 (Istio's direct response 500).",
+  },
+  route_redirect: {
+    status: 302,
+    body: '',
+    flag: '-',
+    doc: 'The matched route redirects (HTTPRoute RequestRedirect, VirtualService redirect); `location` says where.',
+  },
+  route_direct_response: {
+    status: 200,
+    body: '',
+    flag: '-',
+    doc: 'The matched VirtualService rule answers itself (directResponse): its status and body.',
+  },
+  cors_preflight: {
+    status: 200,
+    body: '',
+    flag: '-',
+    doc: "A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) answered from the route's CORS policy.",
+  },
   no_healthy_upstream: {
     status: 503,
     body: 'no healthy upstream',
@@ -99,6 +125,7 @@ export const REASONS = {
     body: `${UPSTREAM_RESET}overflow`,
     flag: 'UO',
     doc: 'A circuit-breaker limit (connections, pending or active requests) was reached.',
+    headers: { 'x-envoy-overloaded': 'true' },
   },
   upstream_request_timeout: {
     status: 504,
@@ -181,6 +208,18 @@ export const REASONS = {
     body: 'local_rate_limited',
     flag: 'RL',
     doc: 'A rate limit was exceeded.',
+  },
+  rate_limited: {
+    status: 429,
+    body: '',
+    flag: 'RL',
+    doc: "A global (Redis-backed, shared by every replica) rate limit was exceeded; the reply carries `x-envoy-ratelimited: true`, as Envoy's ratelimit filter.",
+  },
+  rate_limit_service_error: {
+    status: 500,
+    body: '',
+    flag: 'RLSE',
+    doc: 'A global rate limit could not be checked (Redis unreachable, timed out or its circuit open) and the waypoint runs with `--redis-failure-mode closed` (Envoy Gateway failClosed: 500).',
   },
   fault_abort: {
     status: 503,

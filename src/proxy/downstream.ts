@@ -116,7 +116,8 @@ export class Http1Downstream extends ByteCounts implements Downstream {
       this.#res.writeHead(200, {
         ...headers,
         'content-type': 'application/grpc',
-        'grpc-status': String(grpcStatusForHttp(status)),
+        // A filter may name the gRPC status itself (fault abort grpcStatus).
+        'grpc-status': headers['grpc-status'] ?? String(grpcStatusForHttp(status)),
         'grpc-message': encodeGrpcMessage(body),
         'content-length': '0',
       });
@@ -206,7 +207,8 @@ export class Http2Downstream extends ByteCounts implements Downstream {
           ...headers,
           ':status': 200,
           'content-type': 'application/grpc',
-          'grpc-status': String(grpcStatusForHttp(status)),
+          // A filter may name the gRPC status itself (fault abort grpcStatus).
+          'grpc-status': headers['grpc-status'] ?? String(grpcStatusForHttp(status)),
           'grpc-message': encodeGrpcMessage(body),
         },
         { endStream: true },

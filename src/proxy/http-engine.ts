@@ -14,7 +14,10 @@ import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
-import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
+import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
+import { retriedResetBody, retryState } from '../upstream/retry.ts';
+import { GRPC_DEADLINE_DETAIL } from '../upstream/timeout.ts';
 import type { Send, UpstreamRequest } from '../upstream/types.ts';
 import type { Downstream } from './downstream.ts';
 import { downstreamResponseHeaders } from './headers.ts';
@@ -134,10 +137,15 @@ export class HttpEngine {
     ): void => {
       reason = r;
       detail = d;
-      const info = REASONS[r];
+      const info: ReasonInfo = REASONS[r];
       status = overrideStatus ?? info.status;
       if (ctx.grpc) grpcStatus = undefined;
-      ds.localReply(status, body ?? info.body, { ...extra, 'x-waypoint-reason': r }, ctx.grpc);
+      ds.localReply(
+        status,
+        body ?? info.body,
+        { ...info.headers, ...extra, 'x-waypoint-reason': r },
+        ctx.grpc,
+      );
     };
 
     try {
@@ -152,7 +160,7 @@ export class HttpEngine {
           path: ctx.path,
           headers: ctx.headers as OutgoingHttpHeaders,
           body: reqBody.upstream(),
-          protocol: upstreamProtocol(tunnel, ds),
+          protocol: upstreamProtocol(ctx, ds),
           onBodyChunk: (chunk) => {
             upstreamBytes += chunk.length;
             countTo(upstreamBytes);
@@ -194,11 +202,19 @@ export class HttpEngine {
             reason = 'downstream_reset';
             detail = e.message;
           } else if (ds.headersSent) {
-            reason = 'upstream_reset_after_response_started';
+            // A timeout after the head keeps its own reason (UT); anything else is a reset (UR).
+            reason =
+              e.reason === 'upstream_request_timeout' ? e.reason : 'upstream_reset_after_response_started';
             detail = e.message;
             ds.reset();
           } else {
-            reply(e.reason, e.message);
+            const retried = (retryState(ctx)?.retries ?? 0) > 0;
+            const body =
+              retried && RESET_REASONS.has(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
+            // The client's own grpc-timeout expiring is DEADLINE_EXCEEDED; a route timeout is a 504 (UNAVAILABLE).
+            const extra =
+              ctx.grpc && e.message.startsWith(GRPC_DEADLINE_DETAIL) ? { 'grpc-status': '4' } : undefined;
+            reply(e.reason, e.message, undefined, body, extra);
           }
           if (e.reason === 'internal_error')
             this.#opts.log.error('request failed inside the waypoint', {
@@ -249,9 +265,15 @@ export class HttpEngine {
     upstreamIdentity: string | undefined,
   ): void {
     try {
+      const retries = retryState(ctx);
+      if (retries?.exhausted) noteFlag(ctx, 'URX');
+      if (retries?.overflow) noteFlag(ctx, 'UO');
+      if (retries?.skipped) outcome = { ...outcome, detail: joinDetail(outcome.detail, retries.skipped) };
+      const flags = responseFlags(ctx, outcome.reason);
       chain.onComplete(ctx, outcome);
       const binding = ctx.tunnel.binding;
-      const svc = binding.kind === 'service' ? binding.service : undefined;
+      // Istio reports the Service of the cluster the request went to (a routed backend), else the dialled one.
+      const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
       this.#opts.metrics.request(
         {
           sourceNamespace: ctx.tunnel.peer.namespace,
@@ -259,13 +281,14 @@ export class HttpEngine {
           destinationService: svc?.hostname ?? 'unknown',
           destinationServiceName: svc?.name ?? 'unknown',
           destinationServiceNamespace:
-            binding.kind === 'service' ? binding.service.namespace : binding.pod.namespace,
+            svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
           destinationPrincipal:
             upstreamIdentity ?? (binding.kind === 'workload' ? binding.identity : 'unknown'),
           protocol: ctx.grpc ? 'grpc' : 'http',
           status: outcome.status,
           grpcStatus: outcome.grpcStatus ?? '',
           reason: outcome.reason,
+          flags,
         },
         outcome.durationMs,
       );
@@ -279,6 +302,7 @@ export class HttpEngine {
           protocol: ctx.protocol,
           status: outcome.status,
           reason: outcome.reason,
+          flags,
           detail: outcome.detail,
           bytesReceived: outcome.bytesReceived,
           bytesSent: outcome.bytesSent,
@@ -288,12 +312,12 @@ export class HttpEngine {
           requestId: ctx.id,
           authority: ctx.authority,
           upstreamHost: outcome.upstreamHost,
-          upstreamCluster: svc
-            ? `inbound|${binding.kind === 'service' ? binding.port : ''}||${svc.hostname}`
-            : undefined,
+          upstreamCluster:
+            ctx.target?.cluster.name ??
+            (svc ? `inbound|${binding.kind === 'service' ? binding.port : ''}||${svc.hostname}` : undefined),
           downstreamLocal: formatAuthority(ctx.tunnel.destination.ip, ctx.tunnel.destination.port),
           downstreamRemote: formatAuthority(ctx.tunnel.source.ip, ctx.tunnel.source.port),
-          route: undefined,
+          route: ctx.target?.routeName,
           audit,
         });
       }
@@ -316,10 +340,23 @@ export class HttpEngine {
  * client spoke, so an h2c client reaches an HTTP/1.1 app). Only a port of unknown protocol, where
  * nothing says what the app speaks, follows the client (Envoy's use_downstream_protocol).
  */
-function upstreamProtocol(tunnel: TunnelInfo, ds: Downstream): 'http1' | 'http2' | 'upgrade' {
+/** Failures whose local-reply body Envoy rewrites to `retried and the latest reset reason: ...`. */
+const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'upstream_connect_failure',
+  'upstream_remote_reset',
+  'upstream_connection_termination',
+  'upstream_protocol_error',
+]);
+
+function joinDetail(a: string | undefined, b: string): string {
+  return a ? `${a}; ${b}` : b;
+}
+
+function upstreamProtocol(ctx: RequestContext, ds: Downstream): 'http1' | 'http2' | 'upgrade' {
   if (ds.upgrade) return 'upgrade';
-  const b = tunnel.binding;
-  const protocol = b.kind === 'service' ? b.protocol : 'unknown';
+  const b = ctx.tunnel.binding;
+  // A routed request speaks what its backend's port speaks.
+  const protocol = ctx.target?.cluster.protocol ?? (b.kind === 'service' ? b.protocol : 'unknown');
   if (protocol === 'http2' || protocol === 'grpc') return 'http2';
   if (protocol === 'unknown' && ds.protocol === 'HTTP/2') return 'http2';
   return 'http1';

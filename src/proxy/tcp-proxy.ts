@@ -11,6 +11,7 @@ import { acceptTunnel } from '../hbone/server.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
+import type { Cluster } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
 import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
 
@@ -21,6 +22,12 @@ export interface TcpProxyDeps {
   readonly log: Logger;
   readonly hbonePort: number;
   readonly baggage: string;
+  /**
+   * Where a tunnel goes when routing decides it (TCPRoute / VirtualService tcp weights, a
+   * DestinationRule's load balancer): a cluster, a reason it cannot go anywhere, or undefined for
+   * the tunnel's own binding.
+   */
+  readonly route?: (tunnel: TunnelInfo) => { cluster: Cluster } | { invalid: string } | undefined;
 }
 
 /** An HTTP/2 stream (a tunnel) rather than a socket: it has an RST_STREAM code. */
@@ -124,9 +131,14 @@ export async function proxyTcp(
     destinationPrincipal: 'unknown',
     flags: '-',
   };
-  const endpoint: Endpoint | undefined = deps.picker.pick(
-    deps.picker.candidates(binding, tunnel.destination.port),
-  );
+  const routed = deps.route?.(tunnel);
+  let endpoint: Endpoint | undefined;
+  if (routed === undefined) {
+    endpoint = deps.picker.pick(deps.picker.candidates(binding, tunnel.destination.port));
+  } else if ('cluster' in routed) {
+    const choice = deps.picker.choose(routed.cluster, { headers: {}, path: '', sourceIp: tunnel.source.ip });
+    endpoint = choice.kind === 'endpoint' ? choice.endpoint : undefined;
+  }
   const fail = (reason: 'no_healthy_upstream' | 'upstream_connect_failure', detail: string): void => {
     deps.log.warn('tcp: cannot reach destination', { reason, detail, source: tunnel.peer.uri });
     deps.metrics.tcp({ ...labels, flags: reason === 'no_healthy_upstream' ? 'UH' : 'UF' }).closed.inc();
@@ -143,7 +155,7 @@ export async function proxyTcp(
     }
   };
   if (!endpoint) {
-    fail('no_healthy_upstream', 'no ready endpoint');
+    fail('no_healthy_upstream', routed && 'invalid' in routed ? routed.invalid : 'no ready endpoint');
     return;
   }
   const release = deps.picker.begin(endpoint);
