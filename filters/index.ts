@@ -8,8 +8,11 @@ import { extAuthzFilter } from './authz/custom.ts';
 import { ExtAuthzClients } from './authz/ext-authz.ts';
 import { authzFilterWith } from './authz/index.ts';
 import type { ExtensionProvider } from './authz/mesh-config.ts';
+import { faultFilter } from './fault/index.ts';
 import { JWT_AUTHN } from './jwt-authn/index.ts';
 import { pathNormalizationFilter } from './path-normalization/index.ts';
+import { rateLimitFactory } from './rate-limit/index.ts';
+import { routingFilter } from './routing/index.ts';
 
 export interface FilterChain {
   readonly factories: readonly FilterFactory[];
@@ -36,6 +39,10 @@ export function filterChain(opts: { extensionProviders?: readonly ExtensionProvi
       extAuthzFilter(clients),
       JWT_AUTHN,
       authzFilterWith(() => providers),
+      faultFilter,
+      rateLimitFactory(),
+      // The router is last, as in Envoy: filters before it may read the selected route.
+      routingFilter,
     ],
     setExtensionProviders: (p) => {
       providers = p;

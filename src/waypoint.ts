@@ -10,6 +10,12 @@ import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
 import { type FilterChain, filterChain } from '../filters/index.ts';
+import {
+  FILTER_NAME as RATE_LIMIT,
+  type RateLimitFactory,
+  rateLimitFactory,
+} from '../filters/rate-limit/index.ts';
+import { tcpTarget } from '../filters/routing/tcp.ts';
 import { AdminServer } from './admin/admin-server.ts';
 import { configDump } from './admin/config-dump.ts';
 import {
@@ -31,10 +37,14 @@ import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
+import type { Cluster } from './upstream/cluster.ts';
 import { EndpointPicker } from './upstream/endpoint-picker.ts';
 import { Http1Upstream } from './upstream/http1-upstream.ts';
 import { Http2Upstream } from './upstream/http2-upstream.ts';
 import { compose, pickEndpoint, transport } from './upstream/layers.ts';
+import { mirror } from './upstream/mirror.ts';
+import { retry } from './upstream/retry.ts';
+import { timeout } from './upstream/timeout.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
 
 export interface Listen {
@@ -68,6 +78,10 @@ export interface WaypointOptions {
    * applied without a restart (a bad file is logged and the providers in force stay).
    */
   readonly meshConfigPath?: string;
+  /** Redis for Global rate limits (`run --redis-url`); without it Global rules take the failure mode. */
+  readonly redisUrl?: string;
+  /** What a request gets when Redis cannot answer a Global rate limit (default open). */
+  readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
 }
@@ -78,10 +92,13 @@ export class Waypoint {
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: FileConfigSource;
+  /** The rate-limit filter wired to Redis and the metrics (closed with the waypoint). */
+  readonly #rateLimit: RateLimitFactory;
   readonly #chain: FilterChain;
   readonly #hboneClient: HboneClient;
   readonly #http1: Http1Upstream;
   readonly #http2: Http2Upstream;
+  readonly #picker: EndpointPicker;
   readonly #engine: HttpEngine;
   readonly #dispatcher: TunnelDispatcher;
   readonly #server: HboneServer;
@@ -124,6 +141,7 @@ export class Waypoint {
     this.#http1 = new Http1Upstream(this.#hboneClient, { hbonePort, baggage });
     this.#http2 = new Http2Upstream(this.#hboneClient, { hbonePort, baggage });
     const picker = new EndpointPicker();
+    this.#picker = picker;
     this.metrics = new Metrics(
       {
         hboneSessions: () => this.#server.sessionCount,
@@ -137,16 +155,37 @@ export class Waypoint {
       { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
     );
     const send = compose(
-      [pickEndpoint(picker)],
+      // The route timeout covers every attempt; each retry picks an endpoint again.
+      [
+        mirror({
+          onError: (m, err) =>
+            opts.log.debug('mirror request failed', { cluster: m.cluster.name, error: String(err) }),
+        }),
+        timeout(),
+        retry({ breakers: picker.breakers }),
+        pickEndpoint(picker),
+      ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
     );
+    // The rate-limit filter gets Redis (--redis-url) and counts into waypoint_rate_limit_*.
+    this.#rateLimit = rateLimitFactory({
+      ...(opts.redisUrl ? { redis: { url: opts.redisUrl } } : {}),
+      failureMode: opts.redisFailureMode ?? 'open',
+      log: opts.log,
+      sink: {
+        decision: (policy, type, result) => this.metrics.rateLimitDecision(policy, type, result),
+        redisFailure: (mode) => this.metrics.rateLimitRedisFailures.labels(mode).inc(),
+      },
+    });
     // The proxy's authz filter reports each decision to waypoint_authz_decisions_total.
     const factories = this.#chain.factories.map((f) =>
       f.name === AUTHZ
         ? withDecisionSink(f, (_set, d) => {
             for (const r of d.records) this.metrics.authzDecision(r.policy, r.action, r.decision);
           })
-        : f,
+        : f.name === RATE_LIMIT
+          ? this.#rateLimit
+          : f,
     );
     this.#engine = new HttpEngine({
       factories,
@@ -166,6 +205,7 @@ export class Waypoint {
         log: opts.log,
         hbonePort,
         baggage,
+        route: tcpRoute,
       },
       opts.log,
     );
@@ -342,6 +382,8 @@ export class Waypoint {
     this.#http2.close();
     this.#hboneClient.close();
     this.#chain.close();
+    this.#picker.close();
+    await this.#rateLimit.close();
   }
 
   /** Re-reads the configuration now (tests; the watcher does this on file changes). */
@@ -483,4 +525,11 @@ export class Waypoint {
       },
     };
   }
+}
+
+/** Routing's choice for an opaque TCP tunnel, in the shape the TCP proxy takes. */
+function tcpRoute(tunnel: TunnelInfo): { cluster: Cluster } | { invalid: string } | undefined {
+  const t = tcpTarget(tunnel);
+  if (t.kind === 'binding') return undefined;
+  return t.kind === 'cluster' ? { cluster: t.cluster } : { invalid: t.why };
 }

@@ -60,3 +60,19 @@ export function fromEnv(
   const key = `WAYPOINT_${name.replace(/-/g, '_').toUpperCase()}`;
   return env[key] ?? fallback;
 }
+
+/** `redis://[user:password@]host:port[/db]` (or rediss://). */
+export function parseRedisUrl(flag: string, value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {}
+  if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname)
+    throw new UsageError(`${flag}: expected redis://HOST:PORT, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function parseFailureMode(flag: string, value: string): 'open' | 'closed' {
+  if (value === 'open' || value === 'closed') return value;
+  throw new UsageError(`${flag}: expected open or closed, got ${JSON.stringify(value)}`);
+}

@@ -6,7 +6,17 @@ import { fileCredentials } from '../identity/credentials.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
-import { checked, fromEnv, parseListen, parsePort, parseRef, parseSeconds, UsageError } from './flags.ts';
+import {
+  checked,
+  fromEnv,
+  parseFailureMode,
+  parseListen,
+  parsePort,
+  parseRedisUrl,
+  parseRef,
+  parseSeconds,
+  UsageError,
+} from './flags.ts';
 import { RUN_USAGE } from './usage.ts';
 
 export { RUN_USAGE };
@@ -30,6 +40,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'log-level': { type: 'string' },
       'drain-deadline': { type: 'string' },
       'mesh-config': { type: 'string' },
+      'redis-url': { type: 'string' },
+      'redis-failure-mode': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,6 +89,12 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       throw err;
     }
   }
+  const redisText = fromEnv('redis-url', values['redis-url'], env);
+  const redisUrl = redisText ? parseRedisUrl('--redis-url', redisText) : undefined;
+  const redisFailureMode = parseFailureMode(
+    '--redis-failure-mode',
+    fromEnv('redis-failure-mode', values['redis-failure-mode'], env, 'open')!,
+  );
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
@@ -91,6 +109,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     drainDeadlineMs,
     extensionProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
+    ...(redisUrl ? { redisUrl } : {}),
+    redisFailureMode,
     credentials,
     log,
   });

@@ -18,6 +18,9 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
   --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
                              for CUSTOM AuthorizationPolicy (watched: reloaded on change)              [WAYPOINT_MESH_CONFIG]
+  --redis-url URL            Redis for Global BackendTrafficPolicy rate limits, redis://HOST:PORT[/DB]  [WAYPOINT_REDIS_URL]
+  --redis-failure-mode MODE  When Redis cannot answer: open (default: allow, warn, count) or closed
+                             (refuse with 500, flag RLSE)                                             [WAYPOINT_REDIS_FAILURE_MODE]
 `;
 
 export const DEMO_USAGE = `Usage: node-waypoint demo [--config PATH] [--gateway NS/NAME] [--waypoint-ip IP] [--client-ip IP]

@@ -44,6 +44,8 @@ export interface RequestLabels {
   status: number;
   grpcStatus: string;
   reason: Reason;
+  /** Envoy's response flags, `-` for none. */
+  flags: string;
 }
 
 export interface TcpLabels {
@@ -78,6 +80,10 @@ export class Metrics {
   readonly #tunnelRejections: Counter<'reason'>;
   readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
   readonly #authzChildren = new Map<string, client.Counter.Internal>();
+  readonly #rateLimitDecisions: Counter<'policy' | 'type' | 'result'>;
+  readonly #rateLimitChildren = new Map<string, client.Counter.Internal>();
+  /** Global rate-limit checks Redis could not answer, by what the request got (failure mode). */
+  readonly rateLimitRedisFailures: Counter<'mode'>;
   readonly configReloads: Counter<'result'>;
   readonly configRejections: Counter;
   // Label sets repeat endlessly; resolving a child once per distinct set keeps prom-client's hashing
@@ -138,6 +144,19 @@ export class Metrics {
       labelNames: ['policy', 'action', 'decision'],
       registers,
     });
+    this.#rateLimitDecisions = new client.Counter({
+      name: 'waypoint_rate_limit_decisions_total',
+      help: 'Requests counted by a BackendTrafficPolicy rate-limit rule, by policy (NS/NAME), type (Local, Global) and result (ok, over_limit; failure_allowed / failure_denied when Redis could not answer).',
+      labelNames: ['policy', 'type', 'result'],
+      registers,
+    });
+    this.rateLimitRedisFailures = new client.Counter({
+      name: 'waypoint_rate_limit_redis_failures_total',
+      help: 'Global rate-limit checks that Redis could not answer (down, timed out, circuit open), by failure mode applied (open: allowed; closed: refused).',
+      labelNames: ['mode'],
+      registers,
+    });
+    for (const mode of ['open', 'closed']) this.rateLimitRedisFailures.labels(mode).inc(0);
     this.configReloads = new client.Counter({
       name: 'waypoint_config_reloads_total',
       help: 'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
@@ -195,8 +214,8 @@ export class Metrics {
   }
 
   request(l: RequestLabels, durationMs: number): void {
-    const flags = REASONS[l.reason].flag;
-    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}`;
+    const flags = l.flags;
+    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${flags}`;
     let c = this.#children.get(key);
     if (!c) {
       const values = [
@@ -259,6 +278,17 @@ export class Metrics {
     if (!c) {
       c = this.#authzDecisions.labels(policy, action, decision);
       this.#authzChildren.set(key, c);
+    }
+    c.inc();
+  }
+
+  /** One rate-limit rule's count of a request. Labels are policy names from the configuration: bounded. */
+  rateLimitDecision(policy: string, type: string, result: string): void {
+    const key = `${policy}|${type}|${result}`;
+    let c = this.#rateLimitChildren.get(key);
+    if (!c) {
+      c = this.#rateLimitDecisions.labels(policy, type, result);
+      this.#rateLimitChildren.set(key, c);
     }
     c.inc();
   }

@@ -1,0 +1,231 @@
+// BackendTrafficPolicy resources → the rate-limit rules in force for each destination of this
+// waypoint. The store has already rejected malformed policies (bad regex, bad CIDR, a Distinct with a
+// value, type without its block: the last good version stays); this step decides attachment, as
+// Envoy Gateway does with targetRefs: our waypoint Gateway (every Service it serves, and workload
+// traffic), a Service in the policy's namespace, or an HTTPRoute/GRPCRoute (optionally one rule, by
+// sectionName). Targets it cannot honour are warnings, named by file, kind, ns/name and field.
+import { BlockList, isIP } from 'node:net';
+import type { FilterCompiler } from '../../config/compile.ts';
+import {
+  anchoredRegex,
+  type BackendTrafficPolicy,
+  type ClientSelectorSpec,
+  RATE_LIMIT_GROUP,
+  type RateLimitRuleSpec,
+  type RateLimitTargetRef,
+} from '../../config/kinds/backend-traffic-policy.ts';
+import type { ConfigMessage } from '../../config/model.ts';
+import { type Resource, resourcesOf } from '../../config/resource.ts';
+import {
+  type AttachedRule,
+  type CidrSelector,
+  type ClientSelector,
+  type PathSelector,
+  type RateLimitConfig,
+  type RateLimitRule,
+  routeKey,
+  type StringSelector,
+} from './model.ts';
+
+const GATEWAY_GROUP = 'gateway.networking.k8s.io';
+
+function message(r: Resource, severity: 'error' | 'warning', text: string, field: string): ConfigMessage {
+  return {
+    severity,
+    message: `${r.origin}: ${r.kind} ${r.namespace}/${r.name}: ${field}: ${text}`,
+    origin: r.origin,
+    kind: r.kind,
+    namespace: r.namespace,
+    name: r.name,
+    field,
+  };
+}
+
+function stringSelector(
+  s: { type?: string | null; value?: string | null; invert?: boolean | null } | null | undefined,
+): StringSelector | undefined {
+  if (!s) return undefined;
+  const type = (s.type ?? 'Exact') as StringSelector['type'];
+  const value = s.value ?? '';
+  return {
+    type,
+    value,
+    regex: type === 'RegularExpression' ? anchoredRegex(value) : undefined,
+    invert: type !== 'Distinct' && (s.invert ?? false),
+  };
+}
+
+function cidrSelector(s: ClientSelectorSpec['sourceCIDR']): CidrSelector | undefined {
+  if (!s) return undefined;
+  const text = s.value.trim();
+  const list = new BlockList();
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(addr) === 6 ? 'ipv6' : 'ipv4';
+  if (slash < 0) list.addAddress(addr, family);
+  else list.addSubnet(addr, Number(text.slice(slash + 1)), family);
+  return {
+    type: s.type ?? 'Exact',
+    cidr: text,
+    contains: (ip) => {
+      const f = isIP(ip);
+      return f !== 0 && list.check(ip, f === 4 ? 'ipv4' : 'ipv6');
+    },
+  };
+}
+
+function pathSelector(s: ClientSelectorSpec['path']): PathSelector | undefined {
+  if (!s) return undefined;
+  const type = s.type ?? 'PathPrefix';
+  return {
+    type,
+    value: s.value,
+    regex: type === 'RegularExpression' ? anchoredRegex(s.value) : undefined,
+    invert: s.invert ?? false,
+  };
+}
+
+function clientSelector(s: ClientSelectorSpec): ClientSelector {
+  return {
+    headers: (s.headers ?? []).map((h) => ({ ...stringSelector(h)!, name: h.name.toLowerCase() })),
+    sourceCIDR: cidrSelector(s.sourceCIDR),
+    sourcePrincipal: stringSelector(s.sourcePrincipal),
+    sourceNamespace: stringSelector(s.sourceNamespace),
+    methods: (s.methods ?? []).map((m) => m.toUpperCase()),
+    path: pathSelector(s.path),
+  };
+}
+
+function compileRule(
+  policy: string,
+  type: 'Local' | 'Global',
+  index: number,
+  spec: RateLimitRuleSpec,
+  headers: boolean,
+): RateLimitRule {
+  return {
+    policy,
+    type,
+    index,
+    selectors: (spec.clientSelectors ?? []).map(clientSelector),
+    requests: spec.limit.requests,
+    unit: spec.limit.unit,
+    shared: spec.shared ?? false,
+    headers,
+  };
+}
+
+type Target =
+  | { readonly kind: 'waypoint' }
+  | { readonly kind: 'service'; readonly key: string }
+  | { readonly kind: 'route'; readonly key: string; readonly scope: string };
+
+function targetOf(
+  r: Resource,
+  ref: RateLimitTargetRef,
+  field: string,
+  gateway: { namespace: string; name: string },
+  messages: ConfigMessage[],
+): Target | undefined {
+  const group = ref.group ?? '';
+  if (ref.namespace && ref.namespace !== r.namespace) {
+    messages.push(message(r, 'warning', 'cross-namespace targetRef is not supported; ignored', field));
+    return undefined;
+  }
+  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP) {
+    if (ref.sectionName)
+      messages.push(
+        message(
+          r,
+          'warning',
+          'sectionName on a Gateway target is ignored (the waypoint has one listener)',
+          field,
+        ),
+      );
+    return r.namespace === gateway.namespace && ref.name === gateway.name ? { kind: 'waypoint' } : undefined;
+  }
+  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
+    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
+  }
+  if ((ref.kind === 'HTTPRoute' || ref.kind === 'GRPCRoute') && group === GATEWAY_GROUP) {
+    const rule = ref.sectionName ?? '*';
+    return {
+      kind: 'route',
+      key: routeKey(ref.kind, r.namespace, ref.name, rule),
+      scope: `${ref.kind} ${r.namespace}/${ref.name}/${rule}`,
+    };
+  }
+  messages.push(message(r, 'warning', `unsupported target ${group || 'core'}/${ref.kind}; ignored`, field));
+  return undefined;
+}
+
+export const compileRateLimit: FilterCompiler = (resources, base) => {
+  const messages: ConfigMessage[] = [];
+  const waypoint: RateLimitRule[] = [];
+  const services = new Map<string, AttachedRule[]>();
+  const routes = new Map<string, AttachedRule[]>();
+  const add = (map: Map<string, AttachedRule[]>, key: string, a: AttachedRule) => {
+    const list = map.get(key) ?? [];
+    list.push(a);
+    map.set(key, list);
+  };
+  const policies = resourcesOf<BackendTrafficPolicy>(resources, RATE_LIMIT_GROUP, 'BackendTrafficPolicy');
+  const sorted = [...policies].sort((a, b) =>
+    `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1,
+  );
+  for (const r of sorted) {
+    const spec = r.spec.spec;
+    if (spec.targetSelectors && spec.targetSelectors.length > 0)
+      messages.push(
+        message(r, 'warning', 'targetSelectors are not supported; use targetRefs', 'spec.targetSelectors'),
+      );
+    const rl = spec.rateLimit;
+    if (!rl) continue;
+    const refs: Array<[RateLimitTargetRef, string]> = [];
+    if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
+    (spec.targetRefs ?? []).forEach((ref, i) => {
+      refs.push([ref, `spec.targetRefs[${i}]`]);
+    });
+    if (refs.length === 0) {
+      messages.push(message(r, 'warning', 'no targetRefs; the policy applies nowhere', 'spec.targetRefs'));
+      continue;
+    }
+    const other = rl.type === 'Local' ? 'global' : 'local';
+    if (rl[other])
+      messages.push(
+        message(r, 'warning', `ignored: spec.rateLimit.type is ${rl.type}`, `spec.rateLimit.${other}`),
+      );
+    const block = rl.type === 'Local' ? rl.local : rl.global;
+    const policy = `${r.namespace}/${r.name}`;
+    const headers = rl.enableXRateLimitHeaders ?? false;
+    const rules = (block?.rules ?? []).map((rule, i) => compileRule(policy, rl.type, i, rule, headers));
+    const seen = new Set<string>();
+    for (const [ref, field] of refs) {
+      const t = targetOf(r, ref, field, base.gateway.ref, messages);
+      if (!t) continue;
+      const id = t.kind === 'waypoint' ? '' : t.key;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      for (const rule of rules) {
+        if (t.kind === 'waypoint') waypoint.push(rule);
+        else if (t.kind === 'service')
+          add(services, t.key, { rule, scope: rule.shared ? 'shared' : `Service ${t.key}` });
+        else add(routes, t.key, { rule, scope: rule.shared ? 'shared' : t.scope });
+      }
+    }
+  }
+  const wide = (rule: RateLimitRule): AttachedRule => ({ rule, scope: rule.shared ? 'shared' : undefined });
+  const bound = new Set<string>();
+  for (const b of base.services.values()) bound.add(`${b.service.namespace}/${b.service.name}`);
+  const byService: Record<string, AttachedRule[]> = {};
+  for (const key of [...bound].sort()) {
+    const list = [...waypoint.map(wide), ...(services.get(key) ?? [])];
+    if (list.length > 0) byService[key] = list;
+  }
+  const config: RateLimitConfig = {
+    services: byService,
+    workload: waypoint.map(wide),
+    routes: Object.fromEntries(routes),
+  };
+  return { config, messages };
+};

@@ -1,0 +1,197 @@
+// Rate limits at the waypoint (BackendTrafficPolicy, filters/rate-limit/README.md): for each rule
+// attached to the request's destination whose client selectors hold, counts the request against
+// its bucket (local: this replica's memory; global: Redis, shared by every replica). Any bucket
+// over its limit answers 429 the way Envoy does (body `local_rate_limited` or empty for global, flag
+// RL, `x-envoy-ratelimited: true`, optional x-ratelimit-* headers); gRPC clients get the engine's
+// gRPC-shaped reply (status 14).
+import type { OutgoingHttpHeaders } from 'node:http';
+import { backendTrafficPolicyKind } from '../../config/kinds/backend-traffic-policy.ts';
+import { registerKind } from '../../config/kinds/registry.ts';
+import type { Snapshot } from '../../config/model.ts';
+import type { Logger } from '../../src/observe/logger.ts';
+import { silentLogger } from '../../src/observe/logger.ts';
+import type { RequestContext } from '../../src/pipeline/context.ts';
+import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
+import { selectedRoute } from '../routing/select.ts';
+import { compileRateLimit } from './compile.ts';
+import { type FailureMode, GlobalStore, type GlobalStoreOptions } from './global.ts';
+import { type Decision, LocalBuckets } from './local.ts';
+import { bucketKey, factsOf } from './match.ts';
+import {
+  type AttachedRule,
+  FILTER_NAME,
+  type RateLimitConfig,
+  type RateLimitRule,
+  routeKey,
+} from './model.ts';
+
+registerKind(backendTrafficPolicyKind);
+
+export { FILTER_NAME } from './model.ts';
+
+export type RateLimitResult = 'ok' | 'over_limit' | 'failure_allowed' | 'failure_denied';
+
+/** Where decisions are counted (the waypoint wires its Metrics here). */
+export interface RateLimitSink {
+  decision(policy: string, type: 'Local' | 'Global', result: RateLimitResult): void;
+  /** A global rule could not be checked; `mode` is what the request got. */
+  redisFailure(mode: FailureMode): void;
+}
+
+export interface RateLimitOptions {
+  /** Redis for Global rules. Absent: Global rules always take the failure mode (and say so in the log). */
+  readonly redis?: Omit<GlobalStoreOptions, 'log'>;
+  /** What a request gets when its global limit cannot be checked. Default open. */
+  readonly failureMode?: FailureMode;
+  readonly sink?: RateLimitSink;
+  readonly log?: Logger;
+}
+
+export interface RateLimitFactory extends FilterFactory {
+  /** Closes the Redis connection. */
+  close(): Promise<void>;
+}
+
+const RESPONSE_HEADERS = Symbol('rate-limit.headers');
+
+function allRules(config: RateLimitConfig): RateLimitRule[] {
+  const out: RateLimitRule[] = [];
+  for (const list of Object.values(config.services)) for (const a of list) out.push(a.rule);
+  for (const a of config.workload) out.push(a.rule);
+  for (const list of Object.values(config.routes)) for (const a of list) out.push(a.rule);
+  return out;
+}
+
+/** DRAFT_VERSION_03 headers of the tightest bucket, as Envoy's enable_x_ratelimit_headers. */
+function rateLimitHeaders(d: Decision): OutgoingHttpHeaders {
+  return {
+    'x-ratelimit-limit': `${d.limit}, ${d.limit};w=${d.windowSeconds}`,
+    'x-ratelimit-remaining': String(d.remaining),
+    'x-ratelimit-reset': String(d.resetSeconds),
+  };
+}
+
+export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory {
+  const log = opts.log ?? silentLogger;
+  const failureMode = opts.failureMode ?? 'open';
+  const local = new LocalBuckets();
+  // Connected at start, so an unreachable Redis shows in the log before the first request needs it.
+  let global = opts.redis ? new GlobalStore({ ...opts.redis, log }) : undefined;
+  let lastNoRedisLog = 0;
+
+  async function count(a: AttachedRule, key: string): Promise<Decision | 'failed'> {
+    if (a.rule.type === 'Local') return local.consume(a.rule, key);
+    const s = global;
+    if (!s) {
+      const now = Date.now();
+      if (now - lastNoRedisLog > 10_000) {
+        lastNoRedisLog = now;
+        log.warn('rate-limit: a Global rule applies but no --redis-url is set', {
+          policy: a.rule.policy,
+          failure_mode: failureMode,
+        });
+      }
+      return 'failed';
+    }
+    return (await s.consume(a.rule, key)) ?? 'failed';
+  }
+
+  function create(snapshot: Snapshot): Filter | undefined {
+    const config = snapshot.filters[FILTER_NAME] as RateLimitConfig | undefined;
+    if (!config) return undefined;
+    const rules = allRules(config);
+    local.retain(rules.filter((r) => r.type === 'Local'));
+    global?.retain(rules.filter((r) => r.type === 'Global'));
+    if (rules.length === 0) return undefined;
+    const hasRoutes = Object.keys(config.routes).length > 0;
+
+    function attached(ctx: RequestContext): readonly AttachedRule[] {
+      const b = ctx.tunnel.binding;
+      const base =
+        b.kind === 'service'
+          ? (config!.services[`${b.service.namespace}/${b.service.name}`] ?? [])
+          : config!.workload;
+      if (!hasRoutes) return base;
+      // The route this request takes (selection is shared with the router, computed once).
+      const ref = selectedRoute(ctx).entry?.ref;
+      if (!ref) return base;
+      const byRule = config!.routes[routeKey(ref.kind, ref.namespace, ref.name, ref.ruleName ?? '')] ?? [];
+      const byRoute = config!.routes[routeKey(ref.kind, ref.namespace, ref.name, '*')] ?? [];
+      return byRule.length + byRoute.length === 0 ? base : [...base, ...byRoute, ...byRule];
+    }
+
+    return {
+      name: FILTER_NAME,
+      async onRequestHeaders(ctx: RequestContext): Promise<Verdict> {
+        const list = attached(ctx);
+        if (list.length === 0) return CONTINUE;
+        const facts = factsOf(ctx);
+        const applying: Array<{ a: AttachedRule; key: string }> = [];
+        for (const a of list) {
+          const key = bucketKey(a, facts);
+          if (key !== undefined) applying.push({ a, key });
+        }
+        if (applying.length === 0) return CONTINUE;
+        const outcomes = await Promise.all(applying.map(({ a, key }) => count(a, key)));
+
+        let over: { rule: RateLimitRule; d: Decision } | undefined;
+        let tightest: { rule: RateLimitRule; d: Decision } | undefined;
+        let failed: RateLimitRule | undefined;
+        for (const [i, o] of outcomes.entries()) {
+          const rule = applying[i]!.a.rule;
+          if (o === 'failed') {
+            failed ??= rule;
+            opts.sink?.redisFailure(failureMode);
+            opts.sink?.decision(
+              rule.policy,
+              rule.type,
+              failureMode === 'open' ? 'failure_allowed' : 'failure_denied',
+            );
+            continue;
+          }
+          opts.sink?.decision(rule.policy, rule.type, o.allowed ? 'ok' : 'over_limit');
+          if (!o.allowed && !over) over = { rule, d: o };
+          if (rule.headers && (!tightest || o.remaining < tightest.d.remaining)) tightest = { rule, d: o };
+        }
+
+        if (over) {
+          const { rule, d } = over;
+          ctx.explain.push(
+            `rate-limit: over ${rule.type.toLowerCase()} limit ${rule.requests}/${rule.unit} of ${rule.policy} rule ${rule.index}`,
+          );
+          const headers: OutgoingHttpHeaders = {
+            'x-envoy-ratelimited': 'true',
+            ...(rule.headers ? rateLimitHeaders(d) : {}),
+          };
+          return rule.type === 'Local'
+            ? { kind: 'reply', reason: 'local_rate_limited', headers, detail: 'local_rate_limited' }
+            : { kind: 'reply', reason: 'rate_limited', headers, detail: 'request_rate_limited' };
+        }
+        if (failed && failureMode === 'closed') {
+          ctx.explain.push(
+            `rate-limit: global limit of ${failed.policy} could not be checked; failing closed`,
+          );
+          return { kind: 'reply', reason: 'rate_limit_service_error', detail: 'rate_limiter_error' };
+        }
+        if (failed)
+          ctx.explain.push(`rate-limit: global limit of ${failed.policy} could not be checked; failing open`);
+        if (tightest) ctx.attributes.set(RESPONSE_HEADERS, rateLimitHeaders(tightest.d));
+        return CONTINUE;
+      },
+      onResponseHeaders(ctx, head) {
+        const h = ctx.attributes.get(RESPONSE_HEADERS) as OutgoingHttpHeaders | undefined;
+        if (h) Object.assign(head.headers, h);
+      },
+    };
+  }
+
+  return {
+    name: FILTER_NAME,
+    compile: compileRateLimit,
+    create,
+    close: async () => {
+      await global?.close();
+      global = undefined;
+    },
+  };
+}
