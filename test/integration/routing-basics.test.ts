@@ -1,9 +1,10 @@
 // Routing basics through a real waypoint: an HTTPRoute splits by weight across two Services,
 // unmatched requests get 404, header modifiers apply, and a Service without routes keeps its
 // default route. The Gateway API mesh conformance cases live in routing-conformance.test.ts.
+import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { eventually, id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 let mesh: TestMesh;
 let waypoint: Waypoint;
@@ -30,7 +31,19 @@ spec:
       backendRefs:
         - { name: echo-v1, port: 8080, weight: 70 }
         - { name: echo-v2, port: 8080, weight: 30 }
+    - name: mirrored
+      matches:
+        - path: { type: Exact, value: /orders }
+      filters:
+        - type: RequestMirror
+          requestMirror:
+            backendRef: { name: shadow, port: 8080 }
+      backendRefs:
+        - { name: echo-v1, port: 8080 }
 `;
+
+/** What the mirror's app received: method, path, host and body of each copy. */
+const shadowSeen: { method: string; path: string; host: string; body: string }[] = [];
 
 beforeAll(async () => {
   mesh = await TestMesh.create();
@@ -64,6 +77,12 @@ beforeAll(async () => {
         targetPort: 8080,
         pods: [{ name: 'plain-0', ip: '127.0.151.4' }],
       }),
+      serviceYaml({
+        name: 'shadow',
+        vip: '127.0.150.5',
+        port: 8080,
+        pods: [{ name: 'shadow-0', ip: '127.0.151.5' }],
+      }),
       ROUTE,
     ].join('---\n'),
   );
@@ -74,6 +93,21 @@ beforeAll(async () => {
     ['127.0.151.4', 'plain-0', 'plain'],
   ] as const)
     await mesh.pod(ip, 8080, TestMesh.echoServer(name), id('shop', sa));
+  const shadow = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      shadowSeen.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        host: req.headers.host ?? '',
+        body: Buffer.concat(chunks).toString(),
+      });
+      // The mirror's answer is slow and an error: neither may reach or delay the client.
+      setTimeout(() => res.writeHead(500).end('shadow'), 300);
+    });
+  });
+  await mesh.pod('127.0.151.5', 8080, shadow, id('shop', 'shadow'));
   const ip = '127.0.150.100';
   waypoint = await mesh.startWaypoint({
     hbone: { host: ip, port: 0 },
@@ -85,7 +119,7 @@ afterAll(() => mesh.close());
 
 const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
 
-async function get(vip: string, path: string) {
+async function get(vip: string, path: string, method = 'GET', body?: string) {
   let pool = pools.get(vip);
   if (!pool) {
     pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
@@ -94,7 +128,7 @@ async function get(vip: string, path: string) {
     });
     pools.set(vip, pool);
   }
-  const res = await pool.request({ method: 'GET', path, headers: { host: 'echo' } });
+  const res = await pool.request({ method, path, headers: { host: 'echo' }, ...(body ? { body } : {}) });
   const text = await res.body.text();
   return {
     status: res.statusCode,
@@ -130,4 +164,16 @@ it('sends a Service without routes to its own endpoints', async () => {
   const r = await get('127.0.150.4', '/anything');
   expect(r.status).toBe(200);
   expect(r.body.pod).toBe('plain-0');
+});
+
+it('mirrors a request to another Service without waiting for or showing its answer', async () => {
+  const start = Date.now();
+  const r = await get('127.0.150.1', '/orders', 'POST', 'order-42');
+  expect(r.status).toBe(200);
+  expect(r.body.pod).toBe('echo-v1-0');
+  expect(r.body.bytes).toBe(8);
+  // The mirror answers after 300 ms; the client did not wait for it.
+  expect(Date.now() - start).toBeLessThan(300);
+  await eventually(() => shadowSeen.length === 1 || undefined, 'the mirrored request');
+  expect(shadowSeen[0]).toEqual({ method: 'POST', path: '/orders', host: 'echo-shadow', body: 'order-42' });
 });
