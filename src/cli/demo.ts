@@ -157,7 +157,10 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
 
   // The hint shows load balancing, so point it at the Service with the most endpoints.
-  const showcase = [...routes].sort((a, b) => b.binding.endpoints.length - a.binding.endpoints.length)[0];
+  // (frontend when present: the demo's policies are on it.)
+  const showcase =
+    routes.find((r) => r.binding.service.name === 'frontend') ??
+    [...routes].sort((a, b) => b.binding.endpoints.length - a.binding.endpoints.length)[0];
   const lines = [
     '',
     `node-waypoint demo: waypoint ${gateway.namespace}/${gateway.name} (${waypointIdentity})`,
@@ -182,6 +185,7 @@ export async function runDemo(argv: string[]): Promise<number> {
           `  npx node-waypoint explain --config config/demo --gateway ${gateway.namespace}/${gateway.name} --from ${clientIdentity} --to ${showcase.binding.service.name}.${showcase.binding.service.namespace}:${showcase.binding.port} --method DELETE --path /`,
         ]
       : []),
+    ...canaryHint(routes),
     `  curl -s http://${waypointIp}:15020/stats/prometheus | grep istio_requests_total`,
     '',
     'Access log below (Istio format). Ctrl-C to stop.',
@@ -193,6 +197,16 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const c of closers.reverse()) await c();
     return 0;
   }, log);
+}
+
+/** The demo's traffic split (HTTPRoute balancereader-canary, 90/10), if the config still has it. */
+function canaryHint(routes: ReadonlyArray<{ binding: ServicePortBinding; local: HostPort }>): string[] {
+  const r = routes.find((x) => x.binding.service.name === 'balancereader');
+  if (!r) return [];
+  const url = `http://${formatAuthority(r.local.ip, r.local.port)}/`;
+  return [
+    `  for i in $(seq 100); do curl -s ${url}; done | grep -o '"pod":"[^"]*"' | sort | uniq -c   # balancereader: 90/10 canary (HTTPRoute)`,
+  ];
 }
 
 function splitKey(key: string): [string, number] {
