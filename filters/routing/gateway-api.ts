@@ -61,6 +61,11 @@ export interface GatewayApiInput {
   /** The bound ports of a Service, or undefined when it is not bound to this waypoint. */
   boundPorts(namespace: string, name: string): readonly BoundPort[] | undefined;
   readonly grants: readonly Resource<ReferenceGrant>[];
+  /**
+   * `ns/name` of the Services the route being compiled attaches to: a backendRef to its own parent
+   * Service needs no ReferenceGrant (GAMMA consumer routes, GEP-1426).
+   */
+  readonly parentServices?: ReadonlySet<string>;
 }
 
 export interface HttpAttachment {
@@ -110,6 +115,14 @@ export function compileGatewayRoutes(
     // Rules compile once per route, whatever the number of parents.
     let entries: RouteEntry[] | undefined;
     let tcpBackends: TcpBackends | undefined;
+    const routeInput: GatewayApiInput = {
+      ...input,
+      parentServices: new Set(
+        (r.spec.spec.parentRefs ?? [])
+          .filter((pr) => pr.kind === 'Service' && (pr.group === '' || pr.group === 'core'))
+          .map((pr) => `${pr.namespace ?? r.namespace}/${pr.name}`),
+      ),
+    };
     (r.spec.spec.parentRefs ?? []).forEach((pr, i) => {
       const parent = attachParent(pr, r.namespace, route.kind === 'TCPRoute', input);
       if (parent === 'not-ours') return;
@@ -128,14 +141,14 @@ export function compileGatewayRoutes(
       }
       const consumer = ref.namespace === r.namespace ? undefined : r.namespace;
       if (route.kind === 'TCPRoute') {
-        tcpBackends ??= compileTcpRoute(route.r, input, problems);
+        tcpBackends ??= compileTcpRoute(route.r, routeInput, problems);
         for (const port of parent)
           tcp.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, backends: tcpBackends });
       } else {
         entries ??=
           route.kind === 'HTTPRoute'
-            ? compileHttpRoute(route.r, input, problems)
-            : compileGrpcRoute(route.r, input, problems);
+            ? compileHttpRoute(route.r, routeInput, problems)
+            : compileGrpcRoute(route.r, routeInput, problems);
         for (const port of parent)
           http.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, consumer, entries });
       }
@@ -620,7 +633,11 @@ function resolveBackend(
   if (ref.group !== '' || ref.kind !== 'Service')
     return bad('InvalidKind', `backend kind ${ref.group || 'core'}/${ref.kind} is not supported`);
   const ns = ref.namespace ?? routeNamespace;
-  if (ns !== routeNamespace && !granted(input.grants, routeKind, routeNamespace, ns, ref.name)) {
+  if (
+    ns !== routeNamespace &&
+    !input.parentServices?.has(`${ns}/${ref.name}`) &&
+    !granted(input.grants, routeKind, routeNamespace, ns, ref.name)
+  ) {
     return bad(
       'RefNotPermitted',
       `no ReferenceGrant in ${ns} lets ${routeKind}s of ${routeNamespace} refer to Service ${ref.name}`,
