@@ -21,6 +21,7 @@ import {
   type RoutingConfig,
   type TcpBackends,
 } from './model.ts';
+import { routeTable } from './route-index.ts';
 import { routeOrder, sortEntries } from './sort.ts';
 import { compileVsHttp, compileVsTcp, vsForMesh, vsSelects } from './virtual-service.ts';
 
@@ -119,20 +120,29 @@ function buildRouting(
       const consumers = new Map<string, HttpRouteTable>();
       if (attachments.length > 0) {
         const prod = attachments.filter((a) => a.consumer === undefined).flatMap((a) => a.entries);
-        if (prod.length > 0) producer = { source: 'Gateway API', entries: sortEntries([...prod]) };
+        if (prod.length > 0) producer = routeTable('Gateway API', sortEntries([...prod]));
         const byNs = new Map<string, RouteEntry[]>();
         for (const a of attachments) {
           if (a.consumer === undefined) continue;
           byNs.set(a.consumer, [...(byNs.get(a.consumer) ?? []), ...a.entries]);
         }
-        for (const [ns, entries] of byNs)
-          consumers.set(ns, { source: 'Gateway API', entries: sortEntries(entries) });
+        for (const [ns, entries] of byNs) consumers.set(ns, routeTable('Gateway API', sortEntries(entries)));
       } else if (httpVs && p.protocol !== 'tcp' && p.protocol !== 'tls') {
-        producer = compileVsHttp(httpVs, svc, p.port, { catalog, messages });
+        producer = compileVsHttp(httpVs, svc, p.port, {
+          catalog,
+          messages,
+          waypointNamespace: base.gateway.ref.namespace,
+        });
       }
       const tcp =
         tcpByPort.get(key) ??
-        (tcpVs && !producer ? compileVsTcp(tcpVs, svc, p.port, { catalog, messages }) : undefined);
+        (tcpVs && !producer
+          ? compileVsTcp(tcpVs, svc, p.port, {
+              catalog,
+              messages,
+              waypointNamespace: base.gateway.ref.namespace,
+            })
+          : undefined);
       ports.set(key, { defaultCluster: own.cluster, producer, consumers, tcp });
     }
   }

@@ -4,6 +4,7 @@
 // routing filter and `explain`. Plain data plus compiled RegExps, so /config_dump can show it.
 import type { Cluster } from '../../src/upstream/cluster.ts';
 import type { Mirror, RetryPolicy, Timeouts } from '../../src/upstream/target.ts';
+import type { RouteIndex } from './route-index.ts';
 
 /** A string match. `Prefix` is a plain string prefix (VirtualService); `Present` matches any value. */
 export interface ValueMatch {
@@ -170,6 +171,8 @@ export interface HttpRouteTable {
   readonly source: 'Gateway API' | 'VirtualService';
   /** Sorted; the first entry that matches wins; no match is a 404. */
   readonly entries: readonly RouteEntry[];
+  /** Which entries a path may match, so matching need not scan them all (route-index.ts). */
+  readonly index: RouteIndex;
 }
 
 export interface TcpBackends {

@@ -113,7 +113,15 @@ function forward(
     mirrors: action.mirrors,
     routeName,
   };
-  ctx.explain.push(`to ${backend.cluster.name}`);
+  if (action.backends.length > 1) {
+    const shares = action.backends.map(
+      (b) =>
+        `${b.cluster?.name ?? `invalid (${b.invalid})`} ${Math.round((1000 * b.weight) / action.totalWeight) / 10}%`,
+    );
+    ctx.explain.push(`backends: ${shares.join(', ')}; this request: ${backend.cluster.name}`);
+  } else {
+    ctx.explain.push(`to ${backend.cluster.name}`);
+  }
   return CONTINUE;
 }
 

@@ -3,9 +3,10 @@
 // whatever order they run, and get the same answer. Selection reads the request as it arrived
 // (after path normalization), as Envoy's route cache does, before any filter rewrites it.
 import type { RequestContext } from '../../src/pipeline/context.ts';
-import { matchesRoute } from './match.ts';
+import { matchesRoute, pathOf } from './match.ts';
 import type { HttpRouteTable, PortRouting, RouteEntry, RoutingConfig } from './model.ts';
 import { portKey } from './model.ts';
+import { findEntry } from './route-index.ts';
 
 export const ROUTING = 'routing';
 
@@ -41,6 +42,8 @@ function select(ctx: RequestContext): RouteSelection {
   if (!port) return { port: undefined, table: undefined, entry: undefined };
   const table = port.consumers.get(ctx.tunnel.peer.namespace) ?? port.producer;
   if (!table) return { port, table: undefined, entry: undefined };
-  const entry = table.entries.find((e) => matchesRoute(e.match, ctx, b.port));
+  const entry = findEntry(table.entries, table.index, pathOf(ctx.path), (e) =>
+    matchesRoute(e.match, ctx, b.port),
+  );
   return { port, table, entry };
 }

@@ -23,6 +23,7 @@ import {
 } from './builders.ts';
 import type { ClusterCatalog, ServiceRecord } from './clusters.ts';
 import { MESH_DEFAULT_RETRY } from './defaults.ts';
+import { matchesValue } from './match.ts';
 import type {
   Backend,
   CorsPolicy,
@@ -37,6 +38,7 @@ import type {
   RouteMatch,
   TcpBackends,
 } from './model.ts';
+import { routeTable } from './route-index.ts';
 
 /** gRPC status names (VirtualService fault.abort.grpcStatus) → codes. */
 const GRPC_CODES: Readonly<Record<string, number>> = {
@@ -62,7 +64,12 @@ const GRPC_CODES: Readonly<Record<string, number>> = {
 export interface VsContext {
   readonly catalog: ClusterCatalog;
   readonly messages: ConfigMessage[];
+  /** match.sourceNamespace is the proxy's namespace: the waypoint's, not the client's (§4.9). */
+  readonly waypointNamespace: string;
 }
+
+/** A waypoint receives plaintext HTTP inside HBONE: Envoy's :scheme there is always `http`. */
+const WAYPOINT_SCHEME = 'http';
 
 /** Does the VirtualService's hosts list name this Service (short names relative to the VS namespace)? */
 export function vsSelects(
@@ -114,7 +121,14 @@ export function compileVsHttp(
       }
       if (m?.gateways?.length && !m.gateways.includes('mesh')) return;
       if (m?.port != null && m.port !== port) return;
+      if (m?.sourceNamespace && m.sourceNamespace !== c.waypointNamespace) return;
       try {
+        // The scheme is known at compile time; a match that cannot hold is dropped.
+        if (
+          m?.scheme &&
+          !matchesValue(istioStringMatch(m.scheme, `${field}.match[${j}].scheme`), WAYPOINT_SCHEME)
+        )
+          return;
         const match = vsMatch(m, `${field}.match[${j}]`);
         entries.push({ match, ref, action: vsAction(rule, vs, svc, port, match.path, c, field) });
       } catch (err) {
@@ -135,7 +149,7 @@ export function compileVsHttp(
       }
     });
   });
-  return { source: 'VirtualService', entries };
+  return routeTable('VirtualService', entries);
 }
 
 function vsMatch(m: HttpMatchVs | undefined, field: string): RouteMatch {
@@ -209,14 +223,16 @@ function vsAction(
       status: r.redirectCode ?? 301,
       scheme: r.scheme ?? undefined,
       hostname: r.authority ?? undefined,
+      // Envoy's redirect: a new authority without port_redirect drops the request's port.
       port:
         r.port ??
-        (r.derivePort === 'FROM_PROTOCOL_DEFAULT'
+        (r.derivePort === 'FROM_PROTOCOL_DEFAULT' || (r.derivePort == null && r.authority)
           ? 'scheme-default'
           : r.derivePort === 'FROM_REQUEST_PORT'
             ? 'service'
             : 'host'),
-      path: r.uri != null ? uriRewrite(r.uri, matched) : undefined,
+      // redirect.uri is Envoy's path_redirect: the whole path, whatever the match; the query stays.
+      path: r.uri != null ? { kind: 'full', value: r.uri } : undefined,
       responseHeaders: res.ops,
       cors,
     };
@@ -295,7 +311,7 @@ function vsAction(
   };
 }
 
-/** rewrite.uri / redirect.uri: replaces the matched prefix, the whole path for an exact match; without a uri match, Envoy's prefix `/`. */
+/** rewrite.uri: replaces the matched prefix, the whole path for an exact match; without a uri match, Envoy's prefix `/`. */
 function uriRewrite(uri: string, matched: PathMatch | undefined): PathRewrite {
   if (matched?.type === 'Prefix')
     return { kind: 'prefix', prefix: matched.value, value: uri, segmentAware: false };
