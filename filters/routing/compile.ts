@@ -146,6 +146,23 @@ function buildRouting(
       ports.set(key, { defaultCluster: own.cluster, producer, consumers, tcp });
     }
   }
+  // Conditions that say a route is not (fully) in force are warnings too, so `validate` and the
+  // log show them without reading /config_dump.
+  for (const st of gw.statuses) {
+    const r = resources.find((x) => x.kind === st.kind && x.namespace === st.namespace && x.name === st.name);
+    for (const p of st.parents)
+      for (const c of p.conditions) {
+        if (c.status !== 'False') continue;
+        messages.push({
+          severity: 'warning',
+          message: `${r?.origin ?? '-'}: ${st.kind} ${st.namespace}/${st.name}: parentRef ${p.parentRef.kind} ${p.parentRef.namespace}/${p.parentRef.name}: ${c.type} False (${c.reason}): ${c.message}`,
+          ...(r ? { origin: r.origin } : {}),
+          kind: st.kind,
+          namespace: st.namespace,
+          name: st.name,
+        });
+      }
+  }
   return { ports, statuses: gw.statuses };
 }
 
