@@ -8,6 +8,7 @@ import { extAuthzFilter } from './authz/custom.ts';
 import { ExtAuthzClients } from './authz/ext-authz.ts';
 import { authzFilterWith } from './authz/index.ts';
 import type { ExtensionProvider } from './authz/mesh-config.ts';
+import { corsFilter } from './cors/index.ts';
 import { faultFilter } from './fault/index.ts';
 import { JWT_AUTHN } from './jwt-authn/index.ts';
 import { pathNormalizationFilter } from './path-normalization/index.ts';
@@ -36,6 +37,8 @@ export function filterChain(opts: { extensionProviders?: readonly ExtensionProvi
   return {
     factories: [
       pathNormalizationFilter,
+      // CORS before authentication and authorization, as Istio orders it, so preflights are answered.
+      corsFilter,
       extAuthzFilter(clients),
       JWT_AUTHN,
       authzFilterWith(() => providers),

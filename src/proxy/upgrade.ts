@@ -188,6 +188,8 @@ export function upgradeTransport(hbone: HboneClient, hbonePort: number, baggage:
               body.once('close', () => {
                 if (!body.readableEnded) fail();
               });
+              // A client stream that fails must not become an uncaught exception.
+              body.on('error', () => fail());
               body.resume();
             });
           },

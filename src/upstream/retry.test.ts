@@ -266,6 +266,14 @@ describe('retry layer: request bodies', () => {
     expect((await retry({ ...noSleep, maxReplayBytes: 32 })(send)(req, ctx)).status).toBe(503);
     expect(calls[0]!.req.body).toBe(source);
   });
+  it('hands an upgrade its own byte stream, never a replay copy (the transport reads it after 101)', async () => {
+    const { send, calls } = scriptedSend([connectFailure(), fakeResponse(101)], { readBody: false });
+    const ctx = testContext({ target: testTarget({ retry: { attempts: 2, retryOn: ['connect-failure'] } }) });
+    const source = new Readable({ read() {} });
+    const req = { ...testRequest({ body: source }), protocol: 'upgrade' as const };
+    expect((await retry(noSleep)(send)(req, ctx)).status).toBe(101);
+    expect(calls.map((c) => c.req.body)).toEqual([source, source]);
+  });
 });
 
 describe('retry layer: retry limit and budget', () => {

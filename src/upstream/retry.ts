@@ -155,8 +155,10 @@ export function retry(opts: RetryOptions = {}): UpstreamLayer {
       ctx.attributes.set(RETRY_STATE, state);
       const outer = req.signal ?? ctx.signal;
       const length = Number(req.headers['content-length']);
+      // An upgrade's body is the upgraded byte stream, read by the transport only after a 101 (a
+      // refused upgrade leaves it untouched, so a retry resends it as is): never kept for replay.
       const body =
-        req.body && policy.attempts > 0
+        req.body && policy.attempts > 0 && req.protocol !== 'upgrade'
           ? new ReplayableBody(req.body, cap, Number.isFinite(length) ? length : undefined)
           : undefined;
       const tried = new Set<string>();

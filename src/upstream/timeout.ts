@@ -16,25 +16,17 @@
 //
 // Expiry before the response head is a 504 `upstream request timeout` (UT) whose detail names the
 // kind: `upstream_response_timeout`, `grpc_deadline_exceeded` or `stream_idle_timeout`. After the
-// head the response is aborted (the client sees a reset, never a truncated success). For gRPC
-// clients the reply should carry grpc-status 4 DEADLINE_EXCEEDED, as Envoy does since
-// envoyproxy/envoy#44479 (before it, 504 mapped to UNAVAILABLE and clients retried expired calls):
-// see timeoutGrpcStatus.
+// head the response is aborted (the client sees a reset, never a truncated success). A gRPC
+// client whose own grpc-timeout expired gets grpc-status 4 DEADLINE_EXCEEDED (the engine sets it
+// from the detail); a route timeout stays Istio's 504, which gRPC clients see as 14 UNAVAILABLE
+// (l7-semantics.md §5.1; newer Envoy, envoyproxy/envoy#44479, sends 4 there too).
 import type { RequestContext } from '../pipeline/context.ts';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
-/** gRPC DEADLINE_EXCEEDED: the grpc-status of a timeout's local reply to a gRPC client. */
-export const GRPC_DEADLINE_EXCEEDED = 4;
-
 export const ROUTE_TIMEOUT_DETAIL = 'upstream_response_timeout';
 export const GRPC_DEADLINE_DETAIL = 'grpc_deadline_exceeded';
 export const IDLE_TIMEOUT_DETAIL = 'stream_idle_timeout';
-
-/** The grpc-status the engine should put on a timeout's local reply to a gRPC client. */
-export function timeoutGrpcStatus(err: ProxyError): number | undefined {
-  return err.reason === 'upstream_request_timeout' ? GRPC_DEADLINE_EXCEEDED : undefined;
-}
 
 const GRPC_UNITS: Readonly<Record<string, number>> = {
   H: 3_600_000,
