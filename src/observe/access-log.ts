@@ -4,7 +4,7 @@
 // `all` logs everything, `off` nothing. A request an enforced AUDIT policy matched is logged in any
 // mode but `off`, and its line ends with ` audit=ns[NS]-policy[NAME]-rule[I]`.
 import type { Writable } from 'node:stream';
-import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import type { Reason } from '../pipeline/reasons.ts';
 
 export type AccessLogMode = 'errors' | 'all' | 'off';
 
