@@ -37,12 +37,14 @@ import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
+import { CircuitBreakers } from './upstream/circuit-breaker.ts';
 import type { Cluster } from './upstream/cluster.ts';
 import { EndpointPicker } from './upstream/endpoint-picker.ts';
 import { Http1Upstream } from './upstream/http1-upstream.ts';
 import { Http2Upstream } from './upstream/http2-upstream.ts';
 import { compose, pickEndpoint, transport } from './upstream/layers.ts';
 import { mirror } from './upstream/mirror.ts';
+import { OutlierDetector } from './upstream/outlier-detection.ts';
 import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
@@ -140,7 +142,25 @@ export class Waypoint {
     const hbonePort = opts.endpointHbonePort;
     this.#http1 = new Http1Upstream(this.#hboneClient, { hbonePort, baggage });
     this.#http2 = new Http2Upstream(this.#hboneClient, { hbonePort, baggage });
-    const picker = new EndpointPicker();
+    const picker = new EndpointPicker({
+      outlier: new OutlierDetector({
+        onEject: (e) => {
+          this.metrics.outlierEjections.labels(e.cluster, e.type).inc();
+          opts.log.info('outlier detection: endpoint ejected', {
+            cluster: e.cluster,
+            host: e.host,
+            type: e.type,
+            ejections: e.ejections,
+            duration_ms: e.durationMs,
+          });
+        },
+        onUnEject: (e) =>
+          opts.log.info('outlier detection: endpoint back', { cluster: e.cluster, host: e.host }),
+      }),
+      breakers: new CircuitBreakers({
+        onOverflow: (cluster, limit) => this.metrics.circuitBreakerOverflows.labels(cluster, limit).inc(),
+      }),
+    });
     this.#picker = picker;
     this.metrics = new Metrics(
       {

@@ -84,6 +84,10 @@ export class Metrics {
   readonly #rateLimitChildren = new Map<string, client.Counter.Internal>();
   /** Global rate-limit checks Redis could not answer, by what the request got (failure mode). */
   readonly rateLimitRedisFailures: Counter<'mode'>;
+  /** Outlier detection ejections, by cluster and Envoy's ejection type (bounded: clusters come from the configuration). */
+  readonly outlierEjections: Counter<'cluster' | 'type'>;
+  /** Circuit-breaker overflows, by cluster and limit (requests, pending, connections, retries). */
+  readonly circuitBreakerOverflows: Counter<'cluster' | 'limit'>;
   readonly configReloads: Counter<'result'>;
   readonly configRejections: Counter;
   // Label sets repeat endlessly; resolving a child once per distinct set keeps prom-client's hashing
@@ -157,6 +161,18 @@ export class Metrics {
       registers,
     });
     for (const mode of ['open', 'closed']) this.rateLimitRedisFailures.labels(mode).inc(0);
+    this.outlierEjections = new client.Counter({
+      name: 'waypoint_outlier_ejections_total',
+      help: 'Endpoints ejected by DestinationRule outlierDetection, by cluster and ejection type (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure). Per replica.',
+      labelNames: ['cluster', 'type'],
+      registers,
+    });
+    this.circuitBreakerOverflows = new client.Counter({
+      name: 'waypoint_circuit_breaker_overflows_total',
+      help: 'Requests and retries refused by a DestinationRule connectionPool limit (503 UO), by cluster and limit. Per replica.',
+      labelNames: ['cluster', 'limit'],
+      registers,
+    });
     this.configReloads = new client.Counter({
       name: 'waypoint_config_reloads_total',
       help: 'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
