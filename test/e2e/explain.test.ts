@@ -247,6 +247,27 @@ describe('node-waypoint explain', () => {
   });
 });
 
+describe('node-waypoint explain: routes', () => {
+  it("names the demo canary's route and rule and both backends with their shares", async () => {
+    const r = await run([
+      'explain',
+      '--config',
+      join(ROOT, 'config/demo'),
+      '--gateway',
+      'bank-of-anthos/waypoint',
+      '--from',
+      'spiffe://cluster.local/ns/bank-of-anthos/sa/sleep',
+      '--to',
+      'balancereader.bank-of-anthos:8080',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('route HTTPRoute bank-of-anthos.balancereader-canary.canary matched');
+    expect(r.out).toMatch(
+      /backends: outbound\|8080\|\|balancereader-v1\.bank-of-anthos\.svc\.cluster\.local 90%, outbound\|8080\|\|balancereader-v2\.bank-of-anthos\.svc\.cluster\.local 10%/,
+    );
+  });
+});
+
 describe('node-waypoint validate', () => {
   it('passes a configuration with warnings only (exit 0) and lists each warning', async () => {
     const r = await run(['validate', '--config', good, '--gateway', 'shop/waypoint']);
