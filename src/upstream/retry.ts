@@ -19,8 +19,9 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
 import type { Reason } from '../pipeline/reasons.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
+import { hostKey } from './load-balancer.ts';
 import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
-import type { RetryPolicy } from './target.ts';
+import { NO_RETRY, type RetryPolicy } from './target.ts';
 import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 /** What the retry layer did, for the access log (flags URX, UO) and explain. */
@@ -90,11 +91,22 @@ function failureKind(err: ProxyError): FailureKind {
   return 'final'; // overflow, no healthy upstream, internal errors, downstream errors
 }
 
+// Policies are frozen and shared by every request of a snapshot: their token sets are built once.
+const tokenSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+function tokens(retryOn: readonly string[]): ReadonlySet<string> {
+  let set = tokenSets.get(retryOn);
+  if (!set) {
+    set = new Set(retryOn);
+    tokenSets.set(retryOn, set);
+  }
+  return set;
+}
+
 /** Whether `retryOn` asks for a retry after this failure. */
 export function matchesError(retryOn: readonly string[], err: ProxyError): boolean {
   const kind = failureKind(err);
   if (kind === 'final' || err.side !== 'upstream') return false;
-  const on = new Set(retryOn);
+  const on = tokens(retryOn);
   if (on.has('5xx') || on.has('gateway-error') || on.has('reset')) return true;
   if (kind === 'per-try-timeout') return false;
   if (on.has('reset-before-request') && err.retryable) return true;
@@ -105,7 +117,7 @@ export function matchesError(retryOn: readonly string[], err: ProxyError): boole
 
 /** Whether `retryOn` asks for a retry of this response (its head only: status and headers). */
 export function matchesResponse(policy: RetryPolicy, res: UpstreamResponse): boolean {
-  const on = new Set(policy.retryOn);
+  const on = tokens(policy.retryOn);
   const s = res.status;
   if (on.has('5xx') && s >= 500 && s <= 599) return true;
   if (on.has('gateway-error') && (s === 502 || s === 503 || s === 504)) return true;
@@ -204,7 +216,7 @@ export function retry(opts: RetryOptions = {}): UpstreamLayer {
         retryInFlight = undefined;
         if (attemptReq.endpoint) {
           req.endpoint = attemptReq.endpoint;
-          tried.add(hostKey(attemptReq.endpoint.ip, attemptReq.endpoint.port));
+          tried.add(hostKey(attemptReq.endpoint));
         }
         if ('res' in outcome) tried.add(outcome.res.upstreamHost);
 
@@ -257,12 +269,8 @@ export function retry(opts: RetryOptions = {}): UpstreamLayer {
 
 function effectivePolicy(ctx: RequestContext): RetryPolicy {
   const target = ctx.target;
-  if (!target) return ctx.grpc ? { ...NO_TARGET_RETRY, attempts: 0 } : NO_TARGET_RETRY;
+  if (!target) return ctx.grpc ? NO_RETRY : NO_TARGET_RETRY;
   return target.retry;
-}
-
-function hostKey(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 function union(a: ReadonlySet<string> | undefined, b: ReadonlySet<string>): ReadonlySet<string> {
