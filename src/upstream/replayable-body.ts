@@ -3,51 +3,13 @@
 // Over the cap the kept bytes are dropped and the body can no longer be replayed: the request keeps
 // streaming, without retry (never a 413 because of our own buffering, users-and-style.md A.18).
 import { Readable } from 'node:stream';
+import { readChunk } from '../proxy/read-chunk.ts';
 
 /**
  * Bytes kept for replay per request. Envoy's per_request_buffer_limit is 16 KiB with a 1 MiB
  * listener limit; 64 KiB covers typical JSON and form posts while bounding memory per request.
  */
 export const DEFAULT_REPLAY_BUFFER_BYTES = 64 * 1024;
-
-/** The next chunk of `src` (null at its end), read in paused mode so no listener is left behind. */
-function readChunk(src: Readable): Promise<Buffer | null> {
-  const now = src.read() as Buffer | null;
-  if (now !== null) return Promise.resolve(now);
-  if (src.readableEnded) return Promise.resolve(null);
-  if (src.destroyed) return Promise.reject(src.errored ?? new Error('request body aborted'));
-  return new Promise((resolve, reject) => {
-    const cleanup = (): void => {
-      src.off('readable', onReadable);
-      src.off('end', onEnd);
-      src.off('error', onError);
-      src.off('close', onClose);
-    };
-    const onReadable = (): void => {
-      const c = src.read() as Buffer | null;
-      if (c === null) return;
-      cleanup();
-      resolve(c);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(null);
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onClose = (): void => {
-      cleanup();
-      if (src.readableEnded) resolve(null);
-      else reject(src.errored ?? new Error('request body aborted'));
-    };
-    src.on('readable', onReadable);
-    src.once('end', onEnd);
-    src.once('error', onError);
-    src.once('close', onClose);
-  });
-}
 
 export class ReplayableBody {
   readonly #source: Readable;
