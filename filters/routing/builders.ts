@@ -1,6 +1,6 @@
 // Small translations shared by the Gateway API and VirtualService compilers: string matches,
 // anchored regular expressions, header operations, percentages.
-import type { HeaderOps, ValueMatch } from './model.ts';
+import type { HeaderOps, RouteMatch, ValueMatch } from './model.ts';
 
 export class RouteConfigError extends Error {
   readonly field: string;
@@ -101,3 +101,13 @@ export function mergeOps(a: HeaderOps, b: HeaderOps): HeaderOps {
 export function fraction(p: { value: number } | null | undefined, dflt: number): number {
   return p == null ? dflt : Math.min(1, Math.max(0, p.value / 100));
 }
+
+/** A match with no conditions: matches every request. */
+export const MATCH_ANY: RouteMatch = Object.freeze({
+  path: undefined,
+  headers: Object.freeze([]),
+  queryParams: Object.freeze([]),
+  method: undefined,
+  authority: undefined,
+  port: undefined,
+});

@@ -28,6 +28,7 @@ import {
   fullMatchRegex,
   type HeaderOpsWithAuthority,
   headerOps,
+  MATCH_ANY,
   mergeOps,
   RouteConfigError,
   regexMatch,
@@ -239,14 +240,7 @@ function compileHttpRoute(
       } catch (err) {
         if (!(err instanceof RouteConfigError)) throw err;
         problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
-        match = {
-          path: undefined,
-          headers: [],
-          queryParams: [],
-          method: undefined,
-          authority: undefined,
-          port: undefined,
-        };
+        match = MATCH_ANY;
         // A rule that cannot be honoured answers 500 rather than letting its traffic fall through.
         action = brokenRule();
         if (j > 0) return;
@@ -365,14 +359,7 @@ function headerMatches(
 
 /** GRPCRoute method match → a path match (Istio's createGRPCURIMatch). */
 function grpcMatch(m: GrpcRouteMatch | undefined, field: string): RouteMatch {
-  const none: RouteMatch = {
-    path: undefined,
-    headers: [],
-    queryParams: [],
-    method: undefined,
-    authority: undefined,
-    port: undefined,
-  };
+  const none = MATCH_ANY;
   if (!m) return none;
   const headers = headerMatches(m.headers ?? [], `${field}.headers`);
   const meth = m.method;

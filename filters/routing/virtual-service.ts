@@ -19,6 +19,7 @@ import {
   fullMatchRegex,
   headerOps,
   istioStringMatch,
+  MATCH_ANY,
   RouteConfigError,
 } from './builders.ts';
 import type { ClusterCatalog, ServiceRecord } from './clusters.ts';
@@ -153,14 +154,7 @@ export function compileVsHttp(
 }
 
 function vsMatch(m: HttpMatchVs | undefined, field: string): RouteMatch {
-  const none: RouteMatch = {
-    path: undefined,
-    headers: [],
-    queryParams: [],
-    method: undefined,
-    authority: undefined,
-    port: undefined,
-  };
+  const none = MATCH_ANY;
   if (!m) return none;
   const ignoreCase = m.ignoreUriCase ?? false;
   let path: PathMatch | undefined;
