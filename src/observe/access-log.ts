@@ -2,7 +2,8 @@
 // %RESPONSE_CODE_DETAILS% carries our reason code, as Envoy puts its details there. By default every
 // error and every local reply is logged and successes are not (a busy waypoint's log stays readable);
 // `all` logs everything, `off` nothing. A request an enforced AUDIT policy matched is logged in any
-// mode but `off`, and its line ends with ` audit=ns[NS]-policy[NAME]-rule[I]`.
+// mode but `off`, and its line ends with ` audit=ns[NS]-policy[NAME]-rule[I]`. A retried request's
+// line ends with ` attempts=N` (users-and-style.md A.19: which attempt answered).
 import type { Writable } from 'node:stream';
 import type { Reason } from '../pipeline/reasons.ts';
 
@@ -32,6 +33,8 @@ export interface AccessLogEntry {
   readonly route: string | undefined;
   /** The enforced AUDIT rule that matched (`ns[..]-policy[..]-rule[..]`), appended as `audit=...`. */
   readonly audit?: string | undefined;
+  /** Upstream attempts made (retries + 1), appended as `attempts=N` when there was a retry. */
+  readonly attempts?: number | undefined;
 }
 
 const dash = (v: string | number | undefined): string => (v === undefined || v === '' ? '-' : String(v));
@@ -44,7 +47,7 @@ export function formatAccessLog(e: AccessLogEntry): string {
     `${quoted(e.detail)} ${e.bytesReceived} ${e.bytesSent} ${Math.round(e.durationMs)} - ` +
     `${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ${quoted(e.requestId)} ${quoted(e.authority)} ` +
     `${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} - ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}` +
-    `${e.audit ? ` audit=${e.audit}` : ''}\n`
+    `${e.audit ? ` audit=${e.audit}` : ''}${e.attempts && e.attempts > 1 ? ` attempts=${e.attempts}` : ''}\n`
   );
 }
 

@@ -46,6 +46,8 @@ export interface RequestLabels {
   reason: Reason;
   /** Envoy's response flags, `-` for none. */
   flags: string;
+  /** The route rule that matched (`ns.name.rule`), for waypoint_requests_total; absent: default route. */
+  route?: string | undefined;
 }
 
 export interface TcpLabels {
@@ -72,7 +74,7 @@ export class Metrics {
   readonly registry = new client.Registry();
   readonly #requests: Counter<(typeof ISTIO_LABELS)[number]>;
   readonly #duration: Histogram<(typeof ISTIO_LABELS)[number]>;
-  readonly #reasons: Counter<'reason' | 'response_code' | 'response_flags'>;
+  readonly #reasons: Counter<'reason' | 'response_code' | 'response_flags' | 'route'>;
   readonly #tcpOpened: Counter<(typeof TCP_LABELS)[number]>;
   readonly #tcpClosed: Counter<(typeof TCP_LABELS)[number]>;
   readonly #tcpSent: Counter<(typeof TCP_LABELS)[number]>;
@@ -123,8 +125,8 @@ export class Metrics {
     });
     this.#reasons = new client.Counter({
       name: 'waypoint_requests_total',
-      help: 'Requests by response code and reason (the reason codes of src/pipeline/reasons.ts).',
-      labelNames: ['reason', 'response_code', 'response_flags'],
+      help: 'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
+      labelNames: ['reason', 'response_code', 'response_flags', 'route'],
       registers,
     });
     const tcpCounter = (name: string, help: string) =>
@@ -226,12 +228,12 @@ export class Metrics {
     // Reason codes are a closed set: export them all at zero so rates work from the first scrape.
     for (const reason of Object.keys(REASONS) as Reason[])
       if (reason !== 'via_upstream')
-        this.#reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag).inc(0);
+        this.#reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag, '').inc(0);
   }
 
   request(l: RequestLabels, durationMs: number): void {
     const flags = l.flags;
-    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${flags}`;
+    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${flags}|${l.route ?? ''}`;
     let c = this.#children.get(key);
     if (!c) {
       const values = [
@@ -251,7 +253,7 @@ export class Metrics {
       c = {
         requests: this.#requests.labels(...values),
         duration: this.#duration.labels(...values),
-        reasons: this.#reasons.labels(l.reason, String(l.status), flags),
+        reasons: this.#reasons.labels(l.reason, String(l.status), flags, l.route ?? ''),
       };
       this.#children.set(key, c);
     }

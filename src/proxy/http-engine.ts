@@ -289,6 +289,7 @@ export class HttpEngine {
           grpcStatus: outcome.grpcStatus ?? '',
           reason: outcome.reason,
           flags,
+          route: ctx.target?.routeName,
         },
         outcome.durationMs,
       );
@@ -319,6 +320,7 @@ export class HttpEngine {
           downstreamRemote: formatAuthority(ctx.tunnel.source.ip, ctx.tunnel.source.port),
           route: ctx.target?.routeName,
           audit,
+          attempts: retries ? retries.retries + 1 : undefined,
         });
       }
     } catch (err) {

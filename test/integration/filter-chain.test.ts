@@ -66,6 +66,6 @@ it('runs a registered filter with its compiled config, answering with the reason
   expect(await denied.body.text()).toBe('RBAC: access denied');
   const metrics = await getText(waypoint.addresses!.metrics, '/stats/prometheus');
   expect(metrics.body).toMatch(
-    /waypoint_requests_total\{reason="authz_denied",response_code="403",response_flags="-"\} 1/,
+    /waypoint_requests_total\{reason="authz_denied",response_code="403",response_flags="-",route=""\} 1/,
   );
 });

@@ -151,7 +151,10 @@ describe('HTTPRoute retry', () => {
     expect(r.status).toBe(503);
     expect(r.body).toBe('busy');
     expect(backend.count()).toBe(3);
-    expect(flagsOf(await r.line())).toBe('URX');
+    const line = await r.line();
+    expect(flagsOf(line)).toBe('URX');
+    // Which attempt answered is on the line (users-and-style.md A.19).
+    expect(line).toMatch(/ attempts=3\n?$/);
   });
 
   it('does not retry a 503 on a rule without retry (current Istio default)', async () => {

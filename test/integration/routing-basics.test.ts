@@ -152,6 +152,15 @@ it('splits a route 70/30 across two Services and applies its header modifiers', 
   expect((counts['echo-v1-0'] ?? 0) / 300).toBeGreaterThan(0.6);
   expect((counts['echo-v1-0'] ?? 0) / 300).toBeLessThan(0.8);
   expect((counts['echo-v1-0'] ?? 0) + (counts['echo-v2-0'] ?? 0)).toBe(300);
+  // The rule's name is carried into metrics: istio_requests_total names the backend Service,
+  // waypoint_requests_total the route rule.
+  const text = await waypoint.metrics.registry.metrics();
+  expect(text).toMatch(
+    /waypoint_requests_total\{reason="via_upstream",response_code="200",response_flags="-",route="shop\.split\.api"\} 300/,
+  );
+  expect(text).toMatch(
+    /istio_requests_total\{[^}]*destination_service="echo-v2\.shop\.svc\.cluster\.local"[^}]*\} \d+/,
+  );
 });
 
 it('answers 404 route_not_found when no rule matches', async () => {
