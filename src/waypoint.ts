@@ -69,6 +69,8 @@ export interface WaypointOptions {
   readonly log: Logger;
   /** How long in-flight requests get to finish after SIGTERM before the rest is reset. */
   readonly drainDeadlineMs?: number;
+  /** A stream with no byte either way for this long ends (Envoy's stream_idle_timeout; default 5 min, 0: none). */
+  readonly streamIdleTimeoutMs?: number;
   readonly factories?: readonly FilterFactory[];
   /**
    * The mesh config's ext_authz providers (`run --mesh-config`), for CUSTOM AuthorizationPolicy.
@@ -181,7 +183,7 @@ export class Waypoint {
           onError: (m, err) =>
             opts.log.debug('mirror request failed', { cluster: m.cluster.name, error: String(err) }),
         }),
-        timeout(),
+        timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
         retry({ breakers: picker.breakers }),
         pickEndpoint(picker),
       ],

@@ -39,6 +39,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'access-log': { type: 'string' },
       'log-level': { type: 'string' },
       'drain-deadline': { type: 'string' },
+      'stream-idle-timeout': { type: 'string' },
       'mesh-config': { type: 'string' },
       'redis-url': { type: 'string' },
       'redis-failure-mode': { type: 'string' },
@@ -79,6 +80,10 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     '--drain-deadline',
     fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
   );
+  const streamIdleTimeoutMs = parseSeconds(
+    '--stream-idle-timeout',
+    fromEnv('stream-idle-timeout', values['stream-idle-timeout'], env, '300')!,
+  );
   const meshConfig = fromEnv('mesh-config', values['mesh-config'], env);
   let extensionProviders: ExtensionProvider[] = [];
   if (meshConfig) {
@@ -107,6 +112,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     clusterDomain,
     accessLog,
     drainDeadlineMs,
+    streamIdleTimeoutMs,
     extensionProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     ...(redisUrl ? { redisUrl } : {}),

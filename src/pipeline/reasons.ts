@@ -133,6 +133,12 @@ export const REASONS = {
     flag: 'UT',
     doc: 'The route timeout passed before the upstream response.',
   },
+  stream_idle_timeout: {
+    status: 408,
+    body: 'stream timeout',
+    flag: 'SI',
+    doc: 'No byte went either way on the stream for the idle timeout (run --stream-idle-timeout, Envoy default 5 min); before the response head the client gets 408, after it a reset.',
+  },
   upstream_reset_after_response_started: {
     status: 0,
     body: '',

@@ -204,7 +204,9 @@ export class HttpEngine {
           } else if (ds.headersSent) {
             // A timeout after the head keeps its own reason (UT); anything else is a reset (UR).
             reason =
-              e.reason === 'upstream_request_timeout' ? e.reason : 'upstream_reset_after_response_started';
+              e.reason === 'upstream_request_timeout' || e.reason === 'stream_idle_timeout'
+                ? e.reason
+                : 'upstream_reset_after_response_started';
             detail = e.message;
             ds.reset();
           } else {

@@ -12,7 +12,9 @@
 // - gRPC deadline: the client's `grpc-timeout` header (Istio sets max_grpc_timeout 0: honoured,
 //   no cap). The effective deadline is min(route timeout, grpc-timeout); it covers the whole
 //   exchange, response body included.
-// - stream idle timeout (Timeouts.idleMs): no byte either way for that long resets the stream.
+// - stream idle timeout (Timeouts.idleMs, else run --stream-idle-timeout): no byte either way for
+//   that long ends the stream: 408 `stream timeout` (SI) before the head, a reset after it.
+//   Upgraded streams (WebSocket) included, as in Envoy.
 //
 // Expiry before the response head is a 504 `upstream request timeout` (UT) whose detail names the
 // kind: `upstream_response_timeout`, `grpc_deadline_exceeded` or `stream_idle_timeout`. After the
@@ -72,11 +74,19 @@ function isEventStream(res: UpstreamResponse): boolean {
   return typeof ct === 'string' && ct.toLowerCase().startsWith('text/event-stream');
 }
 
-export function timeout(): UpstreamLayer {
+export interface TimeoutOptions {
+  /**
+   * The stream idle timeout when the route names none (run --stream-idle-timeout; Envoy's
+   * default is 5 min). Applies to upgraded streams (WebSocket) too, as Envoy's does. 0: none.
+   */
+  readonly defaultIdleMs?: number;
+}
+
+export function timeout(opts: TimeoutOptions = {}): UpstreamLayer {
   return (next: Send): Send =>
     (req, ctx) => {
       const deadline = deadlineFor(req, ctx);
-      const idleMs = (req.protocol !== 'upgrade' && ctx.target?.timeouts.idleMs) || undefined;
+      const idleMs = (ctx.target?.timeouts.idleMs ?? opts.defaultIdleMs) || undefined;
       if (!deadline && !idleMs) return next(req, ctx);
       return new TimedRequest(next, req, ctx, deadline, idleMs).run();
     };
@@ -253,9 +263,7 @@ class TimedRequest {
     }
     this.#idleTimer = setTimeout(
       () =>
-        this.#expire(
-          new ProxyError('upstream_request_timeout', `${IDLE_TIMEOUT_DETAIL}: no bytes for ${ms} ms`),
-        ),
+        this.#expire(new ProxyError('stream_idle_timeout', `${IDLE_TIMEOUT_DETAIL}: no bytes for ${ms} ms`)),
       ms,
     );
   }
