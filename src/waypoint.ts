@@ -71,6 +71,8 @@ export interface WaypointOptions {
   readonly drainDeadlineMs?: number;
   /** A stream with no byte either way for this long ends (Envoy's stream_idle_timeout; default 5 min, 0: none). */
   readonly streamIdleTimeoutMs?: number;
+  /** `safe`: a route without a retry field retries only requests that never reached the app. */
+  readonly defaultRetry?: 'istio' | 'safe';
   readonly factories?: readonly FilterFactory[];
   /**
    * The mesh config's ext_authz providers (`run --mesh-config`), for CUSTOM AuthorizationPolicy.
@@ -184,7 +186,7 @@ export class Waypoint {
             opts.log.debug('mirror request failed', { cluster: m.cluster.name, error: String(err) }),
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
-        retry({ breakers: picker.breakers }),
+        retry({ breakers: picker.breakers, defaultRetry: opts.defaultRetry ?? 'istio' }),
         pickEndpoint(picker),
       ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),

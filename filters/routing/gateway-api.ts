@@ -16,6 +16,7 @@ import type { TcpRoute } from '../../config/kinds/tcp-route.ts';
 import type { AppProtocol } from '../../config/model.ts';
 import type { Resource } from '../../config/resource.ts';
 import {
+  MESH_DEFAULT_RETRY,
   type Mirror,
   NO_RETRY,
   NO_TIMEOUTS,
@@ -34,7 +35,6 @@ import {
   regexMatch,
 } from './builders.ts';
 import type { ClusterCatalog } from './clusters.ts';
-import { MESH_DEFAULT_RETRY } from './defaults.ts';
 import type {
   Backend,
   CorsPolicy,

@@ -4,8 +4,7 @@
 // ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type ResponseHead, type Verdict } from '../../src/pipeline/filter.ts';
-import { NO_TARGET_RETRY } from '../../src/upstream/retry.ts';
-import { NO_RETRY, NO_TIMEOUTS } from '../../src/upstream/target.ts';
+import { NO_RETRY, NO_TARGET_RETRY, NO_TIMEOUTS } from '../../src/upstream/target.ts';
 import { applyHeaderOps, isEmptyOps, redirectLocation, rewritePath } from './actions.ts';
 import type { Backend, ForwardAction, HeaderOps, PortRouting } from './model.ts';
 import { selectedRoute } from './select.ts';

@@ -40,6 +40,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'log-level': { type: 'string' },
       'drain-deadline': { type: 'string' },
       'stream-idle-timeout': { type: 'string' },
+      'default-retry': { type: 'string' },
       'mesh-config': { type: 'string' },
       'redis-url': { type: 'string' },
       'redis-failure-mode': { type: 'string' },
@@ -84,6 +85,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     '--stream-idle-timeout',
     fromEnv('stream-idle-timeout', values['stream-idle-timeout'], env, '300')!,
   );
+  const defaultRetry = fromEnv('default-retry', values['default-retry'], env, 'istio')!;
+  if (defaultRetry !== 'istio' && defaultRetry !== 'safe')
+    throw new UsageError(`--default-retry: expected istio or safe, got ${JSON.stringify(defaultRetry)}`);
   const meshConfig = fromEnv('mesh-config', values['mesh-config'], env);
   let extensionProviders: ExtensionProvider[] = [];
   if (meshConfig) {
@@ -113,6 +117,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     accessLog,
     drainDeadlineMs,
     streamIdleTimeoutMs,
+    defaultRetry,
     extensionProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     ...(redisUrl ? { redisUrl } : {}),

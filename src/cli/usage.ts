@@ -16,6 +16,9 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
+  --default-retry istio|safe  A route without a retry field: Istio's mesh default (istio: also gRPC
+                             UNAVAILABLE/CANCELLED responses) or only requests that never reached the
+                             app (safe: connect failure, refused stream)                             [WAYPOINT_DEFAULT_RETRY]
   --stream-idle-timeout SECONDS  A stream with no byte either way for this long ends: 408 before the
                              response, a reset after (WebSocket included; default 300, 0 = none)     [WAYPOINT_STREAM_IDLE_TIMEOUT]
   --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 import { backoffMs, matchesError, PER_TRY_DETAIL, retriedResetBody, retry, retryState } from './retry.ts';
-import type { RetryPolicy } from './target.ts';
+import { MESH_DEFAULT_RETRY, type RetryPolicy } from './target.ts';
 import {
   fakeResponse,
   hang,
@@ -388,5 +388,24 @@ describe('retry layer: per-try timeout', () => {
     await vi.advanceTimersByTimeAsync(30);
     await settled;
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe('run --default-retry', () => {
+  const unavailable = () => fakeResponse(200, { headers: { 'grpc-status': '14' } });
+  async function attempts(defaultRetry: 'istio' | 'safe', step: () => Step): Promise<number> {
+    const { send, calls } = scriptedSend([step(), step(), step()]);
+    const ctx = testContext({ target: { ...testTarget(), retry: MESH_DEFAULT_RETRY } });
+    await retry({ ...noSleep, defaultRetry })(send)(testRequest(), ctx).catch(() => undefined);
+    return calls.length;
+  }
+
+  it('istio: the mesh default retries a gRPC UNAVAILABLE the application sent', async () => {
+    expect(await attempts('istio', unavailable)).toBe(3);
+  });
+
+  it('safe: the mesh default retries only what never reached the application', async () => {
+    expect(await attempts('safe', unavailable)).toBe(1);
+    expect(await attempts('safe', connectFailure)).toBe(3);
   });
 });

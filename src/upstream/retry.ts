@@ -21,7 +21,13 @@ import type { Reason } from '../pipeline/reasons.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
 import { hostKey } from './load-balancer.ts';
 import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
-import { NO_RETRY, type RetryPolicy } from './target.ts';
+import {
+  MESH_DEFAULT_RETRY,
+  NO_RETRY,
+  NO_TARGET_RETRY,
+  type RetryPolicy,
+  SAFE_MESH_DEFAULT_RETRY,
+} from './target.ts';
 import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 /** What the retry layer did, for the access log (flags URX, UO) and explain. */
@@ -49,16 +55,6 @@ export function retryState(ctx: RequestContext): RetryState | undefined {
 export function retriedResetBody(body: string): string {
   return body.replace('reset reason: ', 'retried and the latest reset reason: ');
 }
-
-/** Istio's policy for traffic with no route configuration (no UpstreamTarget): not for gRPC. */
-export const NO_TARGET_RETRY: RetryPolicy = Object.freeze({
-  attempts: 2,
-  retryOn: Object.freeze(['reset-before-request']) as readonly string[],
-  retriableStatusCodes: Object.freeze([]) as readonly number[],
-  backoffBaseMs: 25,
-  avoidPreviousHosts: true,
-  retryRemoteLocalities: false,
-});
 
 /** gRPC status codes named by the x-envoy-retry-grpc-on tokens. */
 const GRPC_TOKENS: Readonly<Record<string, number>> = {
@@ -144,6 +140,11 @@ export function backoffMs(retry: number, baseMs: number, random: () => number): 
 export const PER_TRY_DETAIL = 'upstream_per_try_timeout';
 
 export interface RetryOptions {
+  /**
+   * `safe` narrows Istio's mesh default (a route without a retry field) to requests that provably
+   * never reached the application (run --default-retry). Default `istio`.
+   */
+  readonly defaultRetry?: 'istio' | 'safe';
   /** The cluster's retry limit (maxRetries, retryBudget); absent: unlimited. */
   readonly breakers?: Pick<CircuitBreakers, 'tryAcquireRetry'>;
   readonly maxReplayBytes?: number;
@@ -159,7 +160,8 @@ export function retry(opts: RetryOptions = {}): UpstreamLayer {
   const cap = opts.maxReplayBytes ?? DEFAULT_REPLAY_BUFFER_BYTES;
   return (next: Send): Send =>
     async (req, ctx) => {
-      const policy = effectivePolicy(ctx);
+      let policy = effectivePolicy(ctx);
+      if (policy === MESH_DEFAULT_RETRY && opts.defaultRetry === 'safe') policy = SAFE_MESH_DEFAULT_RETRY;
       const perTryMs = ctx.target?.timeouts.perTryMs;
       if (policy.attempts <= 0 && !perTryMs) return next(req, ctx);
 
