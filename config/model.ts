@@ -84,6 +84,13 @@ export interface GatewayStatus {
   readonly trafficType: TrafficType;
   /** Why it does or does not serve traffic, in words (for /config_dump and logs). */
   readonly conditions: readonly string[];
+  /**
+   * Live replicas of this waypoint: its Ready, non-terminal Pods (labelled with the Gateway's name)
+   * in the configuration; 1 when none is found. Limits with scope Waypoint are divided by it.
+   */
+  readonly replicas: number;
+  /** False when no Ready waypoint Pod is in the configuration and `replicas` is the fallback 1. */
+  readonly replicasKnown: boolean;
 }
 
 export interface Snapshot {

@@ -8,10 +8,13 @@ import type { ConfigMessage, GatewayStatus, TrafficType } from '../model.ts';
 import type { Resource } from '../resource.ts';
 import type { Inventory } from './inventory.ts';
 import { label, selectorMatches } from './labels.ts';
+import { isTerminal, podConditions } from './pods.ts';
 
 export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
 export const WAYPOINT_CLASS = 'istio-waypoint';
 export const HBONE_PORT = 15008;
+/** Istio's label on a waypoint's pods (the Gateway API one; older releases used istio.io's). */
+export const GATEWAY_NAME_LABELS = ['gateway.networking.k8s.io/gateway-name', 'istio.io/gateway-name'];
 /** Istio's listener condition message, word for word, so users can search for it. */
 export const HBONE_LISTENER_MESSAGE = 'Expected a single listener on port 15008 with protocol "HBONE"';
 
@@ -33,6 +36,7 @@ export function resolveGateway(
   messages: ConfigMessage[],
 ): WaypointGateway {
   const gw = inv.gateway(ref.namespace, ref.name);
+  const replicas = waypointReplicas(inv, ref);
   if (!gw) {
     return {
       status: {
@@ -41,6 +45,7 @@ export function resolveGateway(
         gatewayClassName: undefined,
         trafficType: 'service',
         conditions: [`Gateway ${ref.namespace}/${ref.name} not found in the configuration; serving nothing`],
+        ...replicas,
       },
       serving: false,
       admits: () => false,
@@ -71,7 +76,14 @@ export function resolveGateway(
     messages.push(gatewayWarning(gw, 'spec.listeners', text));
   }
 
-  const status: GatewayStatus = { ref, found: true, gatewayClassName: className, trafficType, conditions };
+  const status: GatewayStatus = {
+    ref,
+    found: true,
+    gatewayClassName: className,
+    trafficType,
+    conditions,
+    ...replicas,
+  };
   if (!hbone) {
     conditions.push(`${HBONE_LISTENER_MESSAGE}; none found, serving nothing`);
     return { status, serving: false, admits: () => false, allowedRoutes: 'none' };
@@ -82,6 +94,25 @@ export function resolveGateway(
   }
   const { admits, text } = allowedRoutes(gw, hbone, inv, messages);
   return { status, serving: true, admits, allowedRoutes: text };
+}
+
+/**
+ * How many replicas of this waypoint are live: Ready, non-terminal Pods in the Gateway's namespace
+ * carrying its name in a gateway-name label. With the Kubernetes source this follows the HPA; with
+ * YAML, the file. None found: 1, flagged unknown, so per-waypoint limits stay per replica.
+ */
+export function waypointReplicas(
+  inv: Inventory,
+  ref: { readonly namespace: string; readonly name: string },
+): { replicas: number; replicasKnown: boolean } {
+  let live = 0;
+  for (const pod of inv.podsIn(ref.namespace)) {
+    const labels = pod.spec.metadata.labels;
+    if (!GATEWAY_NAME_LABELS.some((l) => label(labels, l) === ref.name)) continue;
+    if (isTerminal(pod) || !podConditions(pod).ready) continue;
+    live++;
+  }
+  return live > 0 ? { replicas: live, replicasKnown: true } : { replicas: 1, replicasKnown: false };
 }
 
 /** Gateway label, else GatewayClass label, else `service`; an unknown value warns and means `service`. */

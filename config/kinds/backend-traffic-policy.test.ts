@@ -7,6 +7,7 @@ import {
   backendTrafficPolicyKind,
   backendTrafficPolicySchema,
   clientSelectorSchema,
+  localRateLimitSchema,
   rateLimitRuleSchema,
 } from './backend-traffic-policy.ts';
 
@@ -40,6 +41,9 @@ describe('deploy/crds/backend-traffic-policy.yaml', () => {
       rateLimitRuleSchema.shape.limit.shape.unit.options,
     );
     expect(spec.properties.rateLimit!.properties.type!.enum).toEqual(['Local', 'Global']);
+    const local = spec.properties.rateLimit!.properties.local!;
+    expect(Object.keys(local.properties).sort()).toEqual(Object.keys(localRateLimitSchema.shape).sort());
+    expect(local.properties.scope!.enum).toEqual(localRateLimitSchema.shape.scope.unwrap().unwrap().options);
   });
 
   it('a sample policy passes the validation schema', () => {

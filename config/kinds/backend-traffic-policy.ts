@@ -128,6 +128,15 @@ export const rateLimitRuleSchema = z.looseObject({
   shared: z.boolean().nullish(),
 });
 
+/**
+ * Extension `scope`: Replica (default, Envoy Gateway's behaviour) enforces each limit in every
+ * replica; Waypoint divides it among the live replicas (filters/rate-limit/README.md).
+ */
+export const localRateLimitSchema = z.looseObject({
+  rules: z.array(rateLimitRuleSchema).max(64).nullish(),
+  scope: z.enum(['Replica', 'Waypoint']).nullish(),
+});
+
 export const backendTrafficPolicySchema = z.looseObject({
   metadata: objectMeta,
   spec: z.looseObject({
@@ -137,7 +146,7 @@ export const backendTrafficPolicySchema = z.looseObject({
     rateLimit: z
       .looseObject({
         type: z.enum(['Local', 'Global']),
-        local: z.looseObject({ rules: z.array(rateLimitRuleSchema).max(64).nullish() }).nullish(),
+        local: localRateLimitSchema.nullish(),
         global: z.looseObject({ rules: z.array(rateLimitRuleSchema).max(64).nullish() }).nullish(),
         /** Extension: x-ratelimit-limit/remaining/reset (DRAFT_VERSION_03) on replies and responses. */
         enableXRateLimitHeaders: z.boolean().nullish(),

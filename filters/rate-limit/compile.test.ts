@@ -246,3 +246,77 @@ describe('BackendTrafficPolicy validation', () => {
     );
   });
 });
+
+/** A replica of the waypoint as Istio labels it; `ready: false` carries a Ready=False condition. */
+function waypointPod(name: string, opts: { ready?: boolean; phase?: string } = {}): string {
+  return `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: shop
+  labels:
+    gateway.networking.k8s.io/gateway-name: waypoint
+status:
+  phase: ${opts.phase ?? 'Running'}
+  conditions: [{type: Ready, status: "${opts.ready === false ? 'False' : 'True'}"}]
+`;
+}
+
+const WAYPOINT_SCOPED = (scope: string, type = 'Local') =>
+  `  targetRefs: [{kind: Service, name: api}]\n  rateLimit:\n    type: ${type}\n    ${type === 'Local' ? 'local' : 'global'}:\n      scope: ${scope}\n      rules:\n        - limit: {requests: 10, unit: Hour}\n`;
+
+describe('Local limits with scope Waypoint', () => {
+  const rule = async (...extra: string[]) => (await compiled(...extra)).config.services['shop/api']![0]!.rule;
+
+  it.each([
+    [2, 5],
+    [3, 4],
+  ])('with %i live replicas each enforces ceil(10 / replicas) = %i', async (replicas, share) => {
+    const pods = Array.from({ length: replicas }, (_, i) => waypointPod(`waypoint-${i}`));
+    expect(await rule(btp('p', WAYPOINT_SCOPED('Waypoint')), ...pods)).toMatchObject({
+      requests: share,
+      configuredRequests: 10,
+      scope: 'Waypoint',
+      replicas,
+    });
+  });
+
+  it('counts only Ready replicas', async () => {
+    const r = await rule(
+      btp('p', WAYPOINT_SCOPED('Waypoint')),
+      waypointPod('waypoint-a'),
+      waypointPod('waypoint-b'),
+      waypointPod('waypoint-starting', { ready: false }),
+    );
+    expect(r.requests).toBe(5);
+  });
+
+  it('scope Replica (the default) keeps the limit per replica', async () => {
+    const pods = [waypointPod('waypoint-a'), waypointPod('waypoint-b')];
+    expect(await rule(btp('p', WAYPOINT_SCOPED('Replica')), ...pods)).toMatchObject({
+      requests: 10,
+      scope: 'Replica',
+    });
+    expect(
+      (await rule(btp('p', `  targetRefs: [{kind: Service, name: api}]\n${LOCAL_10}`), ...pods)).requests,
+    ).toBe(10);
+  });
+
+  it('without a known replica count, keeps the whole limit and says why', async () => {
+    const { config, snapshot } = await compiled(btp('p', WAYPOINT_SCOPED('Waypoint')));
+    expect(config.services['shop/api']![0]!.rule.requests).toBe(10);
+    expect(snapshot.messages.map((m) => m.message)).toContainEqual(
+      expect.stringMatching(
+        /BackendTrafficPolicy shop\/p: spec\.rateLimit\.local\.scope: scope Waypoint, but no Ready Pod of waypoint shop\/waypoint .*assuming 1 replica/,
+      ),
+    );
+  });
+
+  it('rejects an unknown scope', async () => {
+    const store = new ResourceStore();
+    const report = await load(store, btp('bad', WAYPOINT_SCOPED('Cluster')));
+    expect(report.rejected[0]!.message).toMatch(
+      /spec\.rateLimit\.local\.scope: expected one of "Replica", "Waypoint"/,
+    );
+  });
+});

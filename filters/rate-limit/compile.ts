@@ -96,19 +96,34 @@ function clientSelector(s: ClientSelectorSpec): ClientSelector {
   };
 }
 
+/**
+ * This replica's share of a waypoint-wide limit: ceil(limit / replicas), so the replicas together
+ * allow at least the limit and at most limit + replicas − 1. Even shares are assumed (ztunnel
+ * balances connections, not requests), so it is approximate; Global is the exact budget.
+ */
+export function replicaShare(requests: number, replicas: number): number {
+  return Math.ceil(requests / Math.max(1, replicas));
+}
+
 function compileRule(
   policy: string,
   type: 'Local' | 'Global',
   index: number,
   spec: RateLimitRuleSpec,
   headers: boolean,
+  scope: 'Replica' | 'Waypoint',
+  replicas: number,
 ): RateLimitRule {
+  const divided = type === 'Local' && scope === 'Waypoint';
   return {
     policy,
     type,
     index,
     selectors: (spec.clientSelectors ?? []).map(clientSelector),
-    requests: spec.limit.requests,
+    requests: divided ? replicaShare(spec.limit.requests, replicas) : spec.limit.requests,
+    configuredRequests: spec.limit.requests,
+    scope: divided ? 'Waypoint' : 'Replica',
+    replicas: divided ? replicas : 1,
     unit: spec.limit.unit,
     shared: spec.shared ?? false,
     headers,
@@ -198,7 +213,19 @@ export const compileRateLimit: FilterCompiler = (resources, base) => {
     const block = rl.type === 'Local' ? rl.local : rl.global;
     const policy = `${r.namespace}/${r.name}`;
     const headers = rl.enableXRateLimitHeaders ?? false;
-    const rules = (block?.rules ?? []).map((rule, i) => compileRule(policy, rl.type, i, rule, headers));
+    const scope = (rl.type === 'Local' ? rl.local?.scope : undefined) ?? 'Replica';
+    if (scope === 'Waypoint' && !base.gateway.replicasKnown)
+      messages.push(
+        message(
+          r,
+          'warning',
+          `scope Waypoint, but no Ready Pod of waypoint ${base.gateway.ref.namespace}/${base.gateway.ref.name} is in the configuration; assuming 1 replica`,
+          'spec.rateLimit.local.scope',
+        ),
+      );
+    const rules = (block?.rules ?? []).map((rule, i) =>
+      compileRule(policy, rl.type, i, rule, headers, scope, base.gateway.replicas),
+    );
     const seen = new Set<string>();
     for (const [ref, field] of refs) {
       const t = targetOf(r, ref, field, base.gateway.ref, messages);

@@ -157,7 +157,11 @@ export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory 
         if (over) {
           const { rule, d } = over;
           ctx.explain.push(
-            `rate-limit: over ${rule.type.toLowerCase()} limit ${rule.requests}/${rule.unit} of ${rule.policy} rule ${rule.index}`,
+            `rate-limit: over ${rule.type.toLowerCase()} limit ${rule.requests}/${rule.unit} of ${rule.policy} rule ${rule.index}${
+              rule.scope === 'Waypoint'
+                ? ` (${rule.configuredRequests}/${rule.unit} for the waypoint over ${rule.replicas} replica(s))`
+                : ''
+            }`,
           );
           const headers: OutgoingHttpHeaders = {
             'x-envoy-ratelimited': 'true',

@@ -59,8 +59,15 @@ export interface RateLimitRule {
   readonly index: number;
   /** Every selector must hold (AND); empty: every request. */
   readonly selectors: readonly ClientSelector[];
+  /** What this replica enforces: the limit as written, or its share under scope Waypoint. */
   readonly requests: number;
   readonly unit: Unit;
+  /** Local only. Waypoint: `limit.requests` is for all replicas together, divided among them. */
+  readonly scope: 'Replica' | 'Waypoint';
+  /** `limit.requests` as written. */
+  readonly configuredRequests: number;
+  /** Live replicas the limit was divided by (1 unless scope is Waypoint). */
+  readonly replicas: number;
   /** True: one bucket for everything the policy targets; false: one per target (Service, route rule). */
   readonly shared: boolean;
   /** Send x-ratelimit-limit/remaining/reset (DRAFT_VERSION_03). */

@@ -32,14 +32,17 @@ export class ClusterCatalog {
   readonly #rules: readonly Resource<DestinationRule>[];
   readonly #clusters = new Map<string, ClusterLookup>();
   readonly #messages: ConfigMessage[];
+  readonly #replicas: number;
 
   constructor(
     inv: Inventory,
     resources: readonly Resource[],
-    opts: { trustDomain: string; clusterDomain: string },
+    opts: { trustDomain: string; clusterDomain: string; replicas?: number },
     messages: ConfigMessage[],
   ) {
     this.#inv = inv;
+    // Live waypoint replicas, for DestinationRules whose pool limits are per waypoint.
+    this.#replicas = opts.replicas ?? 1;
     this.#trustDomain = opts.trustDomain;
     this.#clusterDomain = opts.clusterDomain;
     this.#messages = messages;
@@ -113,8 +116,12 @@ export class ClusterCatalog {
       const want = Object.entries(subset.labels);
       endpoints = endpoints.filter((e) => want.every(([k, v]) => e.pod?.labels[k] === v));
     }
-    const policy = trafficPolicy(dr, port, subset, (text, field) =>
-      this.#warn(dr as Resource<DestinationRule>, text, field),
+    const policy = trafficPolicy(
+      dr,
+      port,
+      subset,
+      (text, field) => this.#warn(dr as Resource<DestinationRule>, text, field),
+      this.#replicas,
     );
     return {
       ok: true,

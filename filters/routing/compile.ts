@@ -51,7 +51,7 @@ function buildRouting(
   const catalog = new ClusterCatalog(
     buildInventory(resources),
     resources,
-    { trustDomain: base.trustDomain, clusterDomain },
+    { trustDomain: base.trustDomain, clusterDomain, replicas: base.gateway.replicas },
     messages,
   );
 

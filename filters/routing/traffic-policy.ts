@@ -2,6 +2,8 @@
 // trafficPolicy, overridden field by field by its portLevelSettings for the port, then by the
 // subset's trafficPolicy (and its portLevelSettings). Defaults are Istio's (l7-semantics.md §4.10,
 // §5.3): effectively unlimited pools, LEAST_REQUEST, no ejection unless outlierDetection is set.
+// Pool thresholds are per waypoint replica, as in Istio; the connection-pool-scope annotation makes
+// them per waypoint by dividing them among the live replicas (src/upstream/README.md).
 
 import type {
   ConnectionPoolSpec,
@@ -21,7 +23,12 @@ import {
   type OutlierDetectionPolicy,
   type RetryBudgetPolicy,
   type TrafficPolicy,
+  UNLIMITED,
 } from '../../src/upstream/cluster.ts';
+
+/** `replica` (default, Istio's meaning) or `waypoint`: the DestinationRule's pool limits are for all replicas. */
+export const CONNECTION_POOL_SCOPE_ANNOTATION = 'waypoint.node-waypoint.io/connection-pool-scope';
+const SCOPES = ['replica', 'waypoint'];
 
 type Warn = (text: string, field: string) => void;
 
@@ -35,6 +42,7 @@ export function trafficPolicy(
   port: number,
   subset: SubsetSpec | undefined,
   warn: Warn,
+  replicas = 1,
 ): TrafficPolicy {
   if (!dr) return DEFAULT_TRAFFIC_POLICY;
   const layers: Layer[] = [];
@@ -59,11 +67,41 @@ export function trafficPolicy(
   const pool = pick('connectionPool');
   const outlier = pick('outlierDetection');
   const budget = subset?.trafficPolicy?.retryBudget ?? top?.retryBudget;
+  const scoped = poolScope(dr, warn) === 'waypoint' && replicas > 1;
+  const poolPolicy = pool ? connectionPool(pool.value) : DEFAULT_CONNECTION_POOL;
   return {
     loadBalancer: lb ? loadBalancer(lb.value, lb.field, warn) : DEFAULT_TRAFFIC_POLICY.loadBalancer,
-    connectionPool: pool ? connectionPool(pool.value) : DEFAULT_CONNECTION_POOL,
+    connectionPool: scoped ? dividePool(poolPolicy, replicas) : poolPolicy,
     outlierDetection: outlier ? outlierDetection(outlier.value) : undefined,
     retryBudget: budget ? retryBudget(budget) : undefined,
+  };
+}
+
+/** The annotation's value; an unknown one warns and means `replica`. */
+function poolScope(dr: Resource<DestinationRule>, warn: Warn): 'replica' | 'waypoint' {
+  const annotations = (dr.spec.metadata as { annotations?: Record<string, unknown> | null }).annotations;
+  const value = annotations?.[CONNECTION_POOL_SCOPE_ANNOTATION];
+  if (value === undefined || value === null) return 'replica';
+  if (typeof value === 'string' && SCOPES.includes(value)) return value as 'replica' | 'waypoint';
+  warn(
+    `${CONNECTION_POOL_SCOPE_ANNOTATION} is ${JSON.stringify(value)}, not one of ${SCOPES.join(', ')}; using replica (limits per waypoint replica)`,
+    `metadata.annotations["${CONNECTION_POOL_SCOPE_ANNOTATION}"]`,
+  );
+  return 'replica';
+}
+
+/**
+ * This replica's share of waypoint-wide thresholds: ceil(limit / replicas), at least 1; unlimited
+ * stays unlimited. Approximate: it assumes each replica sees an even share of the traffic.
+ */
+export function dividePool(pool: ConnectionPoolPolicy, replicas: number): ConnectionPoolPolicy {
+  const share = (v: number): number => (v >= UNLIMITED ? v : Math.max(1, Math.ceil(v / replicas)));
+  return {
+    ...pool,
+    maxConnections: share(pool.maxConnections),
+    http1MaxPendingRequests: share(pool.http1MaxPendingRequests),
+    http2MaxRequests: share(pool.http2MaxRequests),
+    maxRetries: share(pool.maxRetries),
   };
 }
 
