@@ -256,7 +256,16 @@ describe('node-waypoint demo (npm start)', () => {
     // One line per Service, each with its own local address.
     const perService = [...out.matchAll(/^ {2}(\S+) +(127\.10\.1\.\d+:\d+) +-> .* curl (http:\/\/\S+)\/$/gm)];
     expect(perService.map((m) => m[1]).sort()).toEqual(
-      ['balancereader', 'contacts', 'frontend', 'ledgerwriter', 'transactionhistory', 'userservice'].sort(),
+      [
+        'balancereader',
+        'balancereader-v1',
+        'balancereader-v2',
+        'contacts',
+        'frontend',
+        'ledgerwriter',
+        'transactionhistory',
+        'userservice',
+      ].sort(),
     );
 
     expect((await getText({ ip: '127.10.0.2', port: 15021 }, '/healthz/ready')).status).toBe(200);
@@ -283,8 +292,19 @@ describe('node-waypoint demo (npm start)', () => {
     for (const m of perService) {
       const res = await curl(parseHostPort(m[3]!.slice('http://'.length)), '/ping');
       expect(res.status).toBe(200);
-      expect(JSON.parse(res.body)).toMatchObject({ service: m[1] });
+      // balancereader-v1 and -v2 select balancereader's own pods.
+      expect(m[1]!.startsWith((JSON.parse(res.body) as { service: string }).service)).toBe(true);
     }
+    // The canary: balancereader's HTTPRoute sends about 10% to the v2 pod.
+    const balancereader = perService.find((m) => m[1] === 'balancereader')!;
+    let v2 = 0;
+    for (let i = 0; i < 200; i++) {
+      const res = await curl(parseHostPort(balancereader[3]!.slice('http://'.length)), '/');
+      if ((JSON.parse(res.body) as { pod: string }).pod.startsWith('balancereader-v2')) v2++;
+    }
+    // 10% of 200 is 20; 5 and 45 are more than 4 standard deviations away.
+    expect(v2).toBeGreaterThan(5);
+    expect(v2).toBeLessThan(45);
     // The access log (Istio format) shows up below the instructions.
     await demo.waitForStdout(/"POST \/login HTTP\/1\.1" 200 - via_upstream/);
 

@@ -128,6 +128,7 @@ export class TestMesh {
   readonly configDir: string;
   readonly ca: DevCa;
   readonly #closers: Array<() => Promise<unknown> | unknown> = [];
+  #certFiles = 0;
 
   private constructor(dir: string, ca: DevCa) {
     this.dir = dir;
@@ -153,12 +154,16 @@ export class TestMesh {
     return memoryCredentials({ cert: issued.certChainPem, key: issued.keyPem, ca: this.ca.rootPem });
   }
 
-  /** Writes cert and key files for identity; returns their paths. */
+  /**
+   * Writes cert and key files for identity; returns their paths. Each call gets its own files, so
+   * waypoints started at the same time never read a key written for another's certificate.
+   */
   async certFiles(identity: string): Promise<{ cert: string; key: string; ca: string }> {
     const issued = await this.ca.issue(identity);
     const names = devCertFileNames(identity);
-    const cert = join(this.dir, names.cert);
-    const key = join(this.dir, names.key);
+    const n = this.#certFiles++;
+    const cert = join(this.dir, `${n}-${names.cert}`);
+    const key = join(this.dir, `${n}-${names.key}`);
     await writeFile(cert, issued.certChainPem);
     await writeFile(key, issued.keyPem);
     return { cert, key, ca: this.rootCertFile };

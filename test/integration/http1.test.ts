@@ -150,8 +150,10 @@ describe('HTTP/1.1 through the waypoint', () => {
     const res = await pool.request({ method: 'GET', path: '/' });
     expect(res.statusCode).toBe(503);
     expect(res.headers['x-waypoint-reason']).toBe('upstream_connect_failure');
+    // Istio's default route retries a connect failure twice (reset-before-request), and Envoy's
+    // body then says the failure was retried.
     expect(await res.body.text()).toBe(
-      'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+      'upstream connect error or disconnect/reset before headers. retried and the latest reset reason: connection failure',
     );
   });
 
