@@ -8,7 +8,7 @@
 //        │
 //   upstream layers    (endpoint pick → HBONE tunnel → HTTP/1.1 or HTTP/2 to the endpoint)
 //        │
-//   onResponseHeaders  (each filter, reverse order; may change response headers)
+//   onResponseHeaders  (each filter, reverse order; may change response headers; local replies too)
 //        │
 //   body streams through with backpressure (filters never see it unless they ask, later)
 //        │
@@ -43,7 +43,10 @@ export interface Filter {
   readonly name: string;
   /** Runs after the request head is parsed. Async filters must respect ctx.signal. */
   onRequestHeaders?(ctx: RequestContext): Verdict | Promise<Verdict>;
-  /** Runs on the upstream's response head before it is sent downstream; local replies skip it. */
+  /**
+   * Runs on the response head before it is sent downstream: the upstream's, or a local reply's (a
+   * filter may add headers to either; a local reply's status stays).
+   */
   onResponseHeaders?(ctx: RequestContext, head: ResponseHead): void;
   /** Runs once when the exchange is over, however it ended. Must not throw (errors are logged). */
   onComplete?(ctx: RequestContext, outcome: Outcome): void;

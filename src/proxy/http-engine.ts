@@ -140,12 +140,10 @@ export class HttpEngine {
       const info: ReasonInfo = REASONS[r];
       status = overrideStatus ?? info.status;
       if (ctx.grpc) grpcStatus = undefined;
-      ds.localReply(
-        status,
-        body ?? info.body,
-        { ...info.headers, ...extra, 'x-waypoint-reason': r },
-        ctx.grpc,
-      );
+      // Filters see local replies' heads too, as Envoy's encoder filters do (CORS on a 403 or a redirect).
+      const head = { status, headers: { ...info.headers, ...extra } };
+      chain.onResponseHeaders(ctx, head);
+      ds.localReply(status, body ?? info.body, { ...head.headers, 'x-waypoint-reason': r }, ctx.grpc);
     };
 
     try {

@@ -31,6 +31,15 @@ spec:
       backendRefs:
         - { name: echo-v1, port: 8080, weight: 70 }
         - { name: echo-v2, port: 8080, weight: 30 }
+    - name: moved
+      matches:
+        - path: { type: PathPrefix, value: /old }
+      filters:
+        - type: CORS
+          cors:
+            allowOrigins: ["https://app.example"]
+        - type: RequestRedirect
+          requestRedirect: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /new } }
     - name: mirrored
       matches:
         - path: { type: Exact, value: /orders }
@@ -119,7 +128,13 @@ afterAll(() => mesh.close());
 
 const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
 
-async function get(vip: string, path: string, method = 'GET', body?: string) {
+async function get(
+  vip: string,
+  path: string,
+  method = 'GET',
+  body?: string,
+  headers: Record<string, string> = {},
+) {
   let pool = pools.get(vip);
   if (!pool) {
     pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
@@ -128,7 +143,12 @@ async function get(vip: string, path: string, method = 'GET', body?: string) {
     });
     pools.set(vip, pool);
   }
-  const res = await pool.request({ method, path, headers: { host: 'echo' }, ...(body ? { body } : {}) });
+  const res = await pool.request({
+    method,
+    path,
+    headers: { host: 'echo', ...headers },
+    ...(body ? { body } : {}),
+  });
   const text = await res.body.text();
   return {
     status: res.statusCode,
@@ -185,4 +205,11 @@ it('mirrors a request to another Service without waiting for or showing its answ
   expect(Date.now() - start).toBeLessThan(300);
   await eventually(() => shadowSeen.length === 1 || undefined, 'the mirrored request');
   expect(shadowSeen[0]).toEqual({ method: 'POST', path: '/orders', host: 'echo-shadow', body: 'order-42' });
+});
+
+it("adds the route's CORS headers to its redirect, a local reply", async () => {
+  const r = await get('127.0.150.1', '/old/page', 'GET', undefined, { origin: 'https://app.example' });
+  expect(r.status).toBe(302);
+  expect(r.headers.location).toBe('http://echo/new/page');
+  expect(r.headers['access-control-allow-origin']).toBe('https://app.example');
 });
