@@ -49,7 +49,7 @@ export const ENTRY: Record<PathName, { addr: Addr; host: string }> = {
   waypoint: { addr: ADDR.outboundWaypoint, host: `backend.${NS}.svc.${TD}:${ADDR.vip.port}` },
 };
 
-function meshYaml(): string {
+export function meshYaml(): string {
   return `apiVersion: v1
 kind: Namespace
 metadata:
@@ -318,8 +318,11 @@ spec:
   return docs.join('---\n');
 }
 
-/** A temporary directory with the dev CA's certificates and the mesh YAML (plus `policies` AuthorizationPolicies). */
-export async function prepare(policies = 0): Promise<Certs> {
+/**
+ * A temporary directory with the dev CA's certificates and the mesh YAML (plus `policies`
+ * AuthorizationPolicies, and `extra` config files: name → YAML, e.g. routes or the resilience chain).
+ */
+export async function prepare(policies = 0, extra: Readonly<Record<string, string>> = {}): Promise<Certs> {
   const dir = await mkdtemp(join(tmpdir(), 'waypoint-bench-'));
   const ca = await createDevCa({ trustDomain: TD });
   const caFile = join(dir, 'root-cert.pem');
@@ -338,6 +341,7 @@ export async function prepare(policies = 0): Promise<Certs> {
   await mkdir(configDir);
   await writeFile(join(configDir, 'mesh.yaml'), meshYaml());
   if (policies > 0) await writeFile(join(configDir, 'policies.yaml'), policiesYaml(policies));
+  for (const [name, yaml] of Object.entries(extra)) await writeFile(join(configDir, name), yaml);
   return {
     dir,
     ca: caFile,

@@ -11,6 +11,8 @@ export interface BenchReport {
     node: string;
     machine: { nproc: number; cpuModel: string; memoryGiB: number; kernel: string };
     framing: 'length' | 'chunked';
+    /** Extra config on the backend Service (--routes, --route-shape, --chain); absent in older runs. */
+    scenario?: { routes: number; routeShape: 'exact' | 'prefix'; chain?: 'full-local' | 'full-redis' };
     git: string;
     pinning: string;
     clockTicks: number;
@@ -30,7 +32,7 @@ export interface BenchReport {
 }
 
 /** The processes on the waypoint's core and on the other one when pinned. */
-const CORE0 = ['backend', 'inbound', 'outbound', 'loadgen', 'bench'];
+const CORE0 = ['backend', 'inbound', 'outbound', 'loadgen', 'bench', 'redis'];
 const PROXIES: Record<PathName, readonly string[]> = {
   direct: [],
   floor: ['outbound', 'inbound'],
@@ -314,6 +316,20 @@ export function analyze(report: BenchReport): Derived {
   return { loads, transfers, targets };
 }
 
+function scenarioText(s: BenchReport['meta']['scenario']): string {
+  if (!s) return 'none recorded';
+  const parts: string[] = [];
+  if (s.routes > 0)
+    parts.push(
+      `${s.routes} HTTPRoute rule(s), shape ${s.routeShape} (${s.routes - 1} never match, PathPrefix "/" last)`,
+    );
+  if (s.chain)
+    parts.push(
+      `resilience chain ${s.chain} (AuthorizationPolicy ALLOW, HTTPRoute timeout + retry, DestinationRule pool + outlier detection, ${s.chain === 'full-redis' ? 'Global (Redis)' : 'Local'} rate limit that never trips)`,
+    );
+  return parts.length > 0 ? parts.join('; ') : 'none (bare data path)';
+}
+
 function fix(n: number | undefined, digits: number): string {
   return n === undefined || !Number.isFinite(n) ? '—' : n.toFixed(digits);
 }
@@ -358,10 +374,23 @@ export function printReport(report: BenchReport): string {
     `- machine: ${m.machine.nproc} CPUs (${m.machine.cpuModel}), ${m.machine.memoryGiB.toFixed(1)} GiB RAM, Linux ${m.machine.kernel}; Node ${m.node}; git ${m.git}`,
     `- pinning: ${m.pinning}`,
     `- backend bodies: ${m.framing === 'chunked' ? 'chunked (no content-length; --framing chunked)' : 'content-length'}`,
+    `- config on the backend Service: ${scenarioText(m.scenario)}`,
     `- latency from the scheduled send time (coordinated-omission corrected) for the 1000 req/s workloads, from the send for max rate; ${m.warmupS} s warmup per run not recorded; CPU from /proc/PID/stat (CLK_TCK ${m.clockTicks}), RSS = largest VmRSS sample every ${m.sampleMs} ms; MB = 10^6 bytes`,
     '',
   );
 
+  const failing = d.loads.filter((f) => f.error || (f.errors ?? 0) + (f.non2xx ?? 0) + (f.unsent ?? 0) > 0);
+  if (failing.length > 0)
+    out.push(
+      `**RUNS WITH FAILURES — their figures are not the cost of answering**: ${failing
+        .map((f) =>
+          f.error
+            ? `${f.workload}/${f.path} did not run`
+            : `${f.workload}/${f.path} ${f.errors ?? 0} errors, ${f.non2xx ?? 0} non-2xx, ${f.unsent ?? 0} unsent`,
+        )
+        .join('; ')} (see Failures)`,
+      '',
+    );
   const wlNames = [...new Set(d.loads.map((f) => f.workload))];
   if (wlNames.length > 0) {
     out.push('## Latency and throughput', '');

@@ -31,7 +31,9 @@ import {
 } from './lab.ts';
 import type { LoadResult } from './loadgen.ts';
 import { clockTicks, type ProcessFigures, ProcessWatch, type SystemFigures, waitQuiet } from './procstat.ts';
+import { type BenchRedis, REDIS_IP, startRedis } from './redis.ts';
 import { type BenchReport, printReport } from './report.ts';
+import { type ChainName, chainYaml, type RouteShape, routesYaml } from './scenarios.ts';
 import type { TransferResult } from './transfer.ts';
 
 const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [flags] with Node 24)
@@ -43,6 +45,12 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
   --transfer-mib N    size of the one-tunnel transfer, each direction (default 256)
   --framing F         backend response bodies: length (content-length, default) or chunked
   --policies N        N AuthorizationPolicies on the backend Service, worst case (default 0)
+  --routes N          N HTTPRoute rules on the backend Service, worst case: N-1 that never match,
+                      the matching PathPrefix "/" last (default 0: no HTTPRoute)
+  --route-shape S     exact (N-1 Exact paths, default) or prefix (N-1 PathPrefix + header matches)
+  --chain C           full-local or full-redis: AuthorizationPolicy ALLOW, HTTPRoute timeout + retry,
+                      DestinationRule pool + outlier detection, a rate limit that never trips (Local, or
+                      Global through a redis-server the bench starts on ${REDIS_IP})
   --sample-ms N       VmRSS sampling interval (default 100)
   --waypoint-arg A    extra argument for \`node-waypoint run\` (repeatable, e.g. --waypoint-arg=--access-log=off)
   --waypoint-node-arg A  Node option for the waypoint process (repeatable, e.g. --waypoint-node-arg=--trace-gc;
@@ -385,6 +393,9 @@ async function main(argv: string[]): Promise<number> {
       'transfer-mib': { type: 'string' },
       framing: { type: 'string' },
       policies: { type: 'string' },
+      routes: { type: 'string' },
+      'route-shape': { type: 'string' },
+      chain: { type: 'string' },
       'sample-ms': { type: 'string' },
       'waypoint-arg': { type: 'string', multiple: true },
       'waypoint-node-arg': { type: 'string', multiple: true },
@@ -424,6 +435,23 @@ async function main(argv: string[]): Promise<number> {
   const quietWaitS = values['quiet-wait'] === undefined ? 10 : Number(values['quiet-wait']);
   if (!(quietWaitS >= 0)) throw new Error('--quiet-wait: expected seconds (0 or more)');
   const sampleMs = positive('--sample-ms', values['sample-ms'], 100);
+  const routes = values.routes === undefined ? 0 : Number(values.routes);
+  if (!Number.isInteger(routes) || routes < 0)
+    throw new Error('--routes: expected a whole number (0 or more)');
+  const routeShape = values['route-shape'] ?? 'exact';
+  if (routeShape !== 'exact' && routeShape !== 'prefix') throw new Error('--route-shape: exact or prefix');
+  const chain = values.chain;
+  if (chain !== undefined && chain !== 'full-local' && chain !== 'full-redis')
+    throw new Error('--chain: full-local or full-redis');
+  if (chain && routes > 0)
+    throw new Error('--chain brings its own HTTPRoute: do not combine it with --routes');
+  // Extra config on the backend Service: a request that is not answered 200 through it is a bench bug.
+  const scenario = {
+    routes,
+    routeShape: routeShape as RouteShape,
+    ...(chain ? { chain: chain as ChainName } : {}),
+  };
+  const configured = routes > 0 || chain !== undefined;
   const outDir = values.out ?? join(BENCH, 'out');
   const host = machine(); // before pinning: nproc counts only the cores this process may use
   const pin = pinning(!values['no-pin']);
@@ -453,8 +481,10 @@ async function main(argv: string[]): Promise<number> {
   );
   watchdog.unref();
   let certs: Certs | undefined;
+  let redis: BenchRedis | undefined;
   const onSignal = (): void => {
     killAllChildren();
+    void redis?.stop();
     if (certs) void cleanup(certs);
     process.exit(130);
   };
@@ -467,7 +497,18 @@ async function main(argv: string[]): Promise<number> {
       `bench: ${pin.note}\nbench: logs in ${logDir}\n`,
   );
 
-  certs = await prepare(Math.floor(positive('--policies', values.policies, 0)));
+  const extra: Record<string, string> = {};
+  if (routes > 0) extra['routes.yaml'] = routesYaml(routes, scenario.routeShape);
+  if (scenario.chain) extra['chain.yaml'] = chainYaml(scenario.chain);
+  certs = await prepare(Math.floor(positive('--policies', values.policies, 0)), extra);
+  // A copy beside the logs: the temporary config directory is removed at the end.
+  for (const [file, yaml] of Object.entries(extra)) await writeFile(join(logDir, file), yaml);
+  const waypointArgs = [...(values['waypoint-arg'] ?? [])];
+  if (scenario.chain === 'full-redis' && paths.includes('waypoint')) {
+    redis = await startRedis(pin);
+    waypointArgs.push('--redis-url', redis.url);
+    process.stderr.write(`bench: redis-server at ${redis.url} (pid ${redis.pid})\n`);
+  }
   const loads: LoadRun[] = [];
   const transfers: TransferRun[] = [];
   let autocannon: AutocannonRun | undefined;
@@ -495,7 +536,7 @@ async function main(argv: string[]): Promise<number> {
           responseBytes,
           framing,
           withWaypoint: paths.includes('waypoint'),
-          waypointArgs: values['waypoint-arg'] ?? [],
+          waypointArgs,
           ...(values['waypoint-node-arg'] ? { waypointNodeArgs: values['waypoint-node-arg'] } : {}),
         });
       } catch (err) {
@@ -509,10 +550,18 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const pids = meshPids(mesh);
+      if (redis) pids.set('redis', redis.pid);
       if (mesh.waypointProbe !== undefined && mesh.waypointProbe !== '200') {
         const note = `${name}: a request through the waypoint path at start-up got ${mesh.waypointProbe} (expected 200)`;
         process.stderr.write(`bench: ${note}\n`);
         waypointNotes.push(note);
+        if (configured) {
+          // Measuring 403s or 404s would report the cost of refusing, not of routing.
+          await mesh.stop();
+          throw new Error(
+            `the configured routes/chain do not answer 200 through the waypoint (got ${mesh.waypointProbe}); config and logs in ${logDir}`,
+          );
+        }
       }
       try {
         if (name === 'transfer') {
@@ -546,6 +595,7 @@ async function main(argv: string[]): Promise<number> {
           };
           for (const path of paths) {
             process.stderr.write(`bench: ${name}: ${path} for ${w.durationS} s (+${warmupS} s warmup)\n`);
+            const redisBefore = path === 'waypoint' ? await redis?.commandsProcessed() : undefined;
             const r = await runJob<LoadResult>(
               ctx,
               `${name}.${path}`,
@@ -569,6 +619,17 @@ async function main(argv: string[]): Promise<number> {
               path === 'waypoint',
             );
             loads.push({ workload: name, path, ...r });
+            if (redisBefore !== undefined) {
+              // Evidence that the Global limit is in the path: Redis commands per request sent, the
+              // warmup's requests (at the constant rate) included since the count covers them too.
+              const redisAfter = await redis?.commandsProcessed();
+              const n = redisAfter === undefined ? undefined : redisAfter - redisBefore;
+              const sent = (r.result?.completed ?? 0) + w.rate * warmupS;
+              const per = n !== undefined && sent > 0 ? n / sent : undefined;
+              waypointNotes.push(
+                `${name}: redis processed ${n ?? '?'} commands over the waypoint run (warmup included)${per === undefined ? '' : `, about ${per.toFixed(2)} per request (warmup + window)`}`,
+              );
+            }
             if (r.error) process.stderr.write(`bench: ${name} ${path}: ${r.error}\n`);
             // Right after the bench's own load generator, on the same backend, same settings.
             if (name === 'max' && path === 'direct' && !values['no-autocannon']) {
@@ -596,6 +657,7 @@ async function main(argv: string[]): Promise<number> {
     }
   } finally {
     clearTimeout(watchdog);
+    await redis?.stop();
     await cleanup(certs);
   }
 
@@ -607,6 +669,7 @@ async function main(argv: string[]): Promise<number> {
       node: process.version,
       machine: host,
       framing,
+      scenario,
       git: git(),
       pinning: pin.note,
       clockTicks: clockTicks(),
