@@ -1,7 +1,8 @@
 // The bench's own redis-server for --chain full-redis: 127.0.90.20 on a free port, no persistence,
 // pinned to core 0 with the rest of the bench's helpers. Killed (by its pid) when the bench exits.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort, ping } from '../test/helpers/redis.ts';
 import type { Pinning } from './lab.ts';
 
 export const REDIS_IP = '127.0.90.20';
@@ -12,36 +13,6 @@ export interface BenchRedis {
   /** INFO stats total_commands_processed (undefined when Redis does not answer). */
   commandsProcessed(): Promise<number | undefined>;
   stop(): Promise<void>;
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** One PING over a fresh connection; true on +PONG. */
-function ping(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host, port });
-    let got = '';
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(500, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('connect', () => sock.write('PING\r\n'));
-    sock.on('data', (d: Buffer) => {
-      got += d.toString();
-      if (got.includes('\r\n')) done(got.startsWith('+PONG'));
-    });
-  });
 }
 
 /** total_commands_processed from INFO stats over a fresh connection. */

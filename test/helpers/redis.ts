@@ -16,7 +16,7 @@ function redisBinary(): string {
   }
 }
 
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -28,7 +28,7 @@ async function freePort(host: string): Promise<number> {
 }
 
 /** One PING over a fresh connection; true on +PONG. */
-function ping(host: string, port: number): Promise<boolean> {
+export function ping(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
     let got = '';
