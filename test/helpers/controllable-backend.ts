@@ -159,3 +159,71 @@ export function flagsOf(line: string): string {
   if (!m) throw new Error(`not an access-log line: ${line}`);
   return m[1]!;
 }
+
+/** What a test sees of one request sent through the waypoint by `requester`. */
+export interface Sent {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+  /** Set when the response body failed (a reset after the head). */
+  readonly error: Error | undefined;
+  readonly ms: number;
+  /** The request's access-log line. */
+  line(): Promise<string>;
+}
+
+/**
+ * Sends requests as the sleep pod through `waypoint()` to a Service VIP on port 80, one connection
+ * pool per VIP reused across requests, each with its own x-request-id (`PREFIX-N`) so its
+ * access-log line can be found.
+ */
+export function requester(opts: {
+  /** Read at the first request (the mesh and waypoint are made in beforeAll). */
+  mesh: () => TestMesh;
+  waypoint: () => {
+    readonly addresses: { readonly hbone: { readonly ip: string; readonly port: number } } | undefined;
+  };
+  log: ReturnType<typeof accessLogCapture>;
+  prefix: string;
+  client: string;
+}): (vip: string, path: string, req?: { method?: string; body?: Buffer }) => Promise<Sent> {
+  const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
+  let seq = 0;
+  return async (vip, path, req = {}) => {
+    let pool = pools.get(vip);
+    if (!pool) {
+      const mesh = opts.mesh();
+      pool = mesh.httpPool(await mesh.hboneClient(opts.client), opts.waypoint().addresses!.hbone, {
+        ip: vip,
+        port: 80,
+      });
+      pools.set(vip, pool);
+    }
+    const requestId = `${opts.prefix}-${++seq}`;
+    const started = performance.now();
+    const res = await pool.request({
+      method: req.method ?? 'GET',
+      path,
+      headers: { host: 'svc', 'x-request-id': requestId },
+      body: req.body ?? null,
+      headersTimeout: 15_000,
+      bodyTimeout: 15_000,
+    });
+    let body = '';
+    let error: Error | undefined;
+    try {
+      body = await res.body.text();
+    } catch (err) {
+      error = err as Error;
+    }
+    const ms = performance.now() - started;
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body,
+      error,
+      ms,
+      line: () => opts.log.lineFor(requestId),
+    };
+  };
+}

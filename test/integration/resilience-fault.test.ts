@@ -5,7 +5,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { accessLogCapture, ControllableBackend, flagsOf } from '../helpers/controllable-backend.ts';
+import {
+  accessLogCapture,
+  ControllableBackend,
+  flagsOf,
+  requester,
+} from '../helpers/controllable-backend.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.0.184.100';
@@ -104,27 +109,14 @@ beforeAll(async () => {
 });
 afterAll(() => mesh.close());
 
-let pool: ReturnType<TestMesh['httpPool']> | undefined;
-let seq = 0;
-
-async function send(path: string) {
-  pool ??= mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
-    ip: FAULTY,
-    port: 80,
-  });
-  const requestId = `fault-${++seq}`;
-  const started = performance.now();
-  const res = await pool.request({
-    method: 'GET',
-    path,
-    headers: { host: 'svc', 'x-request-id': requestId },
-    headersTimeout: 15_000,
-    bodyTimeout: 15_000,
-  });
-  const body = await res.body.text();
-  const ms = performance.now() - started;
-  return { status: res.statusCode, headers: res.headers, body, ms, line: () => log.lineFor(requestId) };
-}
+const request = requester({
+  mesh: () => mesh,
+  waypoint: () => waypoint,
+  log,
+  prefix: 'fault',
+  client: id('shop', 'sleep'),
+});
+const send = (path: string) => request(FAULTY, path);
 
 /** n requests, `width` at a time (bounded both ways). */
 async function many(n: number, path: string, width = 20) {

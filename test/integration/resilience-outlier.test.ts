@@ -4,7 +4,12 @@
 // 503 `no healthy upstream` (UH).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { accessLogCapture, ControllableBackend, flagsOf } from '../helpers/controllable-backend.ts';
+import {
+  accessLogCapture,
+  ControllableBackend,
+  flagsOf,
+  requester,
+} from '../helpers/controllable-backend.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.0.183.100';
@@ -69,29 +74,13 @@ beforeAll(async () => {
 });
 afterAll(() => mesh.close());
 
-const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
-let seq = 0;
-
-async function send(vip: string, path: string) {
-  let pool = pools.get(vip);
-  if (!pool) {
-    pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
-      ip: vip,
-      port: 80,
-    });
-    pools.set(vip, pool);
-  }
-  const requestId = `outlier-${++seq}`;
-  const res = await pool.request({
-    method: 'GET',
-    path,
-    headers: { host: 'svc', 'x-request-id': requestId },
-    headersTimeout: 15_000,
-    bodyTimeout: 15_000,
-  });
-  const body = await res.body.text();
-  return { status: res.statusCode, headers: res.headers, body, line: () => log.lineFor(requestId) };
-}
+const send = requester({
+  mesh: () => mesh,
+  waypoint: () => waypoint,
+  log,
+  prefix: 'outlier',
+  client: id('shop', 'sleep'),
+});
 
 it('ejects the failing endpoint after its first 500 and brings it back after baseEjectionTime', async () => {
   // Until the bad endpoint is picked once (even odds per request: 40 misses is a 1-in-10^12 draw).

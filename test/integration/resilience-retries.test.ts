@@ -4,7 +4,12 @@
 // its cap, and no retry once the response started. Counts at the backend, not durations.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { accessLogCapture, ControllableBackend, flagsOf } from '../helpers/controllable-backend.ts';
+import {
+  accessLogCapture,
+  ControllableBackend,
+  flagsOf,
+  requester,
+} from '../helpers/controllable-backend.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.0.181.100';
@@ -102,36 +107,13 @@ beforeAll(async () => {
 });
 afterAll(() => mesh.close());
 
-const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
-let seq = 0;
-
-async function send(vip: string, path: string, opts: { method?: string; body?: Buffer } = {}) {
-  let pool = pools.get(vip);
-  if (!pool) {
-    pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
-      ip: vip,
-      port: 80,
-    });
-    pools.set(vip, pool);
-  }
-  const requestId = `retries-${++seq}`;
-  const res = await pool.request({
-    method: opts.method ?? 'GET',
-    path,
-    headers: { host: 'svc', 'x-request-id': requestId },
-    body: opts.body ?? null,
-    headersTimeout: 15_000,
-    bodyTimeout: 15_000,
-  });
-  let body = '';
-  let error: Error | undefined;
-  try {
-    body = await res.body.text();
-  } catch (err) {
-    error = err as Error;
-  }
-  return { status: res.statusCode, headers: res.headers, body, error, line: () => log.lineFor(requestId) };
-}
+const send = requester({
+  mesh: () => mesh,
+  waypoint: () => waypoint,
+  log,
+  prefix: 'retries',
+  client: id('shop', 'sleep'),
+});
 
 /** The first request that reaches the backend gets `first`, every later one `rest`. */
 function failFirst(first: Parameters<ControllableBackend['always']>[0], rest = {}): () => string | undefined {

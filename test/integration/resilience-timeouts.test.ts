@@ -7,7 +7,12 @@ import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { accessLogCapture, ControllableBackend, flagsOf } from '../helpers/controllable-backend.ts';
+import {
+  accessLogCapture,
+  ControllableBackend,
+  flagsOf,
+  requester,
+} from '../helpers/controllable-backend.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.0.180.100';
@@ -193,31 +198,13 @@ beforeAll(async () => {
 });
 afterAll(() => mesh.close());
 
-const pools = new Map<string, ReturnType<TestMesh['httpPool']>>();
-let seq = 0;
-
-async function send(vip: string, path: string) {
-  let pool = pools.get(vip);
-  if (!pool) {
-    pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, {
-      ip: vip,
-      port: 80,
-    });
-    pools.set(vip, pool);
-  }
-  const requestId = `timeouts-${++seq}`;
-  const started = performance.now();
-  const res = await pool.request({
-    method: 'GET',
-    path,
-    headers: { host: 'svc', 'x-request-id': requestId },
-    headersTimeout: 15_000,
-    bodyTimeout: 15_000,
-  });
-  const body = await res.body.text();
-  const ms = performance.now() - started;
-  return { status: res.statusCode, headers: res.headers, body, ms, line: () => log.lineFor(requestId) };
-}
+const send = requester({
+  mesh: () => mesh,
+  waypoint: () => waypoint,
+  log,
+  prefix: 'timeouts',
+  client: id('shop', 'sleep'),
+});
 
 it('answers 504 `upstream request timeout` (UT) when the backend sleeps past timeouts.request', async () => {
   backend.always({ delayMs: 2_000 });
