@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Endpoint } from '../../config/model.ts';
+import { formatAuthority } from '../hbone/authority.ts';
 import type { HashKey, LoadBalancerPolicy } from './cluster.ts';
 
 export const DEFAULT_RING_SIZE = 1024;
@@ -40,8 +41,9 @@ export interface Pick {
   readonly setCookie?: string;
 }
 
+/** `ip:port` (`[v6]:port`), the same form as a response's upstreamHost, so the two compare. */
 export function hostKey(e: { readonly ip: string; readonly port: number }): string {
-  return `${e.ip}:${e.port}`;
+  return formatAuthority(e.ip, e.port);
 }
 
 interface HashTable {
