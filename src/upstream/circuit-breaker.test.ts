@@ -24,8 +24,9 @@ function cluster(pool: Partial<ConnectionPoolPolicy>, retryBudget?: RetryBudgetP
   };
 }
 
-function acquired(r: Release | 'overflow'): Release {
+function acquired(r: Release | 'overflow' | Promise<Release>): Release {
   if (r === 'overflow') throw new Error('unexpected overflow');
+  if (r instanceof Promise) throw new Error('unexpectedly queued');
   return r;
 }
 
@@ -54,17 +55,40 @@ describe('request limit (http2MaxRequests)', () => {
 });
 
 describe('pending limit (http1MaxPendingRequests)', () => {
-  it('lets HTTP/1 requests beyond maxConnections wait up to the pending limit', () => {
+  it('queues HTTP/1 requests beyond maxConnections up to the pending limit, in order', async () => {
+    const cb = new CircuitBreakers();
+    const c = cluster({ maxConnections: 1, http1MaxPendingRequests: 2 });
+    const active = acquired(cb.tryAcquireRequest(c, 'http1'));
+    const first = cb.tryAcquireRequest(c, 'http1') as Promise<Release>;
+    const second = cb.tryAcquireRequest(c, 'http1') as Promise<Release>;
+    expect(first).toBeInstanceOf(Promise);
+    expect(second).toBeInstanceOf(Promise);
+    expect(cb.counts(c.name)).toMatchObject({ requests: 1, pending: 2 });
+    expect(cb.tryAcquireRequest(c, 'http1')).toBe('overflow');
+    const order: string[] = [];
+    void first.then(() => order.push('first'));
+    void second.then(() => order.push('second'));
+    active();
+    const firstRelease = await first;
+    expect(order).toEqual(['first']);
+    expect(cb.counts(c.name)).toMatchObject({ requests: 1, pending: 1 });
+    firstRelease();
+    (await second)();
+    expect(order).toEqual(['first', 'second']);
+    expect(cb.counts(c.name)).toMatchObject({ requests: 0, pending: 0 });
+  });
+
+  it('drops a queued request whose signal aborts, and frees its pending slot', async () => {
     const cb = new CircuitBreakers();
     const c = cluster({ maxConnections: 1, http1MaxPendingRequests: 1 });
     const active = acquired(cb.tryAcquireRequest(c, 'http1'));
-    const pending = acquired(cb.tryAcquireRequest(c, 'http1'));
-    expect(cb.counts(c.name)).toMatchObject({ requests: 2, pending: 1 });
-    expect(cb.tryAcquireRequest(c, 'http1')).toBe('overflow');
-    pending();
-    acquired(cb.tryAcquireRequest(c, 'http1'));
+    const abort = new AbortController();
+    const queued = cb.tryAcquireRequest(c, 'http1', abort.signal) as Promise<Release>;
+    abort.abort(new Error('client went away'));
+    await expect(queued).rejects.toThrow('client went away');
+    expect(cb.counts(c.name)).toMatchObject({ requests: 1, pending: 0 });
     active();
-    expect(cb.counts(c.name)).toMatchObject({ requests: 1, pending: 1 });
+    acquired(cb.tryAcquireRequest(c, 'http1'));
   });
 
   it('does not apply to HTTP/2, which multiplexes on one connection', () => {

@@ -21,10 +21,14 @@ export interface ClusterCounts {
 
 interface Counters {
   requests: number;
-  /** HTTP/1 requests beyond maxConnections: waiting for a connection (see tryAcquireRequest). */
+  /** HTTP/1 requests waiting for a connection: queued behind maxConnections (see tryAcquireRequest). */
   pending: number;
   connections: number;
   retries: number;
+  /** HTTP/1 requests holding a connection (one request per HTTP/1 connection). */
+  http1Active: number;
+  /** Who waits for an HTTP/1 connection, first come first served. */
+  readonly waiting: Array<() => void>;
 }
 
 export class CircuitBreakers {
@@ -37,22 +41,57 @@ export class CircuitBreakers {
 
   /**
    * One upstream request (each attempt, retries included, as Envoy counts them). Checks
-   * http2MaxRequests (max_requests) and, for HTTP/1, http1MaxPendingRequests: an HTTP/1 connection
-   * carries one request at a time, so requests beyond maxConnections are the ones waiting for a
-   * connection. The pool that would tell us when a connection is really assigned lives below this
-   * layer, so "pending" is approximated as max(0, active HTTP/1 requests − maxConnections).
+   * http2MaxRequests (max_requests). An HTTP/1 connection carries one request at a time, so with
+   * maxConnections set at most that many HTTP/1 requests of the cluster are in flight: the next
+   * ones wait in a queue of at most http1MaxPendingRequests (Envoy's pending requests), and the one
+   * after overflows. A queued request is handed a Promise that resolves when a connection frees,
+   * or rejects with `signal`'s reason when the request is abandoned first.
    */
-  tryAcquireRequest(cluster: Cluster, protocol: UpstreamProtocol = 'http2'): Release | Overflow {
+  tryAcquireRequest(
+    cluster: Cluster,
+    protocol: UpstreamProtocol = 'http2',
+    signal?: AbortSignal,
+  ): Release | Overflow | Promise<Release> {
     const c = this.#counters(cluster.name);
     const pool = cluster.policy.connectionPool;
     if (c.requests >= pool.http2MaxRequests) return this.#overflow(cluster.name, 'requests');
-    const queued = protocol === 'http1' && c.requests >= pool.maxConnections;
-    if (queued && c.pending >= pool.http1MaxPendingRequests) return this.#overflow(cluster.name, 'pending');
-    c.requests++;
-    if (queued) c.pending++;
-    return once(() => {
-      c.requests--;
-      if (queued) c.pending--;
+    if (protocol !== 'http1') {
+      c.requests++;
+      return once(() => {
+        c.requests--;
+      });
+    }
+    const admit = (): Release => {
+      c.requests++;
+      c.http1Active++;
+      return once(() => {
+        c.requests--;
+        c.http1Active--;
+        c.waiting.shift()?.();
+      });
+    };
+    if (c.http1Active < pool.maxConnections && c.waiting.length === 0) return admit();
+    if (c.pending >= pool.http1MaxPendingRequests) return this.#overflow(cluster.name, 'pending');
+    c.pending++;
+    return new Promise<Release>((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = c.waiting.indexOf(wake);
+        if (i >= 0) c.waiting.splice(i, 1);
+        c.pending--;
+        reject(signal?.reason ?? new Error('request abandoned while waiting for a connection'));
+      };
+      const wake = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        c.pending--;
+        resolve(admit());
+      };
+      if (signal?.aborted) {
+        c.pending--;
+        reject(signal.reason);
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+      c.waiting.push(wake);
     });
   }
 
@@ -85,20 +124,23 @@ export class CircuitBreakers {
     const budget = cluster.policy.retryBudget;
     if (!budget) return cluster.policy.connectionPool.maxRetries;
     const c = this.#counters(cluster.name);
-    // `pending` is a subset of `requests` here (see tryAcquireRequest), so active + pending is
-    // just the request count.
-    return Math.max(budget.minRetryConcurrency, Math.floor((budget.percent / 100) * c.requests));
+    return Math.max(
+      budget.minRetryConcurrency,
+      Math.floor((budget.percent / 100) * (c.requests + c.pending)),
+    );
   }
 
   counts(cluster: string): ClusterCounts {
     const c = this.#clusters.get(cluster);
-    return c ? { ...c } : { requests: 0, pending: 0, connections: 0, retries: 0 };
+    return c
+      ? { requests: c.requests, pending: c.pending, connections: c.connections, retries: c.retries }
+      : { requests: 0, pending: 0, connections: 0, retries: 0 };
   }
 
   #counters(name: string): Counters {
     let c = this.#clusters.get(name);
     if (!c) {
-      c = { requests: 0, pending: 0, connections: 0, retries: 0 };
+      c = { requests: 0, pending: 0, connections: 0, retries: 0, http1Active: 0, waiting: [] };
       this.#clusters.set(name, c);
     }
     return c;

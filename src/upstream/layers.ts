@@ -51,7 +51,9 @@ export function pickEndpoint(picker: EndpointPicker): UpstreamLayer {
     }
 
     // Overflow fails at once: no retry, no outlier accounting (l7-semantics.md §5.2).
-    const slot = picker.breakers.tryAcquireRequest(cluster, req.protocol);
+    // An HTTP/1 request over maxConnections waits here for a connection (Envoy's pending request).
+    const acquired = picker.breakers.tryAcquireRequest(cluster, req.protocol, req.signal ?? ctx.signal);
+    const slot = acquired instanceof Promise ? await acquired : acquired;
     if (slot === 'overflow')
       throw new ProxyError('upstream_overflow', `cluster ${cluster.name} is at its request limit`, {
         retryable: false,

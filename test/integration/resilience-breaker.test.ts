@@ -116,12 +116,15 @@ it('gives the request slot back when the request ends', async () => {
   for (let i = 0; i < 3; i++) expect((await send(ONE, `/after${i}`)).status).toBe(200);
 });
 
-it('http1MaxPendingRequests: 1 over maxConnections: 1: the third concurrent request overflows', async () => {
+it('http1MaxPendingRequests: 1 over maxConnections: 1: the second waits for the connection, the third overflows', async () => {
   backend.always({ delayMs: 500 });
   const results = await concurrently(3, PENDING);
   const overflowed = results.filter((r) => r.status === 503);
-  expect(results.filter((r) => r.status === 200)).toHaveLength(2);
+  const served = results.filter((r) => r.status === 200).sort((a, b) => a.ms - b.ms);
+  expect(served).toHaveLength(2);
   expect(overflowed).toHaveLength(1);
   await expectOverflow(overflowed[0]!);
   expect(backend.count('pending-0')).toBe(2);
+  // One connection: the queued request started only when the first was done (500 ms each).
+  expect(served[1]!.ms).toBeGreaterThanOrEqual(950);
 });
