@@ -88,7 +88,7 @@ export class Metrics {
   readonly rateLimitRedisFailures: Counter<'mode'>;
   /** Outlier detection ejections, by cluster and Envoy's ejection type (bounded: clusters come from the configuration). */
   readonly outlierEjections: Counter<'cluster' | 'type'>;
-  /** Circuit-breaker overflows, by cluster and limit (requests, pending, connections, retries). */
+  /** Circuit-breaker overflows, by cluster and limit (requests, pending, retries). */
   readonly circuitBreakerOverflows: Counter<'cluster' | 'limit'>;
   readonly configReloads: Counter<'result'>;
   readonly configRejections: Counter;

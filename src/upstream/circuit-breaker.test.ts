@@ -98,18 +98,6 @@ describe('pending limit (http1MaxPendingRequests)', () => {
   });
 });
 
-describe('connections (maxConnections)', () => {
-  it('overflows at the limit', () => {
-    const cb = new CircuitBreakers();
-    const c = cluster({ maxConnections: 2 });
-    const a = acquired(cb.tryAcquireConnection(c));
-    acquired(cb.tryAcquireConnection(c));
-    expect(cb.tryAcquireConnection(c)).toBe('overflow');
-    a();
-    acquired(cb.tryAcquireConnection(c));
-  });
-});
-
 describe('retries', () => {
   it('uses maxRetries without a budget', () => {
     const cb = new CircuitBreakers();

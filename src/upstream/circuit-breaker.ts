@@ -10,12 +10,11 @@ export type Release = () => void;
 export type Overflow = 'overflow';
 
 /** Which limit overflowed, for Envoy's upstream_rq_pending_overflow / upstream_cx_overflow / ... */
-export type OverflowKind = 'requests' | 'pending' | 'connections' | 'retries';
+export type OverflowKind = 'requests' | 'pending' | 'retries';
 
 export interface ClusterCounts {
   readonly requests: number;
   readonly pending: number;
-  readonly connections: number;
   readonly retries: number;
 }
 
@@ -23,7 +22,6 @@ interface Counters {
   requests: number;
   /** HTTP/1 requests waiting for a connection: queued behind maxConnections (see tryAcquireRequest). */
   pending: number;
-  connections: number;
   retries: number;
   /** HTTP/1 requests holding a connection (one request per HTTP/1 connection). */
   http1Active: number;
@@ -95,17 +93,6 @@ export class CircuitBreakers {
     });
   }
 
-  /** One upstream connection (maxConnections), for the transports that open them. */
-  tryAcquireConnection(cluster: Cluster): Release | Overflow {
-    const c = this.#counters(cluster.name);
-    if (c.connections >= cluster.policy.connectionPool.maxConnections)
-      return this.#overflow(cluster.name, 'connections');
-    c.connections++;
-    return once(() => {
-      c.connections--;
-    });
-  }
-
   /**
    * One retry in flight. With a retryBudget, Envoy's limit is
    * max(minRetryConcurrency, floor(percent / 100 × (active + pending requests))) and replaces
@@ -133,14 +120,14 @@ export class CircuitBreakers {
   counts(cluster: string): ClusterCounts {
     const c = this.#clusters.get(cluster);
     return c
-      ? { requests: c.requests, pending: c.pending, connections: c.connections, retries: c.retries }
-      : { requests: 0, pending: 0, connections: 0, retries: 0 };
+      ? { requests: c.requests, pending: c.pending, retries: c.retries }
+      : { requests: 0, pending: 0, retries: 0 };
   }
 
   #counters(name: string): Counters {
     let c = this.#clusters.get(name);
     if (!c) {
-      c = { requests: 0, pending: 0, connections: 0, retries: 0, http1Active: 0, waiting: [] };
+      c = { requests: 0, pending: 0, retries: 0, http1Active: 0, waiting: [] };
       this.#clusters.set(name, c);
     }
     return c;
