@@ -18,6 +18,13 @@ import {
 } from './compile/pods.ts';
 import { portProtocol } from './compile/protocol.ts';
 import {
+  newServiceEntryNotes,
+  serviceEntryEndpoints,
+  serviceEntryInfo,
+  serviceEntryPortProtocol,
+  serviceEntryVips,
+} from './compile/service-entry.ts';
+import {
   MANAGED_LABEL,
   MESH_CONTROLLER_MANAGED,
   requestedWaypoint,
@@ -26,6 +33,7 @@ import {
 } from './compile/use-waypoint.ts';
 import { deepFreeze, FrozenMap } from './freeze.ts';
 import type { Service } from './kinds/service.ts';
+import type { ServiceEntry } from './kinds/service-entry.ts';
 import type {
   CompileOptions,
   ConfigMessage,
@@ -117,7 +125,10 @@ function isOurs(req: WaypointRequest | undefined, opts: CompileOptions): req is 
   );
 }
 
-function serviceRequest(inv: Inventory, svc: Resource<Service>): WaypointRequest | undefined {
+function serviceRequest(
+  inv: Inventory,
+  svc: Resource<Service> | Resource<ServiceEntry>,
+): WaypointRequest | undefined {
   const labels = svc.spec.metadata.labels;
   // A waypoint's own Service never goes through a waypoint.
   if (label(labels, MANAGED_LABEL) === MESH_CONTROLLER_MANAGED) return undefined;
@@ -201,7 +212,92 @@ function bindServices(
       );
     }
   }
+  bindServiceEntries(inv, gw, opts, messages, out);
   return out;
+}
+
+/**
+ * ServiceEntries bound like Services (hbone-ambient.md §2.1): every single address of
+ * spec.addresses × every port. A Service that already holds a VIP:port keeps it.
+ */
+function bindServiceEntries(
+  inv: Inventory,
+  gw: WaypointGateway,
+  opts: CompileInput,
+  messages: ConfigMessage[],
+  out: Map<string, ServicePortBinding>,
+): void {
+  for (const se of inv.serviceEntries) {
+    if (!isOurs(serviceRequest(inv, se), opts) || !gw.admits(se.namespace)) continue;
+    const { vips, ranges } = serviceEntryVips(se);
+    if (ranges.length > 0) {
+      messages.push(
+        serviceWarning(
+          se,
+          `address range(s) ${ranges.join(', ')} cannot be bound as a VIP; ignored`,
+          'spec.addresses',
+        ),
+      );
+    }
+    if (vips.length === 0) {
+      messages.push(
+        serviceWarning(
+          se,
+          'has no spec.addresses, so it cannot be dialled by VIP through this waypoint (Istio auto-allocates addresses; node-waypoint does not yet): not bound',
+          'spec.addresses',
+        ),
+      );
+      continue;
+    }
+    const service = serviceEntryInfo(se);
+    const notes = newServiceEntryNotes();
+    for (const port of se.spec.spec.ports ?? []) {
+      const protocol = serviceEntryPortProtocol(port);
+      if (protocol === undefined) continue;
+      const endpoints = serviceEntryEndpoints(se, port, inv, opts.trustDomain, notes);
+      if (endpoints.length === 0 && notes.unresolved.size === 0) {
+        messages.push(
+          serviceWarning(
+            se,
+            `port ${port.number} is bound to this waypoint but has no endpoints`,
+            'spec.ports',
+          ),
+        );
+      }
+      for (const vip of vips) {
+        const key = addressKey(vip, port.number);
+        const taken = out.get(key);
+        if (taken) {
+          messages.push(
+            serviceWarning(
+              se,
+              `${key} is already bound to ${taken.service.namespace}/${taken.service.name}; ignored here`,
+              'spec.addresses',
+            ),
+          );
+          continue;
+        }
+        out.set(key, {
+          kind: 'service',
+          key,
+          service,
+          port: port.number,
+          portName: port.name,
+          protocol,
+          endpoints,
+        });
+      }
+    }
+    if (notes.unresolved.size > 0) {
+      messages.push(
+        serviceWarning(
+          se,
+          `DNS endpoints are not supported yet; skipped: ${list(notes.unresolved)}`,
+          'spec.endpoints',
+        ),
+      );
+    }
+  }
 }
 
 function bindWorkloads(
@@ -280,6 +376,7 @@ function reportRefusals(
     }
   };
   for (const svc of inv.services) consider(svc, serviceRequest(inv, svc), 'service');
+  for (const se of inv.serviceEntries) consider(se, serviceRequest(inv, se), 'service');
   for (const pod of inv.pods) {
     if (isTerminal(pod)) continue;
     consider(
@@ -304,7 +401,7 @@ function countByKind(resources: readonly Resource[]): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-function serviceWarning(svc: Resource<Service>, text: string, field: string | undefined): ConfigMessage {
+function serviceWarning(svc: Resource, text: string, field: string | undefined): ConfigMessage {
   return { ...objectWarning(svc, text), ...(field ? { field } : {}) };
 }
 

@@ -35,6 +35,12 @@ export interface Endpoint {
   readonly serving: boolean;
   readonly terminating: boolean;
   readonly pod?: PodInfo;
+  /**
+   * How the waypoint reaches it: `hbone` (default) tunnels to ip:15008 and checks `identity`;
+   * `plain` is a direct TCP connection to ip:port without identity (MESH_EXTERNAL ServiceEntry
+   * endpoints: egress, as Istio's waypoint does it).
+   */
+  readonly transport?: 'hbone' | 'plain';
 }
 
 export interface ServiceInfo extends ObjectRef {

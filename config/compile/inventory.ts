@@ -6,6 +6,7 @@ import type { GatewayClass } from '../kinds/gateway-class.ts';
 import type { Namespace } from '../kinds/namespace.ts';
 import type { Pod } from '../kinds/pod.ts';
 import type { Service } from '../kinds/service.ts';
+import type { ServiceEntry } from '../kinds/service-entry.ts';
 import { type Resource, resourcesOf } from '../resource.ts';
 import { type Labels, label, NO_LABELS } from './labels.ts';
 
@@ -18,6 +19,7 @@ export interface Inventory {
   gateway(namespace: string, name: string): Resource<Gateway> | undefined;
   gatewayClass(name: string): Resource<GatewayClass> | undefined;
   readonly services: readonly Resource<Service>[];
+  readonly serviceEntries: readonly Resource<ServiceEntry>[];
   /** EndpointSlices labelled `kubernetes.io/service-name: <service>` in the Service's namespace. */
   slicesFor(namespace: string, service: string): readonly Resource<EndpointSlice>[];
   readonly pods: readonly Resource<Pod>[];
@@ -46,6 +48,7 @@ export function buildInventory(resources: readonly Resource[]): Inventory {
     gateway: (ns, name) => gateways.get(`${ns}/${name}`),
     gatewayClass: (name) => classes.get(name),
     services,
+    serviceEntries: resourcesOf<ServiceEntry>(resources, 'networking.istio.io', 'ServiceEntry'),
     slicesFor: (ns, svc) => slices.get(`${ns}/${svc}`) ?? [],
     pods,
     podsIn: (ns) => podsByNamespace.get(ns) ?? [],

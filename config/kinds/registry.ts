@@ -8,6 +8,7 @@ import { gatewayClassKind } from './gateway-class.ts';
 import { namespaceKind } from './namespace.ts';
 import { podKind } from './pod.ts';
 import { serviceKind } from './service.ts';
+import { serviceEntryKind } from './service-entry.ts';
 
 export interface KindDefinition<T = unknown> {
   readonly kind: string;
@@ -43,6 +44,7 @@ export function builtinKinds(): KindRegistry {
   const registry = new KindRegistry();
   registry.register(namespaceKind);
   registry.register(serviceKind);
+  registry.register(serviceEntryKind);
   registry.register(endpointSliceKind);
   registry.register(podKind);
   registry.register(gatewayKind);

@@ -432,11 +432,9 @@ function attachment(
   if (ref.kind === 'Service' && (group === '' || group === 'core')) {
     return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
   }
-  if (ref.kind === 'ServiceEntry') {
-    return {
-      target: undefined,
-      why: 'ServiceEntry targets are not supported by this waypoint (no ServiceEntry kind)',
-    };
+  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
+  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
+    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
   }
   return {
     target: undefined,

@@ -195,11 +195,9 @@ function targetOf(
   if (ref.kind === 'Service' && (group === '' || group === 'core')) {
     return { kind: 'service', key: `${r.namespace}/${ref.name}` };
   }
-  if (ref.kind === 'ServiceEntry') {
-    messages.push(
-      message(r, 'warning', 'ServiceEntry targets are not supported by this waypoint; ignored', field),
-    );
-    return undefined;
+  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
+  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
+    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
   }
   messages.push(message(r, 'warning', `unsupported target ${group}/${ref.kind}; ignored`, field));
   return undefined;

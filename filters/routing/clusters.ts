@@ -1,22 +1,41 @@
 // Every Service port a route may send to, as a cluster with its DestinationRule applied
 // (l7-semantics.md §4.10). Backends need not be bound to this waypoint: a route on a bound Service
-// may split to any Service. Clusters are built on first reference and shared within a snapshot.
+// may split to any Service. ServiceEntries are services too, found by namespace/name and by each of
+// their hosts. Clusters are built on first reference and shared within a snapshot.
 import { isIP } from 'node:net';
 import { newEndpointNotes, serviceEndpoints } from '../../config/compile/endpoints.ts';
 import type { Inventory } from '../../config/compile/inventory.ts';
 import { NO_LABELS } from '../../config/compile/labels.ts';
 import { portProtocol } from '../../config/compile/protocol.ts';
+import {
+  newServiceEntryNotes,
+  serviceEntryEndpoints,
+  serviceEntryInfo,
+  serviceEntryPortProtocol,
+} from '../../config/compile/service-entry.ts';
 import type { DestinationRule, SubsetSpec } from '../../config/kinds/destination-rule.ts';
-import type { Service, ServicePort } from '../../config/kinds/service.ts';
-import type { ConfigMessage, Endpoint, ServiceInfo } from '../../config/model.ts';
+import type { Service } from '../../config/kinds/service.ts';
+import type { ServiceEntry } from '../../config/kinds/service-entry.ts';
+import type { AppProtocol, ConfigMessage, Endpoint, ServiceInfo } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
 import { type Cluster, clusterName } from '../../src/upstream/cluster.ts';
 import { trafficPolicy } from './traffic-policy.ts';
 
+export interface ServicePortRecord {
+  readonly port: number;
+  /** undefined: a port the waypoint does not carry (UDP, SCTP). */
+  readonly protocol: AppProtocol | undefined;
+}
+
+/** A Service or a ServiceEntry, as routes see it. */
 export interface ServiceRecord {
-  readonly resource: Resource<Service>;
+  readonly kind: 'Service' | 'ServiceEntry';
   readonly info: ServiceInfo;
-  readonly ports: readonly ServicePort[];
+  /** Every host it answers to: the Service FQDN, or a ServiceEntry's spec.hosts. */
+  readonly hosts: readonly string[];
+  readonly ports: readonly ServicePortRecord[];
+  /** The endpoints behind one of `ports`. */
+  endpoints(port: number): Endpoint[];
 }
 
 export type ClusterLookup =
@@ -53,9 +72,20 @@ export class ClusterCatalog {
         hostname: `${svc.name}.${svc.namespace}.svc.${opts.clusterDomain}`,
         labels: svc.spec.metadata.labels ?? NO_LABELS,
       };
-      const rec = { resource: svc, info, ports: svc.spec.spec?.ports ?? [] };
+      const rec = this.#serviceRecord(svc, info);
       this.#services.set(`${svc.namespace}/${svc.name}`, rec);
       this.#byHost.set(info.hostname, rec);
+    }
+    for (const se of inv.serviceEntries) {
+      const key = `${se.namespace}/${se.name}`;
+      // Services and ServiceEntries share one name space in routes; a Service of the same name wins.
+      if (this.#services.has(key)) {
+        this.#warn(se, `a Service ${key} exists too; routes to ${key} go to the Service`, 'metadata.name');
+        continue;
+      }
+      const rec = this.#serviceEntryRecord(se);
+      this.#services.set(key, rec);
+      for (const h of rec.hosts) if (!this.#byHost.has(h)) this.#byHost.set(h, rec);
     }
     this.#rules = resourcesOf<DestinationRule>(resources, 'networking.istio.io', 'DestinationRule');
   }
@@ -64,9 +94,12 @@ export class ClusterCatalog {
     return this.#services.get(`${namespace}/${name}`);
   }
 
-  /** An Istio host (`echo`, `echo.ns`, `echo.ns.svc`, FQDN) as written in namespace `from`. */
+  /**
+   * An Istio host (`echo`, `echo.ns`, `echo.ns.svc`, FQDN) as written in namespace `from`; a
+   * ServiceEntry host as written in its spec.hosts.
+   */
   serviceByHost(host: string, from: string): ServiceRecord | undefined {
-    return this.#byHost.get(this.fqdn(host, from));
+    return this.#byHost.get(host) ?? this.#byHost.get(this.fqdn(host, from));
   }
 
   fqdn(host: string, from: string): string {
@@ -95,11 +128,11 @@ export class ClusterCatalog {
     if (!sp) {
       return {
         ok: false,
-        why: `Service ${namespace}/${name} has no port ${port}`,
+        why: `${rec.kind} ${namespace}/${name} has no port ${port}`,
         reason: 'BackendNotFound',
       };
     }
-    const dr = this.destinationRule(rec.info);
+    const dr = this.destinationRule(rec.info, rec.hosts);
     let subset: SubsetSpec | undefined;
     if (subsetName !== undefined) {
       subset = dr?.spec.spec.subsets?.find((s) => s.name === subsetName);
@@ -111,7 +144,7 @@ export class ClusterCatalog {
         };
       }
     }
-    let endpoints = this.#endpoints(rec, sp);
+    let endpoints = rec.endpoints(port);
     if (subset?.labels) {
       const want = Object.entries(subset.labels);
       endpoints = endpoints.filter((e) => want.every(([k, v]) => e.pod?.labels[k] === v));
@@ -129,7 +162,7 @@ export class ClusterCatalog {
         name: clusterName(port, subsetName, rec.info.hostname),
         service: rec.info,
         port,
-        protocol: portProtocol(sp.port, sp.name, sp.protocol, sp.appProtocol) ?? 'tcp',
+        protocol: sp.protocol ?? 'tcp',
         subset: subsetName,
         endpoints,
         policy,
@@ -137,26 +170,58 @@ export class ClusterCatalog {
     };
   }
 
-  #endpoints(rec: ServiceRecord, sp: ServicePort): Endpoint[] {
-    const vips =
-      rec.resource.spec.spec?.clusterIPs ??
-      (rec.resource.spec.spec?.clusterIP ? [rec.resource.spec.spec.clusterIP] : []);
+  #serviceRecord(svc: Resource<Service>, info: ServiceInfo): ServiceRecord {
+    const ports = svc.spec.spec?.ports ?? [];
+    const vips = svc.spec.spec?.clusterIPs ?? (svc.spec.spec?.clusterIP ? [svc.spec.spec.clusterIP] : []);
     const families = new Set(vips.filter((ip) => isIP(ip) !== 0).map((ip) => isIP(ip)));
     if (families.size === 0) families.add(4);
-    return serviceEndpoints(rec.resource, sp, families, this.#inv, this.#trustDomain, newEndpointNotes());
+    return {
+      kind: 'Service',
+      info,
+      hosts: [info.hostname],
+      ports: ports.map((p) => ({
+        port: p.port,
+        protocol: portProtocol(p.port, p.name, p.protocol, p.appProtocol),
+      })),
+      endpoints: (port) => {
+        const sp = ports.find((p) => p.port === port);
+        return sp
+          ? serviceEndpoints(svc, sp, families, this.#inv, this.#trustDomain, newEndpointNotes())
+          : [];
+      },
+    };
+  }
+
+  #serviceEntryRecord(se: Resource<ServiceEntry>): ServiceRecord {
+    const ports = se.spec.spec.ports ?? [];
+    return {
+      kind: 'ServiceEntry',
+      info: serviceEntryInfo(se),
+      hosts: se.spec.spec.hosts,
+      ports: ports.map((p) => ({ port: p.number, protocol: serviceEntryPortProtocol(p) })),
+      endpoints: (port) => {
+        const sp = ports.find((p) => p.number === port);
+        return sp ? serviceEntryEndpoints(se, sp, this.#inv, this.#trustDomain, newServiceEntryNotes()) : [];
+      },
+    };
   }
 
   /**
    * The DestinationRule for a Service: an exact host beats a wildcard; then one in the Service's
    * own namespace; then the oldest (store order is by namespace/name, which stands in for age).
    */
-  destinationRule(svc: ServiceInfo): Resource<DestinationRule> | undefined {
+  destinationRule(
+    svc: ServiceInfo,
+    hosts: readonly string[] = [svc.hostname],
+  ): Resource<DestinationRule> | undefined {
     let best: { r: Resource<DestinationRule>; score: number } | undefined;
     for (const r of this.#rules) {
-      const host = this.fqdn(r.spec.spec.host, r.namespace);
+      const written = r.spec.spec.host;
+      const host = this.fqdn(written, r.namespace);
       let score: number;
-      if (host === svc.hostname) score = 4;
-      else if (host.startsWith('*') && svc.hostname.endsWith(host.slice(1))) score = 2;
+      // A ServiceEntry host is matched as written (it need not look like a cluster name).
+      if (hosts.includes(host) || hosts.includes(written)) score = 4;
+      else if (host.startsWith('*') && hosts.some((h) => h.endsWith(host.slice(1)))) score = 2;
       else continue;
       if (r.namespace === svc.namespace) score += 1;
       if (!best || score > best.score) best = { r, score };

@@ -120,7 +120,7 @@ export function compileGatewayRoutes(
       ...input,
       parentServices: new Set(
         (r.spec.spec.parentRefs ?? [])
-          .filter((pr) => pr.kind === 'Service' && (pr.group === '' || pr.group === 'core'))
+          .filter((pr) => parentKind(pr) !== undefined)
           .map((pr) => `${pr.namespace ?? r.namespace}/${pr.name}`),
       ),
     };
@@ -179,6 +179,15 @@ export function compileGatewayRoutes(
   return { http, tcp, statuses };
 }
 
+const ISTIO_NETWORKING = 'networking.istio.io';
+
+/** The kind of service a mesh parentRef names: a Service, or a ServiceEntry (accepted by Istio). */
+function parentKind(pr: ParentRef): 'Service' | 'ServiceEntry' | undefined {
+  if (pr.kind === 'Service' && (pr.group === '' || pr.group === 'core')) return 'Service';
+  if (pr.kind === 'ServiceEntry' && pr.group === ISTIO_NETWORKING) return 'ServiceEntry';
+  return undefined;
+}
+
 /** The bound ports a parentRef attaches to; a string says why it attaches to none; `not-ours` when it names something this waypoint does not serve. */
 function attachParent(
   pr: ParentRef,
@@ -187,9 +196,9 @@ function attachParent(
   input: GatewayApiInput,
 ): readonly number[] | string | 'not-ours' {
   const ns = pr.namespace ?? routeNamespace;
-  if (pr.kind === 'ServiceEntry') return 'ServiceEntry parents are not supported by node-waypoint yet';
-  if (pr.kind !== 'Service' || (pr.group !== '' && pr.group !== 'core')) return 'not-ours';
-  if (!input.catalog.service(ns, pr.name)) return `Service ${ns}/${pr.name} not found`;
+  const kind = parentKind(pr);
+  if (!kind) return 'not-ours';
+  if (input.catalog.service(ns, pr.name)?.kind !== kind) return `${kind} ${ns}/${pr.name} not found`;
   const bound = input.boundPorts(ns, pr.name);
   if (!bound) return 'not-ours';
   const wanted = tcp ? TCP_PROTOCOLS : HTTP_PROTOCOLS;
@@ -198,8 +207,8 @@ function attachParent(
     .map((b) => b.port);
   if (ports.length === 0) {
     return pr.port != null
-      ? `Service ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port ${pr.port} bound to this waypoint`
-      : `Service ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port bound to this waypoint`;
+      ? `${kind} ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port ${pr.port} bound to this waypoint`
+      : `${kind} ${ns}/${pr.name} has no ${tcp ? 'TCP' : 'HTTP'} port bound to this waypoint`;
   }
   return ports;
 }
@@ -617,19 +626,38 @@ function resolveBackend(
     invalidReason: reason,
     invalidStatus,
   });
-  if (ref.group !== '' || ref.kind !== 'Service')
-    return bad('InvalidKind', `backend kind ${ref.group || 'core'}/${ref.kind} is not supported`);
+  const istio = ref.group === ISTIO_NETWORKING;
+  if (istio && ref.kind === 'Hostname') {
+    // Istio's Hostname backend: a host of a ServiceEntry (or a Service's FQDN), no namespace.
+    if (ref.port == null) return bad('UnsupportedValue', `backend Hostname ${ref.name} needs a port`);
+    const rec = input.catalog.serviceByHost(ref.name, routeNamespace);
+    if (!rec) return bad('BackendNotFound', `no Service or ServiceEntry has host ${ref.name}`);
+    const found = input.catalog.cluster(rec.info.namespace, rec.info.name, ref.port);
+    if (!found.ok) return bad('BackendNotFound', found.why);
+    return { cluster: found.cluster, invalid: undefined, invalidReason: undefined, invalidStatus };
+  }
+  const kind =
+    ref.group === '' && ref.kind === 'Service'
+      ? 'Service'
+      : istio && ref.kind === 'ServiceEntry'
+        ? 'ServiceEntry'
+        : undefined;
+  if (!kind) return bad('InvalidKind', `backend kind ${ref.group || 'core'}/${ref.kind} is not supported`);
+  if (kind === 'ServiceEntry' && ref.port == null)
+    return bad('UnsupportedValue', `backend ServiceEntry ${ref.name} needs a port`);
   const ns = ref.namespace ?? routeNamespace;
   if (
     ns !== routeNamespace &&
     !input.parentServices?.has(`${ns}/${ref.name}`) &&
-    !granted(input.grants, routeKind, routeNamespace, ns, ref.name)
+    !granted(input.grants, routeKind, routeNamespace, ns, ref.name, ref.group, kind)
   ) {
     return bad(
       'RefNotPermitted',
-      `no ReferenceGrant in ${ns} lets ${routeKind}s of ${routeNamespace} refer to Service ${ref.name}`,
+      `no ReferenceGrant in ${ns} lets ${routeKind}s of ${routeNamespace} refer to ${kind} ${ref.name}`,
     );
   }
+  if (input.catalog.service(ns, ref.name)?.kind !== kind)
+    return bad('BackendNotFound', `${kind} ${ns}/${ref.name} not found`);
   const found = input.catalog.cluster(ns, ref.name, ref.port ?? 0);
   if (!found.ok) return bad('BackendNotFound', found.why);
   return { cluster: found.cluster, invalid: undefined, invalidReason: undefined, invalidStatus };
@@ -641,6 +669,8 @@ function granted(
   from: string,
   to: string,
   name: string,
+  group: string,
+  targetKind: string,
 ): boolean {
   return grants.some(
     (g) =>
@@ -649,7 +679,7 @@ function granted(
         (f) => f.group === 'gateway.networking.k8s.io' && f.kind === kind && f.namespace === from,
       ) &&
       g.spec.spec.to.some(
-        (t) => t.group === '' && t.kind === 'Service' && (t.name == null || t.name === name),
+        (t) => t.group === group && t.kind === targetKind && (t.name == null || t.name === name),
       ),
   );
 }

@@ -86,8 +86,9 @@ export function vsSelects(
   return (vs.spec.spec.hosts ?? []).some((h) => {
     if (h === '*') return true;
     const fqdn = catalog.fqdn(h, vs.namespace);
-    if (fqdn.startsWith('*')) return svc.info.hostname.endsWith(fqdn.slice(1));
-    return fqdn === svc.info.hostname;
+    if (fqdn.startsWith('*')) return svc.hosts.some((host) => host.endsWith(fqdn.slice(1)));
+    // A ServiceEntry host is matched as written too (`api.example.com` is no short name).
+    return svc.hosts.includes(fqdn) || svc.hosts.includes(h);
   });
 }
 

@@ -5,7 +5,6 @@ import http2, { type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
-import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import { acceptTunnel } from '../hbone/server.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -13,6 +12,7 @@ import type { Metrics } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
 import type { Cluster } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
+import { isPlain, openEndpoint } from '../upstream/open-endpoint.ts';
 import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
 
 export interface TcpProxyDeps {
@@ -159,11 +159,16 @@ export async function proxyTcp(
     return;
   }
   const release = deps.picker.begin(endpoint);
-  const counters = deps.metrics.tcp({ ...labels, destinationPrincipal: endpoint.identity });
+  // A plain (egress) endpoint proves no identity.
+  const counters = deps.metrics.tcp({
+    ...labels,
+    destinationPrincipal: isPlain(endpoint) ? 'unknown' : endpoint.identity,
+  });
   try {
-    const upstream = await deps.hbone.open(
-      { ip: endpoint.ip, hbonePort: deps.hbonePort, identity: endpoint.identity },
-      formatAuthority(endpoint.ip, endpoint.port),
+    const upstream = await openEndpoint(
+      deps.hbone,
+      deps.hbonePort,
+      endpoint,
       tunnelHeaders(binding, deps.baggage, tunnel.source),
     );
     if (stream.destroyed) {

@@ -13,6 +13,7 @@ import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 import { toProxyError } from '../upstream/connect-error.ts';
+import { openEndpoint } from '../upstream/open-endpoint.ts';
 import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from '../upstream/types.ts';
 import { ByteCounts, type Downstream } from './downstream.ts';
@@ -116,9 +117,10 @@ export function upgradeTransport(hbone: HboneClient, hbonePort: number, baggage:
     const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
     let tunnel: Duplex;
     try {
-      tunnel = await hbone.open(
-        { ip: endpoint.ip, hbonePort, identity: endpoint.identity },
-        upstreamHost,
+      tunnel = await openEndpoint(
+        hbone,
+        hbonePort,
+        endpoint,
         tunnelHeaders(ctx.tunnel.binding, baggage, ctx.tunnel.source),
       );
     } catch (err) {

@@ -11,6 +11,7 @@ import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { toProxyError } from './connect-error.ts';
+import { openEndpoint } from './open-endpoint.ts';
 import { tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
@@ -145,14 +146,14 @@ export class Http1Upstream {
   }
 
   #pool(endpoint: Endpoint, ctx: RequestContext): Pool {
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}`;
+    // A plain (egress) and an HBONE pool for the same ip:port never share connections.
+    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}`;
     const found = this.#pools.get(key);
     if (found) {
       found.lastUsed = Date.now();
       return found.pool;
     }
     const authority = formatAuthority(endpoint.ip, endpoint.port);
-    const target = { ip: endpoint.ip, hbonePort: this.#opts.hbonePort, identity: endpoint.identity };
     const binding = ctx.tunnel.binding;
     const baggage = this.#opts.baggage;
     const pool = new Pool(`http://${authority}`, {
@@ -161,7 +162,7 @@ export class Http1Upstream {
       keepAliveTimeout: 4_000,
       pipelining: 1,
       connect: (_opts, callback) => {
-        this.#hbone.open(target, authority, tunnelHeaders(binding, baggage)).then(
+        openEndpoint(this.#hbone, this.#opts.hbonePort, endpoint, tunnelHeaders(binding, baggage)).then(
           (stream) => {
             this.#connections++;
             stream.once('close', () => this.#connections--);

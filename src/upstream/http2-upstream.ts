@@ -7,6 +7,7 @@ import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { toProxyError } from './connect-error.ts';
+import { openEndpoint } from './open-endpoint.ts';
 import { tunnelHeaders } from './tunnel-headers.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
@@ -150,7 +151,7 @@ export class Http2Upstream {
   }
 
   #acquire(endpoint: Endpoint, ctx: RequestContext): Session {
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}`;
+    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}`;
     let list = this.#sessions.get(key);
     if (!list) {
       list = [];
@@ -163,30 +164,32 @@ export class Http2Upstream {
       }
     }
     const authority = formatAuthority(endpoint.ip, endpoint.port);
-    const target = { ip: endpoint.ip, hbonePort: this.#opts.hbonePort, identity: endpoint.identity };
     const owner = list;
     const entry: Session = {
       active: 1,
       dead: false,
-      ready: this.#hbone
-        .open(target, authority, tunnelHeaders(ctx.tunnel.binding, this.#opts.baggage))
-        .then((tunnel) => {
-          const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
-          entry.session = session;
-          this.#count++;
-          const forget = (): void => {
-            if (entry.dead) return;
-            entry.dead = true;
-            this.#count--;
-            const i = owner.indexOf(entry);
-            if (i >= 0) owner.splice(i, 1);
-          };
-          session.on('error', () => {});
-          session.once('close', forget);
-          session.once('goaway', forget);
-          session.on('timeout', () => session.close());
-          return session;
-        }),
+      ready: openEndpoint(
+        this.#hbone,
+        this.#opts.hbonePort,
+        endpoint,
+        tunnelHeaders(ctx.tunnel.binding, this.#opts.baggage),
+      ).then((tunnel) => {
+        const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
+        entry.session = session;
+        this.#count++;
+        const forget = (): void => {
+          if (entry.dead) return;
+          entry.dead = true;
+          this.#count--;
+          const i = owner.indexOf(entry);
+          if (i >= 0) owner.splice(i, 1);
+        };
+        session.on('error', () => {});
+        session.once('close', forget);
+        session.once('goaway', forget);
+        session.on('timeout', () => session.close());
+        return session;
+      }),
     };
     entry.ready.catch(() => {
       entry.dead = true;
