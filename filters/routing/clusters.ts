@@ -156,13 +156,14 @@ export class ClusterCatalog {
       (text, field) => this.#warn(dr as Resource<DestinationRule>, text, field),
       this.#replicas,
     );
+    const protocol = sp.protocol ?? 'tcp';
     return {
       ok: true,
       cluster: {
-        name: clusterName(port, subsetName, rec.info.hostname),
+        name: clusterName(port, subsetName, rec.info.hostname, protocol),
         service: rec.info,
         port,
-        protocol: sp.protocol ?? 'tcp',
+        protocol,
         subset: subsetName,
         endpoints,
         policy,

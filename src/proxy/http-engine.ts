@@ -16,6 +16,7 @@ import type { FilterFactory } from '../pipeline/filter.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
 import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
 import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
+import { clusterName } from '../upstream/cluster.ts';
 import { retriedResetBody, retryState } from '../upstream/retry.ts';
 import { GRPC_DEADLINE_DETAIL } from '../upstream/timeout.ts';
 import type { Send, UpstreamRequest } from '../upstream/types.ts';
@@ -315,10 +316,13 @@ export class HttpEngine {
           upstreamHost: outcome.upstreamHost,
           upstreamCluster:
             ctx.target?.cluster.name ??
-            (svc ? `inbound|${binding.kind === 'service' ? binding.port : ''}||${svc.hostname}` : undefined),
+            (binding.kind === 'service' && svc
+              ? clusterName(binding.port, undefined, svc.hostname, binding.protocol)
+              : undefined),
           downstreamLocal: formatAuthority(ctx.tunnel.destination.ip, ctx.tunnel.destination.port),
           downstreamRemote: formatAuthority(ctx.tunnel.source.ip, ctx.tunnel.source.port),
-          route: ctx.target?.routeName,
+          // Istio names the route of a Service without routes `default`.
+          route: ctx.target ? (ctx.target.routeName ?? 'default') : undefined,
           audit,
           attempts: retries ? retries.retries + 1 : undefined,
         });
@@ -336,12 +340,6 @@ export class HttpEngine {
   }
 }
 
-/**
- * The upstream HTTP version follows the port, as Istio sets up a waypoint's clusters
- * (setUpstreamProtocol: HTTP/2 for http2 and grpc ports, HTTP/1.1 for http ports whatever the
- * client spoke, so an h2c client reaches an HTTP/1.1 app). Only a port of unknown protocol, where
- * nothing says what the app speaks, follows the client (Envoy's use_downstream_protocol).
- */
 /** Failures whose local-reply body Envoy rewrites to `retried and the latest reset reason: ...`. */
 const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
   'upstream_connect_failure',
@@ -354,6 +352,12 @@ function joinDetail(a: string | undefined, b: string): string {
   return a ? `${a}; ${b}` : b;
 }
 
+/**
+ * The upstream HTTP version follows the port, as Istio sets up a waypoint's clusters
+ * (setUpstreamProtocol: HTTP/2 for http2 and grpc ports, HTTP/1.1 for http ports whatever the
+ * client spoke, so an h2c client reaches an HTTP/1.1 app). Only a port of unknown protocol, where
+ * nothing says what the app speaks, follows the client (Envoy's use_downstream_protocol).
+ */
 function upstreamProtocol(ctx: RequestContext, ds: Downstream): 'http1' | 'http2' | 'upgrade' {
   if (ds.upgrade) return 'upgrade';
   const b = ctx.tunnel.binding;

@@ -10,7 +10,7 @@ import {
 
 function cluster(pool: Partial<ConnectionPoolPolicy>, retryBudget?: RetryBudgetPolicy): Cluster {
   return {
-    name: 'outbound|8080||echo.default.svc.cluster.local',
+    name: 'inbound-vip|8080|http|echo.default.svc.cluster.local',
     service: { namespace: 'default', name: 'echo', hostname: 'echo.default.svc.cluster.local', labels: {} },
     port: 8080,
     protocol: 'http',

@@ -5,7 +5,7 @@
 import type { AppProtocol, Endpoint, ServiceInfo } from '../../config/model.ts';
 
 export interface Cluster {
-  /** Envoy's name, for the access log and metrics: `outbound|8080|v1|echo.ns.svc.cluster.local`. */
+  /** Istio's waypoint cluster name (clusterName below), for the access log. */
   readonly name: string;
   readonly service: ServiceInfo;
   /** The Service port (not the targetPort; each endpoint carries its own port). */
@@ -102,6 +102,17 @@ export const DEFAULT_TRAFFIC_POLICY: TrafficPolicy = Object.freeze({
   retryBudget: undefined,
 });
 
-export function clusterName(port: number, subset: string | undefined, hostname: string): string {
-  return `outbound|${port}|${subset ?? ''}|${hostname}`;
+/**
+ * Istio's name for a waypoint's cluster of a Service port (its UPSTREAM_CLUSTER in access logs):
+ * `inbound-vip|8080|http|echo.ns.svc.cluster.local`, `inbound-vip|8080|http/v1|...` for a subset,
+ * `tcp` in place of `http` for TCP ports.
+ */
+export function clusterName(
+  port: number,
+  subset: string | undefined,
+  hostname: string,
+  protocol: AppProtocol,
+): string {
+  const kind = protocol === 'tcp' || protocol === 'tls' ? 'tcp' : 'http';
+  return `inbound-vip|${port}|${subset ? `${kind}/${subset}` : kind}|${hostname}`;
 }

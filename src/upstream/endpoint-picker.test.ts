@@ -27,7 +27,7 @@ const EPS: Endpoint[] = [1, 2].map((i) => ({
 
 function cluster(policy: Partial<TrafficPolicy>): Cluster {
   return {
-    name: 'outbound|8080||echo.default.svc.cluster.local',
+    name: 'inbound-vip|8080|http|echo.default.svc.cluster.local',
     service: { namespace: 'default', name: 'echo', hostname: 'echo.default.svc.cluster.local', labels: {} },
     port: 8080,
     protocol: 'http',

@@ -27,7 +27,7 @@ function pickHost(
   request = NO_REQUEST,
 ) {
   const p = lb.pick({
-    cluster: 'outbound|8080||echo.default.svc.cluster.local',
+    cluster: 'inbound-vip|8080|http|echo.default.svc.cluster.local',
     policy,
     candidates,
     request,

@@ -20,7 +20,7 @@ describe('mirror layer', () => {
     const { send, calls } = scriptedSend([fakeResponse(200, { body: 'primary' })]);
     const target = {
       ...testTarget(),
-      mirrors: [{ cluster: testCluster('outbound|80||shadow.ns.svc.cluster.local'), fraction: 1 }],
+      mirrors: [{ cluster: testCluster('inbound-vip|80|http|shadow.ns.svc.cluster.local'), fraction: 1 }],
     };
     const ctx = testContext({ target });
     const res = await mirror()(send)(request('hello'), ctx);

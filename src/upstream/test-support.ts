@@ -91,7 +91,7 @@ export function hang(req: UpstreamRequest): Promise<UpstreamResponse> {
   });
 }
 
-export function testCluster(name = 'outbound|8080||echo.ns.svc.cluster.local'): Cluster {
+export function testCluster(name = 'inbound-vip|8080|http|echo.ns.svc.cluster.local'): Cluster {
   return {
     name,
     service: {} as Cluster['service'],

@@ -263,7 +263,7 @@ describe('node-waypoint explain: routes', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('route HTTPRoute bank-of-anthos.balancereader-canary.canary matched');
     expect(r.out).toMatch(
-      /backends: outbound\|8080\|\|balancereader-v1\.bank-of-anthos\.svc\.cluster\.local 90%, outbound\|8080\|\|balancereader-v2\.bank-of-anthos\.svc\.cluster\.local 10%/,
+      /backends: inbound-vip\|8080\|http\|balancereader-v1\.bank-of-anthos\.svc\.cluster\.local 90%, inbound-vip\|8080\|http\|balancereader-v2\.bank-of-anthos\.svc\.cluster\.local 10%/,
     );
   });
 });

@@ -93,7 +93,7 @@ describe('AUDIT and the access log', () => {
     expect(errors.lines).toHaveLength(1);
     const line = errors.lines[0]!;
     expect(line).toContain('"GET /audit/one HTTP/1.1" 200 - via_upstream');
-    expect(line.endsWith(' - - audit=ns[shop]-policy[audit-it]-rule[1]')).toBe(true);
+    expect(line.endsWith(' - default audit=ns[shop]-policy[audit-it]-rule[1]')).toBe(true);
   });
 
   it('does not log a successful request no AUDIT rule matched', async () => {
