@@ -1,6 +1,7 @@
 // Small translations shared by the Gateway API and VirtualService compilers: string matches,
 // anchored regular expressions, header operations, percentages.
-import type { HeaderOps, RouteMatch, ValueMatch } from './model.ts';
+import { isEmptyOps } from './actions.ts';
+import type { Backend, ForwardAction, HeaderOps, RouteMatch, ValueMatch } from './model.ts';
 
 export class RouteConfigError extends Error {
   readonly field: string;
@@ -111,3 +112,41 @@ export const MATCH_ANY: RouteMatch = Object.freeze({
   authority: undefined,
   port: undefined,
 });
+
+/**
+ * A forward action with what the router needs per backend computed once: each backend's upstream
+ * target (cluster, timeouts, retry, mirrors, route name), its response header operations and the
+ * split's explain line.
+ */
+export function forwardAction(
+  parts: Omit<ForwardAction, 'kind' | 'totalWeight' | 'targets' | 'responseOps' | 'shares'>,
+  routeName: string,
+): ForwardAction {
+  const totalWeight = parts.backends.reduce((sum, b) => sum + b.weight, 0);
+  return {
+    kind: 'forward',
+    ...parts,
+    totalWeight,
+    targets: parts.backends.map((b) =>
+      b.cluster
+        ? {
+            cluster: b.cluster,
+            timeouts: parts.timeouts,
+            retry: parts.retry,
+            mirrors: parts.mirrors,
+            routeName,
+          }
+        : undefined,
+    ),
+    responseOps: parts.backends.map((b) =>
+      [parts.responseHeaders, b.responseHeaders].filter((o) => !isEmptyOps(o)),
+    ),
+    shares: parts.backends
+      .map((b) => `${shareName(b)} ${Math.round((1000 * b.weight) / totalWeight) / 10}%`)
+      .join(', '),
+  };
+}
+
+function shareName(b: Backend): string {
+  return b.cluster?.name ?? `invalid (${b.invalid})`;
+}

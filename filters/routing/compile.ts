@@ -11,6 +11,14 @@ import type { TcpRoute } from '../../config/kinds/tcp-route.ts';
 import type { VirtualService } from '../../config/kinds/virtual-service.ts';
 import type { ConfigMessage, Snapshot } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
+import type { Cluster } from '../../src/upstream/cluster.ts';
+import {
+  NO_RETRY,
+  NO_TARGET_RETRY,
+  NO_TIMEOUTS,
+  type RetryPolicy,
+  type UpstreamTarget,
+} from '../../src/upstream/target.ts';
 import { ClusterCatalog } from './clusters.ts';
 import { type BoundPort, compileGatewayRoutes, type HttpAttachment } from './gateway-api.ts';
 import {
@@ -143,7 +151,14 @@ function buildRouting(
               waypointNamespace: base.gateway.ref.namespace,
             })
           : undefined);
-      ports.set(key, { defaultCluster: own.cluster, producer, consumers, tcp });
+      ports.set(key, {
+        defaultCluster: own.cluster,
+        defaultTarget: defaultTarget(own.cluster, NO_TARGET_RETRY),
+        defaultGrpcTarget: defaultTarget(own.cluster, NO_RETRY),
+        producer,
+        consumers,
+        tcp,
+      });
     }
   }
   // Conditions that say a route is not (fully) in force are warnings too, so `validate` and the
@@ -164,6 +179,10 @@ function buildRouting(
       }
   }
   return { ports, statuses: gw.statuses };
+}
+
+function defaultTarget(cluster: Cluster, retry: RetryPolicy): UpstreamTarget {
+  return { cluster, timeouts: NO_TIMEOUTS, retry, mirrors: [], routeName: undefined };
 }
 
 function created(r: Resource): string {

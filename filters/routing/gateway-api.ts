@@ -26,6 +26,7 @@ import {
 import { NO_HEADER_OPS } from './actions.ts';
 import {
   exact,
+  forwardAction,
   fullMatchRegex,
   type HeaderOpsWithAuthority,
   headerOps,
@@ -245,7 +246,7 @@ function compileHttpRoute(
       let action: RouteAction;
       try {
         match = httpMatch(m, `${field}.matches[${j}]`);
-        action = ruleAction(rule, r.namespace, match.path, 'HTTPRoute', input, problems, field);
+        action = ruleAction(rule, r.namespace, match.path, 'HTTPRoute', input, problems, field, ref.display);
       } catch (err) {
         if (!(err instanceof RouteConfigError)) throw err;
         problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
@@ -280,6 +281,7 @@ function compileGrpcRoute(
         input,
         problems,
         field,
+        ref.display,
       );
     } catch (err) {
       if (!(err instanceof RouteConfigError)) throw err;
@@ -422,6 +424,7 @@ function ruleAction(
   input: GatewayApiInput,
   problems: RouteProblems,
   field: string,
+  routeName: string,
 ): RouteAction {
   let requestHeaders = NO_HEADER_OPS;
   let responseHeaders = NO_HEADER_OPS;
@@ -549,24 +552,25 @@ function ruleAction(
     backends.push({ ...b, weight: ref.weight, requestHeaders: bReq, responseHeaders: bRes });
   });
 
-  return {
-    kind: 'forward',
-    backends,
-    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
-    requestHeaders,
-    responseHeaders,
-    rewrite:
-      rewrite || authority
-        ? {
-            authority: rewrite?.hostname ?? authority,
-            path: pathRewrite(rewrite?.path, `${field}.filters.urlRewrite.path`),
-          }
-        : undefined,
-    mirrors,
-    cors,
-    ...timeoutsAndRetry(rule),
-    fault: undefined,
-  };
+  return forwardAction(
+    {
+      backends,
+      requestHeaders,
+      responseHeaders,
+      rewrite:
+        rewrite || authority
+          ? {
+              authority: rewrite?.hostname ?? authority,
+              path: pathRewrite(rewrite?.path, `${field}.filters.urlRewrite.path`),
+            }
+          : undefined,
+      mirrors,
+      cors,
+      ...timeoutsAndRetry(rule),
+      fault: undefined,
+    },
+    routeName,
+  );
 }
 
 /** HTTPRoute timeouts and retry → Envoy's route timeout, per-try timeout and retry policy (§4.6, §4.7). */

@@ -3,7 +3,7 @@
 // per snapshot from HTTPRoute, GRPCRoute, TCPRoute, VirtualService and DestinationRule; read by the
 // routing filter and `explain`. Plain data plus compiled RegExps, so /config_dump can show it.
 import type { Cluster } from '../../src/upstream/cluster.ts';
-import type { Mirror, RetryPolicy, Timeouts } from '../../src/upstream/target.ts';
+import type { Mirror, RetryPolicy, Timeouts, UpstreamTarget } from '../../src/upstream/target.ts';
 import type { RouteIndex } from './route-index.ts';
 
 /** A string match. `Prefix` is a plain string prefix (VirtualService); `Present` matches any value. */
@@ -111,6 +111,15 @@ export interface ForwardAction {
   /** Weight > 0 only; empty means 500 (no valid backend). */
   readonly backends: readonly Backend[];
   readonly totalWeight: number;
+  /**
+   * Built once at compile time, by backend (same order), so the router allocates nothing for them:
+   * what it hands the upstream layers (undefined for a backend that does not resolve), and the
+   * response header operations of rule and backend that are not empty.
+   */
+  readonly targets: readonly (UpstreamTarget | undefined)[];
+  readonly responseOps: readonly (readonly HeaderOps[])[];
+  /** `explain`'s line for a split: each backend and its share. */
+  readonly shares: string;
   readonly requestHeaders: HeaderOps;
   readonly responseHeaders: HeaderOps;
   readonly rewrite: Rewrite | undefined;
@@ -185,6 +194,10 @@ export interface TcpBackends {
 export interface PortRouting {
   /** The port's own Service as a cluster, DestinationRule applied: where unrouted traffic goes. */
   readonly defaultCluster: Cluster;
+  /** Istio's default route to defaultCluster: no timeout, `reset-before-request` retries. */
+  readonly defaultTarget: UpstreamTarget;
+  /** The same for gRPC requests, which Istio's default route does not retry. */
+  readonly defaultGrpcTarget: UpstreamTarget;
   /** Routes of the Service's own namespace (producer routes) or the VirtualService; absent: default route. */
   readonly producer: HttpRouteTable | undefined;
   /** Consumer routes by client namespace (GAMMA): they replace producer routes for that namespace's clients. */

@@ -4,9 +4,8 @@
 // ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type ResponseHead, type Verdict } from '../../src/pipeline/filter.ts';
-import { NO_RETRY, NO_TARGET_RETRY, NO_TIMEOUTS } from '../../src/upstream/target.ts';
-import { applyHeaderOps, isEmptyOps, redirectLocation, rewritePath } from './actions.ts';
-import type { Backend, ForwardAction, HeaderOps, PortRouting } from './model.ts';
+import { applyHeaderOps, redirectLocation, rewritePath } from './actions.ts';
+import type { ForwardAction, HeaderOps, PortRouting } from './model.ts';
 import { selectedRoute } from './select.ts';
 
 export const ROUTER = 'router';
@@ -76,12 +75,14 @@ function forward(
   routeName: string,
   random: () => number,
 ): Verdict {
-  const backend = pickBackend(action, random);
-  if (!backend) {
+  const i = pickBackend(action, random);
+  if (i === undefined) {
     ctx.explain.push('the route has no backend with weight above 0: 500');
     return { kind: 'reply', reason: 'route_no_backend', detail: routeName };
   }
-  if (!backend.cluster) {
+  const backend = action.backends[i]!;
+  const target = action.targets[i];
+  if (!target) {
     ctx.explain.push(`backend does not resolve (${backend.invalid}): 500`);
     return {
       kind: 'reply',
@@ -103,51 +104,38 @@ function forward(
     }
   }
   if (rw?.authority) setAuthority(ctx, rw.authority);
-  const responseOps = [action.responseHeaders, backend.responseHeaders].filter((o) => !isEmptyOps(o));
+  const responseOps = action.responseOps[i]!;
   if (responseOps.length > 0) ctx.attributes.set(RESPONSE_OPS, responseOps);
-  ctx.target = {
-    cluster: backend.cluster,
-    timeouts: action.timeouts,
-    retry: action.retry,
-    mirrors: action.mirrors,
-    routeName,
-  };
-  if (action.backends.length > 1) {
-    const shares = action.backends.map(
-      (b) =>
-        `${b.cluster?.name ?? `invalid (${b.invalid})`} ${Math.round((1000 * b.weight) / action.totalWeight) / 10}%`,
-    );
-    ctx.explain.push(`backends: ${shares.join(', ')}; this request: ${backend.cluster.name}`);
-  } else {
-    ctx.explain.push(`to ${backend.cluster.name}`);
-  }
+  ctx.target = target;
+  ctx.explain.push(
+    action.backends.length > 1
+      ? `backends: ${action.shares}; this request: ${target.cluster.name}`
+      : `to ${target.cluster.name}`,
+  );
   return CONTINUE;
 }
 
-/** Weighted random choice, proportional to weight (weights of 0 were dropped at compile time). */
+/**
+ * Weighted random choice, proportional to weight (weights of 0 were dropped at compile time): the
+ * chosen backend's position, undefined when there is none.
+ */
 export function pickBackend(
   action: Pick<ForwardAction, 'backends' | 'totalWeight'>,
   random: () => number,
-): Backend | undefined {
+): number | undefined {
   const list = action.backends;
-  if (list.length <= 1) return list[0];
+  if (list.length <= 1) return list.length === 1 ? 0 : undefined;
   let r = random() * action.totalWeight;
-  for (const b of list) {
-    r -= b.weight;
-    if (r < 0) return b;
+  for (let i = 0; i < list.length; i++) {
+    r -= list[i]!.weight;
+    if (r < 0) return i;
   }
-  return list[list.length - 1];
+  return list.length - 1;
 }
 
 function useDefaultRoute(ctx: RequestContext, port: PortRouting): void {
-  ctx.target = {
-    cluster: port.defaultCluster,
-    timeouts: NO_TIMEOUTS,
-    // Istio installs no default retry on gRPC ports.
-    retry: ctx.grpc ? NO_RETRY : NO_TARGET_RETRY,
-    mirrors: [],
-    routeName: undefined,
-  };
+  // Istio installs no default retry on gRPC ports.
+  ctx.target = ctx.grpc ? port.defaultGrpcTarget : port.defaultTarget;
 }
 
 /** An authority rewrite: `host` upstream for HTTP/1.1, `:authority` for HTTP/2. */

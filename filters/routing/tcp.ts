@@ -20,7 +20,8 @@ export function tcpTarget(tunnel: TunnelInfo, random: () => number = Math.random
   const port = config.ports.get(portKey(b.service.namespace, b.service.name, b.port));
   if (!port) return { kind: 'binding' };
   if (!port.tcp) return { kind: 'cluster', cluster: port.defaultCluster, routeName: undefined };
-  const backend = pickBackend(port.tcp, random);
+  const i = pickBackend(port.tcp, random);
+  const backend = i === undefined ? undefined : port.tcp.backends[i];
   if (!backend) return { kind: 'invalid', why: `${port.tcp.ref.display} has no backend with weight above 0` };
   if (!backend.cluster) return { kind: 'invalid', why: backend.invalid ?? 'backend does not resolve' };
   return { kind: 'cluster', cluster: backend.cluster, routeName: port.tcp.ref.display };

@@ -21,6 +21,7 @@ import {
 import { NO_HEADER_OPS } from './actions.ts';
 import {
   compileRegex,
+  forwardAction,
   fraction,
   fullMatchRegex,
   headerOps,
@@ -137,7 +138,11 @@ export function compileVsHttp(
         )
           return;
         const match = vsMatch(m, `${field}.match[${j}]`);
-        entries.push({ match, ref, action: vsAction(rule, vs, svc, port, match.path, c, field) });
+        entries.push({
+          match,
+          ref,
+          action: vsAction(rule, vs, svc, port, match.path, c, field, ref.display),
+        });
       } catch (err) {
         if (!(err instanceof RouteConfigError)) throw err;
         warn(c, vs, err.field, `${err.message}; requests matching this rule get 500`);
@@ -211,6 +216,7 @@ function vsAction(
   matched: PathMatch | undefined,
   c: VsContext,
   field: string,
+  routeName: string,
 ): RouteAction {
   const req = ops(rule.headers, 'request');
   const res = ops(rule.headers, 'response');
@@ -289,26 +295,27 @@ function vsAction(
   const retry = vsRetry(rule);
   const timeoutMs = rule.timeout ? parseIstioDuration(rule.timeout) : 0;
   const perTry = rule.retries?.perTryTimeout ? parseIstioDuration(rule.retries.perTryTimeout) : 0;
-  return {
-    kind: 'forward',
-    backends,
-    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
-    requestHeaders: req.ops,
-    responseHeaders: res.ops,
-    rewrite: path || authority ? { authority, path } : undefined,
-    mirrors,
-    cors,
-    timeouts:
-      timeoutMs > 0 || perTry > 0
-        ? {
-            requestMs: timeoutMs > 0 ? timeoutMs : undefined,
-            perTryMs: perTry > 0 ? perTry : undefined,
-            idleMs: undefined,
-          }
-        : NO_TIMEOUTS,
-    retry,
-    fault,
-  };
+  return forwardAction(
+    {
+      backends,
+      requestHeaders: req.ops,
+      responseHeaders: res.ops,
+      rewrite: path || authority ? { authority, path } : undefined,
+      mirrors,
+      cors,
+      timeouts:
+        timeoutMs > 0 || perTry > 0
+          ? {
+              requestMs: timeoutMs > 0 ? timeoutMs : undefined,
+              perTryMs: perTry > 0 ? perTry : undefined,
+              idleMs: undefined,
+            }
+          : NO_TIMEOUTS,
+      retry,
+      fault,
+    },
+    routeName,
+  );
 }
 
 /** rewrite.uri: replaces the matched prefix, the whole path for an exact match; without a uri match, Envoy's prefix `/`. */
