@@ -18,7 +18,6 @@ import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
 import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
 import { clusterName } from '../upstream/cluster.ts';
 import { retriedResetBody, retryState } from '../upstream/retry.ts';
-import { GRPC_DEADLINE_DETAIL } from '../upstream/timeout.ts';
 import type { Send, UpstreamRequest } from '../upstream/types.ts';
 import type { Downstream } from './downstream.ts';
 import { downstreamResponseHeaders } from './headers.ts';
@@ -212,9 +211,9 @@ export class HttpEngine {
             const retried = (retryState(ctx)?.retries ?? 0) > 0;
             const body =
               retried && RESET_REASONS.has(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
-            // The client's own grpc-timeout expiring is DEADLINE_EXCEEDED; a route timeout is a 504 (UNAVAILABLE).
+            // An error may name its own grpc-status (the client's grpc-timeout: DEADLINE_EXCEEDED).
             const extra =
-              ctx.grpc && e.message.startsWith(GRPC_DEADLINE_DETAIL) ? { 'grpc-status': '4' } : undefined;
+              ctx.grpc && e.grpcStatus !== undefined ? { 'grpc-status': String(e.grpcStatus) } : undefined;
             reply(e.reason, e.message, undefined, body, extra);
           }
           if (e.reason === 'internal_error')

@@ -3,6 +3,9 @@
 import { TunnelError } from '../hbone/client.ts';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 
+/** The code http2-upstream.ts gives a stream the upstream refused (RST_STREAM REFUSED_STREAM). */
+export const REFUSED_STREAM = 'REFUSED_STREAM';
+
 export function toProxyError(err: unknown, where: string): ProxyError {
   if (err instanceof ProxyError) return err;
   if (err instanceof TunnelError) {
@@ -16,6 +19,13 @@ export function toProxyError(err: unknown, where: string): ProxyError {
   const message = `${where}: ${e?.message ?? String(err)}`;
   if (code.startsWith('HPE_') || code === 'UND_ERR_INFO' || code === 'ERR_HTTP2_PROTOCOL_ERROR') {
     return new ProxyError('upstream_protocol_error', message, { cause: err });
+  }
+  if (code === REFUSED_STREAM) {
+    return new ProxyError('upstream_connect_failure', message, {
+      retryable: true,
+      refusedStream: true,
+      cause: err,
+    });
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED') {
     return new ProxyError('upstream_connect_failure', message, { retryable: true, cause: err });

@@ -6,7 +6,7 @@ import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { toProxyError } from './connect-error.ts';
+import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
 import { tunnelHeaders } from './tunnel-headers.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
@@ -95,7 +95,7 @@ export class Http2Upstream {
         reject(
           toProxyError(
             Object.assign(new Error(`stream closed before response (code ${stream.rstCode})`), {
-              code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'ECONNREFUSED' : 'ECONNRESET',
+              code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? REFUSED_STREAM : 'ECONNRESET',
             }),
             `HTTP/2 to ${upstreamHost}`,
           ),

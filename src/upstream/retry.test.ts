@@ -30,6 +30,7 @@ const refusedStream = () =>
     'HTTP/2 to 10.0.0.1:8080: stream closed before response (code 7)',
     {
       retryable: true,
+      refusedStream: true,
     },
   );
 const remoteReset = () =>

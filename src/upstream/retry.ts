@@ -76,10 +76,7 @@ const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
 
 function failureKind(err: ProxyError): FailureKind {
   if (err.reason === 'upstream_connect_failure') {
-    // http2-upstream.ts reports REFUSED_STREAM as a connect failure whose message names code 7.
-    return /code 7\)/.test(String((err.cause as Error | undefined)?.message ?? err.message))
-      ? 'refused-stream'
-      : 'connect-failure';
+    return err.refusedStream ? 'refused-stream' : 'connect-failure';
   }
   if (RESET_REASONS.has(err.reason)) return 'reset';
   if (err.reason === 'upstream_request_timeout' && err.message.startsWith(PER_TRY_DETAIL))

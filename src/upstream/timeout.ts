@@ -55,6 +55,8 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
 interface Deadline {
   readonly ms: number;
   readonly detail: string;
+  /** For a gRPC client's own deadline: DEADLINE_EXCEEDED (a route timeout keeps the 504's mapping). */
+  readonly grpcStatus: number | undefined;
   /** Whether it still runs once the response head arrived. */
   readonly coversBody: (res: UpstreamResponse) => boolean;
 }
@@ -64,9 +66,14 @@ function deadlineFor(req: UpstreamRequest, ctx: RequestContext): Deadline | unde
   const routeMs = ctx.target?.timeouts.requestMs || undefined;
   const grpcMs = ctx.grpc ? parseGrpcTimeout(ctx.headers['grpc-timeout']) : undefined;
   if (grpcMs !== undefined && (routeMs === undefined || grpcMs <= routeMs))
-    return { ms: grpcMs, detail: GRPC_DEADLINE_DETAIL, coversBody: () => true };
+    return { ms: grpcMs, detail: GRPC_DEADLINE_DETAIL, grpcStatus: 4, coversBody: () => true };
   if (routeMs === undefined) return undefined;
-  return { ms: routeMs, detail: ROUTE_TIMEOUT_DETAIL, coversBody: (res) => !ctx.grpc && !isEventStream(res) };
+  return {
+    ms: routeMs,
+    detail: ROUTE_TIMEOUT_DETAIL,
+    grpcStatus: undefined,
+    coversBody: (res) => !ctx.grpc && !isEventStream(res),
+  };
 }
 
 function isEventStream(res: UpstreamResponse): boolean {
@@ -134,7 +141,11 @@ class TimedRequest {
     if (deadline) {
       this.#deadlineTimer = setTimeout(
         () =>
-          this.#expire(new ProxyError('upstream_request_timeout', `${deadline.detail}: ${deadline.ms} ms`)),
+          this.#expire(
+            new ProxyError('upstream_request_timeout', `${deadline.detail}: ${deadline.ms} ms`, {
+              ...(deadline.grpcStatus === undefined ? {} : { grpcStatus: deadline.grpcStatus }),
+            }),
+          ),
         deadline.ms,
       );
     }
