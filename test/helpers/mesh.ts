@@ -271,20 +271,27 @@ export class TestMesh {
     });
   }
 
-  async startWaypoint(opts: Partial<WaypointOptions> & { identity?: string } = {}): Promise<Waypoint> {
+  /**
+   * A waypoint in this process. `ip` puts its HBONE, admin and metrics listeners on that address
+   * (free ports); the default is 127.0.0.2.
+   */
+  async startWaypoint(
+    opts: Partial<WaypointOptions> & { identity?: string; ip?: string } = {},
+  ): Promise<Waypoint> {
+    const { ip = '127.0.0.2', ...rest } = opts;
     const waypoint = new Waypoint({
       configPaths: [this.configDir],
       gateway: { namespace: 'shop', name: 'waypoint' },
-      hbone: { host: '127.0.0.2', port: 0 },
-      admin: { host: '127.0.0.2', port: 0 },
-      metrics: { host: '127.0.0.2', port: 0 },
+      hbone: { host: ip, port: 0 },
+      admin: { host: ip, port: 0 },
+      metrics: { host: ip, port: 0 },
       credentials: await this.credentials(opts.identity ?? id('shop', 'waypoint')),
       endpointHbonePort: 15008,
       log: silentLogger,
       accessLog: 'off',
       defaultMetrics: false,
       drainDeadlineMs: 5_000,
-      ...opts,
+      ...rest,
     });
     await waypoint.start();
     this.onClose(() => waypoint.close());

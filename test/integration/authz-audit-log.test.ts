@@ -31,9 +31,7 @@ async function start(ip: string, mode: AccessLogMode): Promise<{ waypoint: Waypo
   const out = new PassThrough();
   out.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
   const waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
     accessLog: mode,
     accessLogStream: out,
   });

@@ -46,9 +46,7 @@ spec:
   await mesh.pod('127.0.116.1', 50051, server as never, id('shop', 'grpc-api'));
   const ip = '127.0.115.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
   });
 });
 afterAll(() => mesh.close());

@@ -75,9 +75,7 @@ beforeAll(async () => {
   });
   await mesh.pod('127.0.132.11', 5432, tcpEcho, id('shop', 'db'));
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
   });
 });
 afterAll(() => mesh.close());

@@ -87,9 +87,7 @@ describe('AuthorizationPolicy on TCP', () => {
     }
     const ip = '127.0.110.100';
     waypoint = await mesh.startWaypoint({
-      hbone: { host: ip, port: 0 },
-      admin: { host: ip, port: 0 },
-      metrics: { host: ip, port: 0 },
+      ip: ip,
     });
   });
   afterAll(() => mesh.close());

@@ -377,9 +377,7 @@ beforeAll(async () => {
     await mesh.pod(`127.0.82.${10 + i}`, 8080, TestMesh.echoServer(`${c.name}-a`), id('shop', c.name));
   }
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
   });
 });
 afterAll(() => mesh.close());

@@ -102,9 +102,7 @@ beforeAll(async () => {
   meshConfigFile = join(dir, 'mesh.yaml');
   await writeFile(meshConfigFile, meshConfig(`{service: ${DEAD_IP}, port: 9, timeout: 1s}`));
   waypoint = await mesh.startWaypoint({
-    hbone: { host: '127.0.149.2', port: 0 },
-    admin: { host: '127.0.149.2', port: 0 },
-    metrics: { host: '127.0.149.2', port: 0 },
+    ip: '127.0.149.2',
     extensionProviders: await loadMeshConfig(meshConfigFile),
     meshConfigPath: meshConfigFile,
   });

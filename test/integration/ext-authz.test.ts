@@ -320,9 +320,7 @@ extensionProviders:
     zipkin: {service: zipkin.istio-system.svc.cluster.local, port: 9411}
 `);
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     extensionProviders,
   });
   client = await mesh.hboneClient(CLIENT);

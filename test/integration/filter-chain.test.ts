@@ -45,9 +45,7 @@ beforeAll(async () => {
   const ip = '127.0.72.2';
   waypoint = await mesh.startWaypoint({
     factories: [denyByHeader],
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
     defaultMetrics: false,
   });
 });

@@ -150,9 +150,7 @@ describe('gRPC through the waypoint', () => {
     await mesh.standIn(ECHO_POD, id('shop', 'echo'));
 
     waypoint = await mesh.startWaypoint({
-      hbone: { host: WAYPOINT_IP, port: 0 },
-      admin: { host: WAYPOINT_IP, port: 0 },
-      metrics: { host: WAYPOINT_IP, port: 0 },
+      ip: WAYPOINT_IP,
     });
     const clientFor = async (destination: typeof ECHO_VIP, listenIp: string): Promise<EchoClient> => {
       const local = await mesh.outbound({

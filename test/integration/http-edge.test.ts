@@ -212,9 +212,7 @@ describe('HTTP edge cases through the waypoint', () => {
     });
     await mesh.pod(POD_IP, WEB.port, backend, id('shop', 'web'));
     waypoint = await mesh.startWaypoint({
-      hbone: { host: WAYPOINT_IP, port: 0 },
-      admin: { host: WAYPOINT_IP, port: 0 },
-      metrics: { host: WAYPOINT_IP, port: 0 },
+      ip: WAYPOINT_IP,
     });
     client = await mesh.hboneClient(id('shop', 'curl'));
   });

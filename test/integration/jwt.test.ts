@@ -107,9 +107,7 @@ spec:
   await mesh.pod(POD, 8080, TestMesh.echoServer('api-a'), id('shop', 'api'));
   waypoint = await mesh.startWaypoint({
     factories: [jwtAuthnFactory({ cache })],
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
   });
   const client = await mesh.hboneClient(id('shop', 'sleep'));
   pool = mesh.httpPool(client, waypoint.addresses!.hbone, { ip: VIP, port: 8080 });

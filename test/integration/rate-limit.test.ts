@@ -194,9 +194,7 @@ beforeAll(async () => {
     } else await mesh.pod(podIp(s), 8080, TestMesh.echoServer(`${s}-a`), id('shop', s));
   }
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
   });
   expect(waypoint.snapshot!.messages.filter((m) => m.kind === 'BackendTrafficPolicy')).toEqual([]);
 });

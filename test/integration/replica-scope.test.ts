@@ -96,9 +96,7 @@ beforeAll(async () => {
     { name: 'pooled-0', ip: POOLED_POD, identity: id('shop', 'pooled') },
   ]);
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

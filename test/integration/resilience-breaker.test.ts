@@ -70,9 +70,7 @@ beforeAll(async () => {
     { name: 'pending-0', ip: '127.0.182.12', identity: id('shop', 'pending') },
   ]);
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

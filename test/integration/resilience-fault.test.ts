@@ -90,9 +90,7 @@ beforeAll(async () => {
     { name: 'grpc-0', ip: GRPC_POD, identity: id('shop', 'grpc') },
   ]);
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

@@ -82,9 +82,7 @@ beforeAll(async () => {
   await mesh.pod('127.0.185.11', APP.port, app, id('shop', 'app'));
   const ip = '127.0.185.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
     streamIdleTimeoutMs: IDLE_MS,
   });
   client = await mesh.hboneClient(id('shop', 'sleep'));

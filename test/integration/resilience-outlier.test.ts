@@ -65,9 +65,7 @@ beforeAll(async () => {
   ]);
   backend.script(({ pod }) => (pod === 'half-good' ? {} : { status: 500 }));
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

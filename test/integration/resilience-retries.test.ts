@@ -98,9 +98,7 @@ beforeAll(async () => {
     { name: 'bare-live', ip: '127.0.181.17', identity: id('shop', 'bare') },
   ]);
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

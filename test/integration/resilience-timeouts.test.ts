@@ -189,9 +189,7 @@ beforeAll(async () => {
   await mesh.pod('127.0.180.15', 8080, wsServer, id('shop', 'ws'));
 
   waypoint = await mesh.startWaypoint({
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: log.stream,
   });

@@ -119,9 +119,7 @@ beforeAll(async () => {
   await mesh.pod('127.0.151.5', 8080, shadow, id('shop', 'shadow'));
   const ip = '127.0.150.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
   });
 });
 afterAll(() => mesh.close());

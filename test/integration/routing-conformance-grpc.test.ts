@@ -123,9 +123,7 @@ beforeAll(async () => {
   waypoint = await mesh.startWaypoint({
     gateway: { namespace: NS, name: 'waypoint' },
     identity: WAYPOINT_ID,
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
   });
   // The conformance client: a pod of echo-v1 dialling echo:7070 through its ztunnel.
   const local = await mesh.outbound({

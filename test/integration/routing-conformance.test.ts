@@ -109,9 +109,7 @@ beforeAll(async () => {
   waypoint = await mesh.startWaypoint({
     gateway: { namespace: NS, name: 'waypoint' },
     identity: WAYPOINT_ID,
-    hbone: { host: WAYPOINT_IP, port: 0 },
-    admin: { host: WAYPOINT_IP, port: 0 },
-    metrics: { host: WAYPOINT_IP, port: 0 },
+    ip: WAYPOINT_IP,
     accessLog: 'all',
     accessLogStream: logStream,
   });

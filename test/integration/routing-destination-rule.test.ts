@@ -131,9 +131,7 @@ beforeAll(async () => {
       await mesh.pod(podIp(name, v), 8080, holdingEcho(`${name}-v${v}`), id('shop', name));
   const ip = '127.0.192.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
   });
   client = await mesh.hboneClient(id('shop', 'sleep'));
 });

@@ -85,9 +85,7 @@ beforeAll(async () => {
     await mesh.pod(pod, PORT, namedServer(name), id('shop', name));
   const ip = '127.0.196.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
   });
   client = await mesh.hboneClient(id('shop', 'sleep'));
 });

@@ -235,9 +235,7 @@ beforeAll(async () => {
   const [normalize, ...rest] = chain.factories;
   const ip = '127.0.190.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
     factories: [normalize!, corsFilter, ...rest],
   });
 });

@@ -204,9 +204,7 @@ beforeAll(async () => {
   mesh.onClose(() => new Promise<void>((r) => echo.close(() => r())));
   const ip = '127.0.213.100';
   waypoint = await mesh.startWaypoint({
-    hbone: { host: ip, port: 0 },
-    admin: { host: ip, port: 0 },
-    metrics: { host: ip, port: 0 },
+    ip: ip,
   });
   client = await mesh.hboneClient(id('shop', 'sleep'));
 });

@@ -202,9 +202,7 @@ describe('TCP through the waypoint', () => {
     await mesh.pod('127.0.42.15', RESETTER.port, resetter, id('shop', 'resetter'));
 
     waypoint = await mesh.startWaypoint({
-      hbone: { host: WAYPOINT_IP, port: 0 },
-      admin: { host: WAYPOINT_IP, port: 0 },
-      metrics: { host: WAYPOINT_IP, port: 0 },
+      ip: WAYPOINT_IP,
     });
     client = await mesh.hboneClient(id('shop', 'client'));
   });

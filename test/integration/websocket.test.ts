@@ -118,9 +118,7 @@ describe('WebSocket through the waypoint', () => {
     await mesh.pod('127.0.40.21', REFUSE.port, picky, id('shop', 'picky'));
 
     waypoint = await mesh.startWaypoint({
-      hbone: { host: WAYPOINT_IP, port: 0 },
-      admin: { host: WAYPOINT_IP, port: 0 },
-      metrics: { host: WAYPOINT_IP, port: 0 },
+      ip: WAYPOINT_IP,
     });
     client = await mesh.hboneClient(id('shop', 'browser'));
   });
