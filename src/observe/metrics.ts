@@ -5,7 +5,8 @@
 import client, { type Counter, type Histogram } from 'prom-client';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 
-const ISTIO_LABELS = [
+/** Reporter, source and destination: the labels every istio_* series starts with (peerValues). */
+const PEER_LABELS = [
   'reporter',
   'source_workload_namespace',
   'source_principal',
@@ -13,6 +14,10 @@ const ISTIO_LABELS = [
   'destination_service_name',
   'destination_service_namespace',
   'destination_principal',
+] as const;
+
+const ISTIO_LABELS = [
+  ...PEER_LABELS,
   'request_protocol',
   'response_code',
   'grpc_response_status',
@@ -21,13 +26,7 @@ const ISTIO_LABELS = [
 ] as const;
 
 const TCP_LABELS = [
-  'reporter',
-  'source_workload_namespace',
-  'source_principal',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_principal',
+  ...PEER_LABELS,
   'request_protocol',
   'response_flags',
   'connection_security_policy',
@@ -236,20 +235,7 @@ export class Metrics {
     const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${flags}|${l.route ?? ''}`;
     let c = this.#children.get(key);
     if (!c) {
-      const values = [
-        'waypoint',
-        l.sourceNamespace,
-        l.sourcePrincipal,
-        l.destinationService,
-        l.destinationServiceName,
-        l.destinationServiceNamespace,
-        l.destinationPrincipal,
-        l.protocol,
-        String(l.status),
-        l.grpcStatus,
-        flags,
-        'mutual_tls',
-      ];
+      const values = [...peerValues(l), l.protocol, String(l.status), l.grpcStatus, flags, 'mutual_tls'];
       c = {
         requests: this.#requests.labels(...values),
         duration: this.#duration.labels(...values),
@@ -266,18 +252,7 @@ export class Metrics {
     const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.flags}`;
     let c = this.#tcpChildren.get(key);
     if (!c) {
-      const values = [
-        'waypoint',
-        l.sourceNamespace,
-        l.sourcePrincipal,
-        l.destinationService,
-        l.destinationServiceName,
-        l.destinationServiceNamespace,
-        l.destinationPrincipal,
-        'tcp',
-        l.flags,
-        'mutual_tls',
-      ];
+      const values = [...peerValues(l), 'tcp', l.flags, 'mutual_tls'];
       c = {
         opened: this.#tcpOpened.labels(...values),
         closed: this.#tcpClosed.labels(...values),
@@ -318,4 +293,17 @@ export class Metrics {
   async render(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** The reporter, source and destination values every istio_* series starts with, in label order. */
+function peerValues(l: Omit<TcpLabels, 'flags'>): string[] {
+  return [
+    'waypoint',
+    l.sourceNamespace,
+    l.sourcePrincipal,
+    l.destinationService,
+    l.destinationServiceName,
+    l.destinationServiceNamespace,
+    l.destinationPrincipal,
+  ];
 }
