@@ -241,4 +241,9 @@ export function reasonInfo(reason: Reason): ReasonInfo {
   return REASONS[reason];
 }
 
-export const ALL_REASONS = Object.keys(REASONS) as Reason[];
+/** The connection to the endpoint broke after it was made: what Envoy's `reset` retry_on means. */
+export const UPSTREAM_RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'upstream_remote_reset',
+  'upstream_connection_termination',
+  'upstream_protocol_error',
+]);

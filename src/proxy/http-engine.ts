@@ -14,7 +14,7 @@ import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
-import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
+import { REASONS, type Reason, type ReasonInfo, UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
 import { clusterName } from '../upstream/cluster.ts';
 import { retriedResetBody, retryState } from '../upstream/retry.ts';
@@ -210,7 +210,7 @@ export class HttpEngine {
           } else {
             const retried = (retryState(ctx)?.retries ?? 0) > 0;
             const body =
-              retried && RESET_REASONS.has(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
+              retried && hasRetriedBody(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
             // An error may name its own grpc-status (the client's grpc-timeout: DEADLINE_EXCEEDED).
             const extra =
               ctx.grpc && e.grpcStatus !== undefined ? { 'grpc-status': String(e.grpcStatus) } : undefined;
@@ -340,12 +340,9 @@ export class HttpEngine {
 }
 
 /** Failures whose local-reply body Envoy rewrites to `retried and the latest reset reason: ...`. */
-const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
-  'upstream_connect_failure',
-  'upstream_remote_reset',
-  'upstream_connection_termination',
-  'upstream_protocol_error',
-]);
+function hasRetriedBody(reason: Reason): boolean {
+  return reason === 'upstream_connect_failure' || UPSTREAM_RESET_REASONS.has(reason);
+}
 
 function joinDetail(a: string | undefined, b: string): string {
   return a ? `${a}; ${b}` : b;
