@@ -153,6 +153,18 @@ export const REASONS = {
     flag: 'DPE',
     doc: 'The client sent bytes that are not valid HTTP.',
   },
+  invalid_request_target: {
+    status: 400,
+    body: 'Bad Request',
+    flag: 'DPE',
+    doc: 'The request target is neither origin-form nor absolute-form http(s) (or asterisk-form with a method other than OPTIONS), or holds characters no request may carry; answered before any filter or body is read, and the connection closed.',
+  },
+  absolute_path_rejected: {
+    status: 404,
+    body: '',
+    flag: '-',
+    doc: "`OPTIONS *`: like Envoy, the waypoint routes only paths that start with '/'.",
+  },
   downstream_headers_too_large: {
     status: 431,
     body: 'Request Header Fields Too Large',

@@ -9,6 +9,11 @@ import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
 const REVIEWS = { ip: '127.0.230.1', port: 8080 };
 const IMPOSTOR = { ip: '127.0.230.2', port: 8080 };
+// Two Services in front of one pod.
+const ALPHA = { ip: '127.0.230.3', port: 8080 };
+const BETA = { ip: '127.0.230.4', port: 8080 };
+const SHARED_POD = '127.0.230.13';
+const forwardedAtShared: string[] = [];
 
 let mesh: TestMesh;
 let waypoint: Waypoint;
@@ -23,6 +28,12 @@ beforeAll(async () => {
       waypointYaml(),
       serviceYaml({ name: 'reviews', ...vip(REVIEWS), pods: [{ name: 'reviews-0', ip: '127.0.230.11' }] }),
       serviceYaml({ name: 'ratings', ...vip(IMPOSTOR), pods: [{ name: 'ratings-0', ip: '127.0.230.12' }] }),
+      serviceYaml({
+        name: 'alpha',
+        ...vip(ALPHA),
+        pods: [{ name: 'shared-a', ip: SHARED_POD, sa: 'shared' }],
+      }),
+      serviceYaml({ name: 'beta', ...vip(BETA), pods: [{ name: 'shared-b', ip: SHARED_POD, sa: 'shared' }] }),
     ].join('---\n'),
   );
   await mesh.pod('127.0.230.11', 8080, TestMesh.echoServer('reviews-0'), id('shop', 'reviews'));
@@ -30,6 +41,9 @@ beforeAll(async () => {
   const impostor = TestMesh.echoServer('impostor');
   impostor.on('request', () => impostorRequests++);
   await mesh.pod('127.0.230.12', 8080, impostor as http.Server, id('shop', 'reviews'));
+  await mesh.pod(SHARED_POD, 8080, TestMesh.echoServer('shared'), id('shop', 'shared'), {
+    onTunnel: (req) => forwardedAtShared.push(String(req.headers.forwarded ?? '')),
+  });
   waypoint = await mesh.startWaypoint({ ip: '127.0.230.100' });
   client = await mesh.hboneClient(id('shop', 'sleep'));
 });
@@ -71,4 +85,15 @@ it('never forwards Proxy-Authorization (or other hop-by-hop headers) to the appl
   expect(reply).toContain('"x-kept":"end-to-end"');
   expect(reply).not.toContain('proxy-authorization');
   expect(reply).not.toContain('x-private');
+});
+
+it("names each Service in its own tunnels' forwarded host, even when Services share a pod", async () => {
+  expect((await get(ALPHA)).status).toBe(200);
+  expect((await get(BETA)).status).toBe(200);
+  expect((await get(ALPHA)).status).toBe(200);
+  // A keep-alive tunnel opened for alpha is never reused for beta under alpha's name.
+  expect(forwardedAtShared.sort()).toEqual([
+    'host=alpha.shop.svc.cluster.local',
+    'host=beta.shop.svc.cluster.local',
+  ]);
 });
