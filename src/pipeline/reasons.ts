@@ -165,6 +165,19 @@ export const REASONS = {
     flag: '-',
     doc: "`OPTIONS *`: like Envoy, the waypoint routes only paths that start with '/'.",
   },
+  request_header_timeout: {
+    status: 408,
+    body: 'request header timeout',
+    flag: '-',
+    doc: 'An inner HTTP/1.x request head was not complete within run --request-head-timeout (Envoy: request_headers_timeout); the connection is closed.',
+  },
+  overload_pending_heads: {
+    status: 503,
+    body: 'envoy overloaded',
+    flag: 'OM',
+    headers: { 'x-envoy-overloaded': 'true' },
+    doc: 'The client identity already holds run --max-pending-heads tunnels whose first request head is incomplete; the new one is refused at once.',
+  },
   downstream_headers_too_large: {
     status: 431,
     body: 'Request Header Fields Too Large',
