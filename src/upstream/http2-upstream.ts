@@ -9,7 +9,7 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
 import { tunnelHeaders } from './tunnel-headers.ts';
-import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
 
@@ -89,60 +89,7 @@ export class Http2Upstream {
       req.body.pipe(stream);
       req.body.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
     }
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const onEarlyError = (err: Error): void => reject(toProxyError(err, `HTTP/2 to ${upstreamHost}`));
-      const onEarlyClose = (): void =>
-        reject(
-          toProxyError(
-            Object.assign(new Error(`stream closed before response (code ${stream.rstCode})`), {
-              code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? REFUSED_STREAM : 'ECONNRESET',
-            }),
-            `HTTP/2 to ${upstreamHost}`,
-          ),
-        );
-      stream.once('error', onEarlyError);
-      stream.once('close', onEarlyClose);
-      stream.once('response', (headers: IncomingHttpHeaders) => {
-        stream.off('error', onEarlyError);
-        stream.off('close', onEarlyClose);
-        stream.on('error', () => {});
-        const status = Number(headers[':status']);
-        delete headers[':status'];
-        resolve({
-          status,
-          headers,
-          upstreamHost,
-          stream(sink) {
-            return new Promise<void>((done, fail) => {
-              let trailers: IncomingHttpHeaders | undefined;
-              stream.once('trailers', (t: IncomingHttpHeaders) => {
-                trailers = t;
-              });
-              sink.onDrain(() => stream.resume());
-              stream.on('data', (chunk: Buffer) => {
-                if (!sink.write(chunk)) stream.pause();
-              });
-              stream.once('end', () => {
-                sink.end(trailers);
-                done();
-              });
-              stream.once('close', () => {
-                if (stream.readableEnded) return;
-                const err = toProxyError(
-                  Object.assign(new Error(`stream reset (code ${stream.rstCode})`), { code: 'ECONNRESET' }),
-                  `HTTP/2 to ${upstreamHost}`,
-                );
-                sink.abort(err);
-                fail(err);
-              });
-            });
-          },
-          discard() {
-            stream.close(http2.constants.NGHTTP2_CANCEL);
-          },
-        });
-      });
-    });
+    return awaitResponse(stream, upstreamHost);
   }
 
   close(): void {
@@ -199,4 +146,88 @@ export class Http2Upstream {
     list.push(entry);
     return entry;
   }
+}
+
+/**
+ * The response head, once it arrives. Node emits 'response' and 'trailers' on a later tick than it
+ * reads their frames, and may end the readable side before anyone reads it, so trailers are caught
+ * from the moment the request is sent and stream() copes with a body that has already ended.
+ */
+function awaitResponse(stream: ClientHttp2Stream, upstreamHost: string): Promise<UpstreamResponse> {
+  let trailers: IncomingHttpHeaders | undefined;
+  stream.once('trailers', (t: IncomingHttpHeaders) => {
+    trailers = t;
+  });
+  return new Promise<UpstreamResponse>((resolve, reject) => {
+    const onEarlyError = (err: Error): void => reject(toProxyError(err, `HTTP/2 to ${upstreamHost}`));
+    const onEarlyClose = (): void =>
+      reject(
+        toProxyError(
+          Object.assign(new Error(`stream closed before response (code ${stream.rstCode})`), {
+            code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? REFUSED_STREAM : 'ECONNRESET',
+          }),
+          `HTTP/2 to ${upstreamHost}`,
+        ),
+      );
+    stream.once('error', onEarlyError);
+    stream.once('close', onEarlyClose);
+    stream.once('response', (headers: IncomingHttpHeaders, flags: number) => {
+      stream.off('error', onEarlyError);
+      stream.off('close', onEarlyClose);
+      stream.on('error', () => {});
+      const status = Number(headers[':status']);
+      delete headers[':status'];
+      resolve({
+        status,
+        headers,
+        upstreamHost,
+        // A HEADERS frame with END_STREAM: no body, no trailers (gRPC's trailers-only reply).
+        endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+        stream: (sink) => streamBody(stream, sink, () => trailers, upstreamHost),
+        discard() {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+        },
+      });
+    });
+  });
+}
+
+/** Copies the body into sink with backpressure, then ends it with the trailers. */
+function streamBody(
+  stream: ClientHttp2Stream,
+  sink: ResponseSink,
+  trailers: () => IncomingHttpHeaders | undefined,
+  upstreamHost: string,
+): Promise<void> {
+  return new Promise<void>((done, fail) => {
+    const finish = (): void => {
+      sink.end(trailers());
+      done();
+    };
+    const reset = (): void => {
+      const err = toProxyError(
+        Object.assign(new Error(`stream reset (code ${stream.rstCode})`), { code: 'ECONNRESET' }),
+        `HTTP/2 to ${upstreamHost}`,
+      );
+      sink.abort(err);
+      fail(err);
+    };
+    // 'end' (and even 'close') may have come before the engine asked for the body.
+    if (stream.readableEnded) {
+      finish();
+      return;
+    }
+    if (stream.destroyed) {
+      reset();
+      return;
+    }
+    sink.onDrain(() => stream.resume());
+    stream.on('data', (chunk: Buffer) => {
+      if (!sink.write(chunk)) stream.pause();
+    });
+    stream.once('end', finish);
+    stream.once('close', () => {
+      if (!stream.readableEnded) reset();
+    });
+  });
 }
