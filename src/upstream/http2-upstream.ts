@@ -2,6 +2,7 @@
 // h2c session, each session multiplexing up to 100 requests, so gRPC streams of many clients share
 // few tunnels. Node's http2 client runs over the tunnel stream; trailers pass through both ways.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
@@ -17,6 +18,8 @@ interface Session {
   readonly ready: Promise<ClientHttp2Session>;
   session?: ClientHttp2Session;
   active: number;
+  /** Streams this session takes: ours, or fewer when the peer's SETTINGS_MAX_CONCURRENT_STREAMS says so. */
+  capacity: number;
   dead: boolean;
 }
 
@@ -105,38 +108,22 @@ export class Http2Upstream {
       this.#sessions.set(key, list);
     }
     for (const s of list) {
-      if (!s.dead && s.active < STREAMS_PER_SESSION) {
+      if (!s.dead && s.active < s.capacity) {
         s.active++;
         return s;
       }
     }
-    const authority = formatAuthority(endpoint.ip, endpoint.port);
     const owner = list;
     const entry: Session = {
       active: 1,
+      capacity: STREAMS_PER_SESSION,
       dead: false,
       ready: openEndpoint(
         this.#hbone,
         this.#opts.hbonePort,
         endpoint,
         tunnelHeaders(ctx.tunnel.binding, this.#opts.baggage),
-      ).then((tunnel) => {
-        const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
-        entry.session = session;
-        this.#count++;
-        const forget = (): void => {
-          if (entry.dead) return;
-          entry.dead = true;
-          this.#count--;
-          const i = owner.indexOf(entry);
-          if (i >= 0) owner.splice(i, 1);
-        };
-        session.on('error', () => {});
-        session.once('close', forget);
-        session.once('goaway', forget);
-        session.on('timeout', () => session.close());
-        return session;
-      }),
+      ).then((tunnel) => this.#connect(tunnel, endpoint, entry, owner)),
     };
     entry.ready.catch(() => {
       entry.dead = true;
@@ -145,6 +132,46 @@ export class Http2Upstream {
     });
     list.push(entry);
     return entry;
+  }
+
+  /**
+   * An h2c session on the tunnel, ready once the peer's SETTINGS came: streams sent before them
+   * could exceed the peer's SETTINGS_MAX_CONCURRENT_STREAMS and be refused. Past that limit a
+   * session takes no new request (the pool opens another, as Envoy's does).
+   */
+  #connect(
+    tunnel: Duplex,
+    endpoint: Endpoint,
+    entry: Session,
+    owner: Session[],
+  ): Promise<ClientHttp2Session> {
+    const authority = formatAuthority(endpoint.ip, endpoint.port);
+    const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
+    entry.session = session;
+    this.#count++;
+    const forget = (): void => {
+      if (entry.dead) return;
+      entry.dead = true;
+      this.#count--;
+      const i = owner.indexOf(entry);
+      if (i >= 0) owner.splice(i, 1);
+    };
+    session.on('error', () => {});
+    session.once('close', forget);
+    session.once('goaway', forget);
+    session.on('timeout', () => session.close());
+    session.on('remoteSettings', (settings) => {
+      entry.capacity = Math.min(STREAMS_PER_SESSION, settings.maxConcurrentStreams ?? STREAMS_PER_SESSION);
+    });
+    return new Promise((resolve, reject) => {
+      const onClose = (): void =>
+        reject(Object.assign(new Error('h2c session closed before SETTINGS'), { code: 'ECONNRESET' }));
+      session.once('close', onClose);
+      session.once('remoteSettings', () => {
+        session.off('close', onClose);
+        resolve(session);
+      });
+    });
   }
 }
 

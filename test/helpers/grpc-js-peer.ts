@@ -63,8 +63,9 @@ export async function startGrpcJsServer(
   ip: string,
   port: number,
   gate: HoldGate = { held: [] },
+  options: grpc.ServerOptions = {},
 ): Promise<grpc.Server> {
-  const server = new grpc.Server();
+  const server = new grpc.Server(options);
   server.addService(definition, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
       unary(call, cb, gate),

@@ -15,6 +15,8 @@ const WAYPOINT_IP = '127.0.236.2';
 const PY_VIP = { ip: '127.0.236.10', port: 50051 };
 const JS_VIP = { ip: '127.0.236.11', port: 50051 };
 const GONE_VIP = { ip: '127.0.236.12', port: 50051 };
+const NARROW_VIP = { ip: '127.0.236.13', port: 50051 };
+const NARROW_POD = '127.0.237.13';
 const PY_POD = '127.0.237.10';
 const JS_POD = '127.0.237.11';
 
@@ -62,6 +64,13 @@ describe('gRPC interop through the waypoint (grpcio and grpc-js)', () => {
           portName: 'grpc',
           pods: [{ name: 'gone-a', ip: '127.0.237.12', ready: false }],
         }),
+        serviceYaml({
+          name: 'narrow',
+          vip: NARROW_VIP.ip,
+          port: NARROW_VIP.port,
+          portName: 'grpc',
+          pods: pod('narrow-a', NARROW_POD),
+        }),
       ].join('---\n'),
     );
     if (!missing) {
@@ -70,6 +79,12 @@ describe('gRPC interop through the waypoint (grpcio and grpc-js)', () => {
     }
     const js = await startGrpcJsServer(JS_POD, JS_VIP.port);
     mesh.onClose(() => js.forceShutdown());
+    // A server that takes 10 streams at a time per connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    const narrow = await startGrpcJsServer(NARROW_POD, NARROW_VIP.port, undefined, {
+      'grpc.max_concurrent_streams': 10,
+    });
+    mesh.onClose(() => narrow.forceShutdown());
+    await mesh.standIn(NARROW_POD, id('shop', 'narrow'));
     await mesh.standIn(PY_POD, id('shop', 'pyecho'));
     await mesh.standIn(JS_POD, id('shop', 'jsecho'));
     waypoint = await mesh.startWaypoint({ ip: WAYPOINT_IP });
@@ -78,6 +93,7 @@ describe('gRPC interop through the waypoint (grpcio and grpc-js)', () => {
       ['grpcio', PY_VIP],
       ['grpc-js', JS_VIP],
       ['gone', GONE_VIP],
+      ['narrow', NARROW_VIP],
     ] as const) {
       const local = await mesh.outbound({
         listen: { ip: `127.0.238.${n++}`, port: 0 },
@@ -166,4 +182,11 @@ describe('gRPC interop through the waypoint (grpcio and grpc-js)', () => {
       },
     );
   }
+
+  it('200 concurrent calls reach a server that takes 10 streams at a time', async () => {
+    const requests = Array.from({ length: 200 }, (_, i) => `slow:20:n${i}`);
+    const results = await grpcJsCalls(targets.get('narrow')!, requests, 20);
+
+    for (const [i, r] of results.entries()) expect(r).toMatchObject({ code: 'OK', reply: `n${i}` });
+  });
 });
