@@ -13,6 +13,8 @@ import { tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
+/** A peer that sends no SETTINGS within this long is not an HTTP/2 server: a connection failure. */
+const SETTINGS_TIMEOUT_MS = 10_000;
 
 interface Session {
   readonly ready: Promise<ClientHttp2Session>;
@@ -48,9 +50,11 @@ export class Http2Upstream {
     const endpoint = req.endpoint!;
     const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
     const entry = this.#acquire(endpoint, ctx);
+    // The attempt's own signal (a timeout or retry abandons it) else the client's.
+    const signal = req.signal ?? ctx.signal;
     let session: ClientHttp2Session;
     try {
-      session = await entry.ready;
+      session = await untilAborted(entry.ready, signal);
     } catch (err) {
       entry.active--;
       throw toProxyError(err, `HTTP/2 to ${upstreamHost}`);
@@ -81,8 +85,6 @@ export class Http2Upstream {
     const onAbort = (): void => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     };
-    // The attempt's own signal (a timeout or retry abandons it) else the client's.
-    const signal = req.signal ?? ctx.signal;
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal.removeEventListener('abort', onAbort));
@@ -164,15 +166,30 @@ export class Http2Upstream {
       entry.capacity = Math.min(STREAMS_PER_SESSION, settings.maxConcurrentStreams ?? STREAMS_PER_SESSION);
     });
     return new Promise((resolve, reject) => {
-      const onClose = (): void =>
-        reject(Object.assign(new Error('h2c session closed before SETTINGS'), { code: 'ECONNRESET' }));
+      const timer = setTimeout(() => session.destroy(), SETTINGS_TIMEOUT_MS);
+      const onClose = (): void => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error('h2c session closed before SETTINGS'), { code: 'ECONNREFUSED' }));
+      };
       session.once('close', onClose);
       session.once('remoteSettings', () => {
+        clearTimeout(timer);
         session.off('close', onClose);
         resolve(session);
       });
     });
   }
+}
+
+/** p, unless signal aborts first (the client left, or a timeout or retry abandoned the attempt). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  const abandoned = (): Error => Object.assign(new Error('request abandoned'), { code: 'ECONNRESET' });
+  if (signal.aborted) return Promise.reject(abandoned());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abandoned());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**
