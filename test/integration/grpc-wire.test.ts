@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HostPort } from '../../src/hbone/authority.ts';
 import { encodeGrpcMessage } from '../../src/proxy/grpc-status.ts';
+import type { Waypoint } from '../../src/waypoint.ts';
 import { grpcJsCalls } from '../helpers/grpc-js-peer.ts';
 import { grpcioCalls, grpcioMissing } from '../helpers/grpcio.ts';
 import { frameServer, oneWriteReply } from '../helpers/h2-frames.ts';
-import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { getText, id, metricValue, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 import { type Frame, nghttpGrpc, nghttpMissing } from '../helpers/nghttp.ts';
 
 const WAYPOINT_IP = '127.0.236.3';
@@ -58,6 +59,7 @@ function oneWrite(stream: number, text: string): Buffer {
 describe('gRPC replies on the wire through the waypoint', () => {
   let mesh: TestMesh;
   let dir: string;
+  let waypoint: Waypoint;
   const targets = new Map<string, HostPort>();
 
   beforeAll(async () => {
@@ -88,7 +90,7 @@ describe('gRPC replies on the wire through the waypoint', () => {
     mesh.onClose(() => new Promise((r) => raw.close(r)));
     await mesh.standIn(TRAILERS_ONLY.pod, id('shop', 'trailers-only'));
     await mesh.standIn(ONE_WRITE.pod, id('shop', 'one-write'));
-    const waypoint = await mesh.startWaypoint({ ip: WAYPOINT_IP });
+    waypoint = await mesh.startWaypoint({ ip: WAYPOINT_IP });
     let n = 20;
     for (const [name, s] of Object.entries({
       'trailers-only': TRAILERS_ONLY,
@@ -117,6 +119,15 @@ describe('gRPC replies on the wire through the waypoint', () => {
       ['NOT_FOUND', 'failing as asked: fail:5'],
       ['FAILED_PRECONDITION', 'failing as asked: fail:9'],
     ]);
+    // Metrics carry the status from the trailers-only head, as an upstream reply (not a local one).
+    const scrape = (await getText(waypoint.addresses!.metrics, '/stats/prometheus')).body;
+    const labels = { destination_service_name: 'trailers-only', response_code: '200', response_flags: '-' };
+    expect(
+      metricValue(scrape, 'istio_requests_total', { ...labels, grpc_response_status: '5' }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      metricValue(scrape, 'istio_requests_total', { ...labels, grpc_response_status: '9' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it.skipIf(noGrpcio)(
