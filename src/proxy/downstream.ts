@@ -206,6 +206,9 @@ export class Http2Downstream extends ByteCounts implements Downstream {
       // A trailers-only gRPC reply stays one HEADERS frame with END_STREAM.
       this.#endedWithHead = true;
       this.#stream.respond({ ...headers, ':status': status }, { endStream: true });
+      // The reply is complete while the client still sends: RST_STREAM NO_ERROR tells it to stop
+      // (RFC 9113 §8.1, as Envoy does); Node sends it after the HEADERS frame.
+      if (this.body && !this.#stream.readableEnded) this.#stream.close(http2.constants.NGHTTP2_NO_ERROR);
       return;
     }
     // waitForTrailers keeps the stream open after the body so upstream trailers (gRPC status) can follow.

@@ -245,6 +245,8 @@ function streamBody(
 ): Promise<void> {
   return new Promise<void>((done, fail) => {
     const finish = (): void => {
+      // The response is complete before the request: stop sending it, and free the stream.
+      if (!stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL);
       sink.end(trailers());
       done();
     };

@@ -15,7 +15,7 @@ import { grpcJsCalls } from '../helpers/grpc-js-peer.ts';
 import { grpcioCalls, grpcioMissing } from '../helpers/grpcio.ts';
 import { frameServer, oneWriteReply } from '../helpers/h2-frames.ts';
 import { getText, id, metricValue, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
-import { type Frame, nghttpGrpc, nghttpMissing } from '../helpers/nghttp.ts';
+import { type Frame, grpcMessage, nghttpGrpc, nghttpMissing } from '../helpers/nghttp.ts';
 
 const WAYPOINT_IP = '127.0.236.3';
 const TRAILERS_ONLY = { vip: '127.0.236.20', pod: '127.0.237.20' };
@@ -28,11 +28,22 @@ const noNghttp = nghttpMissing();
 if (noGrpcio) console.warn(`grpc-wire: grpcio tests skipped: ${noGrpcio}`);
 if (noNghttp) console.warn(`grpc-wire: nghttp tests skipped: ${noNghttp}`);
 
-/** A node:http2 server whose every reply is trailers-only: `fail:N` → grpc-status N. */
+/**
+ * A node:http2 server whose every reply is trailers-only: `fail:N` → grpc-status N; with
+ * `x-fail-early: N`, at once, before the request has ended (as a server refusing a stream of messages).
+ */
 function trailersOnlyServer(): http2.Http2Server {
   const server = http2.createServer();
-  server.on('stream', (stream) => {
+  server.on('stream', (stream, headers) => {
     stream.on('error', () => {});
+    const early = headers['x-fail-early'] as string | undefined;
+    if (early) {
+      stream.respond(
+        { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': early },
+        { endStream: true },
+      );
+      return;
+    }
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
@@ -192,4 +203,29 @@ describe('gRPC replies on the wire through the waypoint', () => {
       });
     },
   );
+
+  it('closes a request still sending when its trailers-only reply is complete (RST_STREAM NO_ERROR)', async () => {
+    const t = targets.get('trailers-only')!;
+    const session = http2.connect(`http://${t.ip}:${t.port}`);
+    session.on('error', () => {});
+    mesh.onClose(() => session.destroy());
+    const req = session.request({
+      ':method': 'POST',
+      ':path': '/interop.Echo/Unary',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'x-fail-early': '8',
+    });
+    req.write(grpcMessage('first of many'));
+    const [headers, flags] = await new Promise<[http2.IncomingHttpHeaders, number]>((r) =>
+      req.once('response', (h, f) => r([h, f])),
+    );
+    expect(headers['grpc-status']).toBe('8');
+    expect(flags & http2.constants.NGHTTP2_FLAG_END_STREAM).not.toBe(0);
+    req.resume();
+    // The client never ends its request: the waypoint ends the stream (as Envoy does), so the
+    // request does not stay in flight (and hold up a drain) until the client gives up.
+    await new Promise<void>((r) => req.once('close', () => r()));
+    expect(req.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
 });
