@@ -184,7 +184,7 @@ export class HttpEngine {
             const head = { status: res.status, headers: downstreamResponseHeaders(res.headers) };
             chain.onResponseHeaders(ctx, head);
             status = head.status;
-            ds.respond(head.status, head.headers);
+            ds.respond(head.status, head.headers, res.endStream === true);
             const grpcHeader = res.headers['grpc-status'];
             await res.stream({
               write: ds.sink.write,
