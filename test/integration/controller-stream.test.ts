@@ -1,0 +1,192 @@
+// A real waypoint configured by a real config stream server (gRPC over mutual TLS, dev-CA
+// certificates), the Kubernetes side replaced by an in-memory SliceSource.
+// Addresses: controller 127.3.10.1, waypoints 127.3.10.2 and .3, VIP 127.3.11.10, pods 127.3.12.x.
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { controllerConfigSource } from '../../src/controller/config-client.ts';
+import type { KubeDocument } from '../../src/controller/slice-source.ts';
+import { type ConfigStreamServer, startConfigStreamServer } from '../../src/controller/stream-server.ts';
+import { createLogger } from '../../src/observe/logger.ts';
+import type { Waypoint } from '../../src/waypoint.ts';
+import { MemorySliceSource } from '../helpers/memory-slice-source.ts';
+import {
+  eventually,
+  getText,
+  id,
+  type PodSpec,
+  serviceYaml,
+  TestMesh,
+  waypointYaml,
+} from '../helpers/mesh.ts';
+
+const CONTROLLER = '127.3.10.1';
+const CONTROLLER_ID = id('istio-system', 'node-waypoint-controller');
+const REVIEWS = { ip: '127.3.11.10', port: 9080 };
+const POD_A: PodSpec = { name: 'reviews-a', ip: '127.3.12.11' };
+const POD_B: PodSpec = { name: 'reviews-b', ip: '127.3.12.12' };
+const GATEWAY = 'shop/waypoint';
+
+const docs = (yaml: string): KubeDocument[] => parseAllDocuments(yaml).map((d) => d.toJSON() as KubeDocument);
+const reviews = (...pods: PodSpec[]) =>
+  docs(serviceYaml({ name: 'reviews', vip: REVIEWS.ip, port: REVIEWS.port, pods }));
+
+interface Dump {
+  source: { type: string; version: string | null; connected: boolean; lastError?: string };
+  rejected: Array<{ message: string }>;
+}
+
+describe('run --controller', () => {
+  let mesh: TestMesh;
+  let source: MemorySliceSource;
+  let server: ConfigStreamServer;
+  let port: number;
+  let waypoint: Waypoint;
+  const controllerLog: string[] = [];
+
+  const startController = async (p = 0): Promise<ConfigStreamServer> =>
+    startConfigStreamServer({
+      source,
+      listen: { host: CONTROLLER, port: p },
+      credentials: await mesh.credentials(CONTROLLER_ID),
+      log: createLogger('debug', (l) => controllerLog.push(l)),
+      metrics: new Registry(),
+      debounceMs: 10,
+    });
+  const startWaypoint = async (ip: string, identity: string, controllerIdentity = CONTROLLER_ID) => {
+    const credentials = await mesh.credentials(identity);
+    return mesh.startWaypoint({
+      ip,
+      credentials,
+      configPaths: [],
+      configSource: controllerConfigSource({
+        address: `${CONTROLLER}:${port}`,
+        identity: controllerIdentity,
+        credentials,
+        log: createLogger('error', () => {}),
+        backoff: { initialMs: 20, maxMs: 100 },
+      }),
+    });
+  };
+  const dump = async (wp = waypoint): Promise<Dump> =>
+    JSON.parse((await getText(wp.addresses!.admin, '/config_dump')).body) as Dump;
+  const ready = async (wp = waypoint) => (await getText(wp.addresses!.admin, '/healthz/ready')).status;
+  let pool: ReturnType<TestMesh['httpPool']>;
+  const podServing = async (): Promise<string> => {
+    const res = await pool.request({ method: 'GET', path: '/', headers: { host: 'reviews' } });
+    const body = await res.body.text();
+    return res.statusCode === 200 ? (JSON.parse(body) as { pod: string }).pod : `status ${res.statusCode}`;
+  };
+
+  beforeAll(async () => {
+    mesh = await TestMesh.create();
+    for (const pod of [POD_A, POD_B])
+      await mesh.pod(pod.ip, REVIEWS.port, TestMesh.echoServer(pod.name), id('shop', 'reviews'));
+    source = new MemorySliceSource();
+    source.addGateway(GATEWAY);
+    source.put(GATEWAY, ...docs(waypointYaml()), ...reviews(POD_A));
+    server = await startController();
+    port = server.address.port;
+    waypoint = await startWaypoint('127.3.10.2', id('shop', 'waypoint'));
+    pool = mesh.httpPool(await mesh.hboneClient(id('shop', 'sleep')), waypoint.addresses!.hbone, REVIEWS);
+  });
+  afterAll(async () => {
+    await mesh.close();
+    await server.close();
+  });
+
+  it('is ready after the full snapshot, serves it, and follows a delta (a pod IP changes)', async () => {
+    await eventually(async () => (await ready()) === 200, 'readiness');
+    expect(await podServing()).toBe('reviews-a');
+    expect((await dump()).source).toMatchObject({
+      type: 'controller',
+      connected: true,
+      version: source.slice(GATEWAY)!.version,
+    });
+
+    source.remove(GATEWAY, '/Pod/shop/reviews-a');
+    source.put(GATEWAY, ...reviews(POD_B));
+    const version = source.slice(GATEWAY)!.version;
+    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    expect(await podServing()).toBe('reviews-b');
+  });
+
+  it('rejects a bad resource alone: the NACK names it on the controller, the rest applies', async () => {
+    const [bad] = docs(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: broken, namespace: shop }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: reviews, port: 9080 }]
+  rules: [{ backendRefs: [{ name: reviews, port: "eighty" }] }]
+`);
+    // One push: the bad route, and pod b replaced by pod a, which must apply anyway.
+    source.remove(GATEWAY, '/Pod/shop/reviews-b');
+    source.put(GATEWAY, bad!, ...reviews(POD_A));
+    const version = source.slice(GATEWAY)!.version;
+    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    expect(await podServing()).toBe('reviews-a');
+    const message = (await dump()).rejected.map((r) => r.message).find((m) => m.includes('broken'));
+    expect(message).toMatch(
+      new RegExp(`^controller ${CONTROLLER}:${port}: HTTPRoute shop/broken: spec\\.rules`),
+    );
+    const nack = await eventually(
+      () =>
+        controllerLog
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .find((l) => l.rejected === message),
+      'the NACK in the controller log',
+    );
+    expect(nack).toMatchObject({
+      level: 'warn',
+      msg: 'config stream: NACK: waypoint rejected a resource',
+      version,
+    });
+    source.remove(GATEWAY, '/gateway.networking.k8s.io/HTTPRoute/shop/broken');
+  });
+
+  it('keeps serving while the controller is down, and resyncs when it is back', async () => {
+    await server.close();
+    await eventually(
+      async () => (await dump()).source.connected === false,
+      'the waypoint sees the stream end',
+    );
+    expect(await ready()).toBe(200);
+    expect(await podServing()).toBe('reviews-a');
+    expect((await dump()).source.lastError).toMatch(/UNAVAILABLE|CANCELLED/);
+
+    // Changed while it was away: the restarted controller's full snapshot brings it.
+    source.remove(GATEWAY, '/Pod/shop/reviews-a');
+    source.put(GATEWAY, ...reviews(POD_B));
+    server = await startController(port);
+    const version = source.slice(GATEWAY)!.version;
+    await eventually(async () => (await dump()).source.version === version, 'the resync', 10_000);
+    expect((await dump()).source.connected).toBe(true);
+    expect(await podServing()).toBe('reviews-b');
+  });
+
+  it('refuses a controller that presents another identity than --controller-identity', async () => {
+    const expected = id('istio-system', 'someone-else');
+    const other = await startWaypoint('127.3.10.3', id('shop', 'waypoint'), expected);
+    const d = await eventually(async () => {
+      const x = await dump(other);
+      return x.source.lastError ? x : undefined;
+    }, 'a failed connection');
+    expect(d.source.lastError).toBe(`the controller presented ${CONTROLLER_ID}, expected ${expected}`);
+    expect(d.source.version).toBeNull();
+    expect(await ready(other)).toBe(503);
+    await other.close();
+  });
+
+  it('is refused by the controller when its identity is not the Gateway’s ServiceAccount', async () => {
+    const intruder = await startWaypoint('127.3.10.3', id('shop', 'reviews'));
+    const d = await eventually(async () => {
+      const x = await dump(intruder);
+      return x.source.lastError ? x : undefined;
+    }, 'a refused stream');
+    expect(d.source.lastError).toMatch(
+      /^PERMISSION_DENIED: spiffe:\/\/cluster.local\/ns\/shop\/sa\/reviews may not read/,
+    );
+    expect(await ready(intruder)).toBe(503);
+    await intruder.close();
+  });
+});
