@@ -72,6 +72,11 @@ describe('run --controller', () => {
     JSON.parse((await getText(wp.addresses!.admin, '/config_dump')).body) as Dump;
   const ready = async (wp = waypoint) => (await getText(wp.addresses!.admin, '/healthz/ready')).status;
   let pool: ReturnType<TestMesh['httpPool']>;
+  const routeHeader = async (): Promise<string | undefined> => {
+    const res = await pool.request({ method: 'GET', path: '/', headers: { host: 'reviews' } });
+    await res.body.text();
+    return res.headers['x-route'] as string | undefined;
+  };
   const podServing = async (): Promise<string> => {
     const res = await pool.request({ method: 'GET', path: '/', headers: { host: 'reviews' } });
     const body = await res.body.text();
@@ -111,24 +116,32 @@ describe('run --controller', () => {
     expect(await podServing()).toBe('reviews-b');
   });
 
-  it('rejects a bad resource alone: the NACK names it on the controller, the rest applies', async () => {
-    const [bad] = docs(`apiVersion: gateway.networking.k8s.io/v1
+  it('rejects a bad edit alone: its last good version stays, the NACK names it, the rest applies', async () => {
+    const route = (port: string) =>
+      docs(`apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
-metadata: { name: broken, namespace: shop }
+metadata: { name: reviews, namespace: shop }
 spec:
   parentRefs: [{ group: "", kind: Service, name: reviews, port: 9080 }]
-  rules: [{ backendRefs: [{ name: reviews, port: "eighty" }] }]
-`);
-    // One push: the bad route, and pod b replaced by pod a, which must apply anyway.
+  rules:
+    - filters: [{ type: ResponseHeaderModifier, responseHeaderModifier: { set: [{ name: x-route, value: good }] } }]
+      backendRefs: [{ name: reviews, port: ${port} }]
+`)[0]!;
+    source.put(GATEWAY, route('9080'));
+    await eventually(async () => (await routeHeader()) === 'good', 'the good route');
+    // One push: the route broken, and pod b replaced by pod a, which must apply anyway.
     source.remove(GATEWAY, '/Pod/shop/reviews-b');
-    source.put(GATEWAY, bad!, ...reviews(POD_A));
+    source.put(GATEWAY, route('"eighty"'), ...reviews(POD_A));
     const version = source.slice(GATEWAY)!.version;
     await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
     expect(await podServing()).toBe('reviews-a');
-    const message = (await dump()).rejected.map((r) => r.message).find((m) => m.includes('broken'));
+    expect(await routeHeader()).toBe('good');
+    const message = (await dump()).rejected.map((r) => r.message).find((m) => m.includes('HTTPRoute'));
+    const origin = `controller ${CONTROLLER}:${port}`;
     expect(message).toMatch(
-      new RegExp(`^controller ${CONTROLLER}:${port}: HTTPRoute shop/broken: spec\\.rules`),
+      new RegExp(`^${origin}: HTTPRoute shop/reviews: spec\\.rules\\[0\\]\\.backendRefs\\[0\\]\\.port`),
     );
+    expect(message).toContain(`; keeping the last good version from ${origin}`);
     const nack = await eventually(
       () =>
         controllerLog
@@ -141,7 +154,7 @@ spec:
       msg: 'config stream: NACK: waypoint rejected a resource',
       version,
     });
-    source.remove(GATEWAY, '/gateway.networking.k8s.io/HTTPRoute/shop/broken');
+    source.remove(GATEWAY, '/gateway.networking.k8s.io/HTTPRoute/shop/reviews');
   });
 
   it('keeps serving while the controller is down, and resyncs when it is back', async () => {
