@@ -21,6 +21,15 @@ export interface UpdateResult {
   readonly report: UpdateReport;
 }
 
+/** What the Waypoint gives a ConfigSource it builds (its configSource option). */
+export interface ConfigSourceInput extends FileConfigSourceOptions {
+  /**
+   * Applies a mesh config that came with the configuration (the controller's `istio` ConfigMap);
+   * undefined: there is none. Returns what is wrong with it, or undefined once applied.
+   */
+  readonly applyMeshConfig?: (text: string | undefined) => string | undefined;
+}
+
 /**
  * Where a waypoint's configuration comes from: files (FileConfigSource) or the controller's stream
  * (src/controller/config-client.ts). Both feed one ResourceStore and compile the same snapshots.

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
-import { type ConfigSource, FileConfigSource, type FileConfigSourceOptions } from '../config/source.ts';
+import { type ConfigSource, type ConfigSourceInput, FileConfigSource } from '../config/source.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
@@ -91,7 +91,7 @@ export interface WaypointOptions {
   readonly version?: string;
   readonly defaultMetrics?: boolean;
   /** Where the configuration comes from instead of configPaths (`run --controller`). */
-  readonly configSource?: (input: FileConfigSourceOptions) => ConfigSource;
+  readonly configSource?: (input: ConfigSourceInput) => ConfigSource;
 }
 
 export class Waypoint {
@@ -140,7 +140,11 @@ export class Waypoint {
       filterCompilers: filterCompilers(this.#chain.factories),
     };
     this.#config =
-      opts.configSource?.(configInput) ?? new FileConfigSource([...opts.configPaths], configInput);
+      opts.configSource?.({
+        ...configInput,
+        // A --mesh-config file, when given, stays the one source of ext_authz providers.
+        ...(opts.meshConfigPath ? {} : { applyMeshConfig: (text) => this.#applyMeshText(text) }),
+      }) ?? new FileConfigSource([...opts.configPaths], configInput);
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({
       namespace: credentials.identity.namespace,
@@ -427,6 +431,20 @@ export class Waypoint {
       this.metrics.configReloads.labels('failed').inc();
       this.#log.error('config: load failed, keeping the configuration in force', { error: String(err) });
     }
+  }
+
+  /** A mesh config from the configuration source: its providers, for the next compile. */
+  #applyMeshText(text: string | undefined): string | undefined {
+    if (!this.#chain.setExtensionProviders) return undefined;
+    let providers: ExtensionProvider[];
+    try {
+      providers = text === undefined ? [] : parseMeshConfig(text);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    this.#chain.setExtensionProviders(providers);
+    this.#log.info('mesh config: applied', { providers: providers.map((p) => p.name) });
+    return undefined;
   }
 
   /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */

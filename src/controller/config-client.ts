@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from '../../config/compile.ts';
 import type { LoadedDocument } from '../../config/load.ts';
 import type { Snapshot } from '../../config/model.ts';
-import type { ConfigSource, UpdateResult } from '../../config/source.ts';
+import type { ConfigSource, ConfigSourceInput, UpdateResult } from '../../config/source.ts';
 import { ResourceStore, type UpdateReport } from '../../config/store.ts';
 import type { Credentials } from '../identity/credentials.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -15,6 +15,8 @@ import { CONFIG_STREAM_SERVICE, type Push, SUBSCRIBE_PATH, type WaypointMessage 
 import { channelCredentials, channelOptions } from './tls.ts';
 
 export interface ControllerSourceOptions extends CompileInput {
+  /** Applies the mesh config's `istio` ConfigMap when it comes in the slice (ConfigSourceInput). */
+  readonly applyMeshConfig?: ConfigSourceInput['applyMeshConfig'];
   /** The controller, HOST:PORT (a name, an IPv4 address or a [bracketed] IPv6 one). */
   readonly address: string;
   /** The SPIFFE ID the controller must present, exactly. */
@@ -50,6 +52,8 @@ export class ControllerConfigSource implements ConfigSource {
   #connected = false;
   #lastError: string | undefined;
   #identityProblem: string | undefined;
+  /** The mesh config ConfigMap (as JSON) last applied; undefined: none. */
+  #meshText: string | undefined;
   #client: grpc.Client | undefined;
   #timer: NodeJS.Timeout | undefined;
   #onUpdate: ((r: UpdateResult) => void) | undefined;
@@ -211,12 +215,39 @@ export class ControllerConfigSource implements ConfigSource {
       value,
     }));
     const report = this.#store.update({ documents, fileErrors: [], files: [] });
+    const mesh = this.#syncMeshConfig();
     const rejected = [
-      ...problems.map((message) => ({ severity: 'error' as const, message, origin: this.#origin })),
+      ...[...problems, ...(mesh.problem ? [mesh.problem] : [])].map((message) => ({
+        severity: 'error' as const,
+        message,
+        origin: this.#origin,
+      })),
       ...report.rejected,
     ];
-    const full = { ...report, rejected };
-    return { snapshot: report.changed ? this.#compile() : undefined, report: full };
+    const changed = report.changed || mesh.changed;
+    return { snapshot: changed ? this.#compile() : undefined, report: { ...report, changed, rejected } };
+  }
+
+  /**
+   * The mesh config is the ConfigMap `istio` (of the root namespace: the only one the controller
+   * sends). A bad one is reported, and the providers in force stay.
+   */
+  #syncMeshConfig(): { changed: boolean; problem?: string } {
+    const apply = this.#opts.applyMeshConfig;
+    if (!apply) return { changed: false };
+    const key = [...this.#docs.keys()].find((k) => k.startsWith('/ConfigMap/') && k.endsWith('/istio'));
+    const text = key === undefined ? undefined : JSON.stringify(this.#docs.get(key));
+    if (text === this.#meshText) return { changed: false };
+    const problem = apply(text);
+    if (problem !== undefined) {
+      const what = `ConfigMap ${key?.split('/')[2]}/istio`;
+      return {
+        changed: false,
+        problem: `${this.#origin}: ${what}: ${problem}; keeping the ext_authz providers in force`,
+      };
+    }
+    this.#meshText = text;
+    return { changed: true };
   }
 
   #compile(): Snapshot {
@@ -257,9 +288,7 @@ export function checkControllerAddress(value: string): string {
 
 /** The Waypoint's configSource for `run --controller`. */
 export function controllerConfigSource(
-  opts: Omit<ControllerSourceOptions, keyof CompileInput | 'filterCompilers'>,
-): (
-  input: CompileInput & { filterCompilers?: Readonly<Record<string, FilterCompiler>> },
-) => ControllerConfigSource {
+  opts: Omit<ControllerSourceOptions, keyof ConfigSourceInput>,
+): (input: ConfigSourceInput) => ControllerConfigSource {
   return (input) => new ControllerConfigSource({ ...input, ...opts });
 }

@@ -80,7 +80,9 @@ describe('run --controller', () => {
   const podServing = async (): Promise<string> => {
     const res = await pool.request({ method: 'GET', path: '/', headers: { host: 'reviews' } });
     const body = await res.body.text();
-    return res.statusCode === 200 ? (JSON.parse(body) as { pod: string }).pod : `status ${res.statusCode}`;
+    return res.statusCode === 200
+      ? (JSON.parse(body) as { pod: string }).pod
+      : `status ${res.statusCode} ${String(res.headers['x-waypoint-reason'])} ${body}`;
   };
 
   beforeAll(async () => {
@@ -154,27 +156,74 @@ spec:
       msg: 'config stream: NACK: waypoint rejected a resource',
       version,
     });
-    source.remove(GATEWAY, '/gateway.networking.k8s.io/HTTPRoute/shop/reviews');
+    source.remove(GATEWAY, 'gateway.networking.k8s.io/HTTPRoute/shop/reviews');
+  });
+
+  it('takes the ext_authz providers from the mesh config ConfigMap in the slice', async () => {
+    const [policy] = docs(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: ext, namespace: shop }
+spec:
+  targetRefs: [{ group: "", kind: Service, name: reviews }]
+  action: CUSTOM
+  provider: { name: open }
+  rules: [{}]
+`);
+    const meshConfig = (provider: string) =>
+      docs(`apiVersion: v1
+kind: ConfigMap
+metadata: { name: istio, namespace: istio-system }
+data:
+  mesh: |
+    extensionProviders:
+      - name: ${provider}
+        envoyExtAuthzHttp: { service: 127.3.13.1, port: 9, failOpen: true }
+`)[0]!;
+    // A CUSTOM policy whose provider the mesh config does not define denies.
+    source.put(GATEWAY, policy!);
+    await eventually(
+      async () => (await podServing()).startsWith('status 403 authz_denied'),
+      'CUSTOM without its provider denies',
+    );
+    // The provider arrives (unreachable, failOpen): allowed.
+    source.put(GATEWAY, meshConfig('open'));
+    await eventually(
+      async () => (await podServing()).startsWith('reviews-'),
+      'the provider from the ConfigMap',
+    );
+    // A bad mesh config is rejected, and the providers in force stay.
+    source.put(GATEWAY, { ...meshConfig('open'), data: { mesh: 'extensionProviders: {}' } });
+    const version = source.slice(GATEWAY)!.version;
+    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    expect((await dump()).rejected.map((r) => r.message)).toContain(
+      `controller ${CONTROLLER}:${port}: ConfigMap istio-system/istio: extensionProviders: expected a list; keeping the ext_authz providers in force`,
+    );
+    expect(await podServing()).toMatch(/^reviews-/);
+    source.remove(GATEWAY, 'security.istio.io/AuthorizationPolicy/shop/ext', '/ConfigMap/istio-system/istio');
+    const removed = source.slice(GATEWAY)!.version;
+    await eventually(async () => (await dump()).source.version === removed, 'the policy removed');
   });
 
   it('keeps serving while the controller is down, and resyncs when it is back', async () => {
+    const before = await podServing();
+    const [gone, next] = before === POD_A.name ? [POD_A, POD_B] : [POD_B, POD_A];
     await server.close();
     await eventually(
       async () => (await dump()).source.connected === false,
       'the waypoint sees the stream end',
     );
     expect(await ready()).toBe(200);
-    expect(await podServing()).toBe('reviews-a');
+    expect(await podServing()).toBe(before);
     expect((await dump()).source.lastError).toMatch(/UNAVAILABLE|CANCELLED/);
 
     // Changed while it was away: the restarted controller's full snapshot brings it.
-    source.remove(GATEWAY, '/Pod/shop/reviews-a');
-    source.put(GATEWAY, ...reviews(POD_B));
+    source.remove(GATEWAY, `/Pod/shop/${gone.name}`);
+    source.put(GATEWAY, ...reviews(next));
     server = await startController(port);
     const version = source.slice(GATEWAY)!.version;
     await eventually(async () => (await dump()).source.version === version, 'the resync', 10_000);
     expect((await dump()).source.connected).toBe(true);
-    expect(await podServing()).toBe('reviews-b');
+    expect(await podServing()).toBe(next.name);
   });
 
   it('refuses a controller that presents another identity than --controller-identity', async () => {
