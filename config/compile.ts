@@ -38,6 +38,7 @@ import type {
   CompileOptions,
   ConfigMessage,
   Endpoint,
+  PodInfo,
   ServiceInfo,
   ServicePortBinding,
   Snapshot,
@@ -99,6 +100,7 @@ export function compileSnapshot(
     gateway: { ...gw.status, conditions },
     services: new FrozenMap(services),
     workloads: new FrozenMap(workloads),
+    pods: new FrozenMap(podsByIp(inv)),
     resourceCounts: countByKind(resources),
     messages,
   });
@@ -113,6 +115,17 @@ export function compileSnapshot(
     filterMessages.push(...out.messages);
   }
   return deepFreeze({ ...base, messages: [...base.messages, ...filterMessages], filters });
+}
+
+/** Running pods by IP (the first pod listed keeps a shared IP), for source telemetry. */
+function podsByIp(inv: Inventory): Map<string, PodInfo> {
+  const out = new Map<string, PodInfo>();
+  for (const pod of inv.pods) {
+    if (isTerminal(pod)) continue;
+    const info = podInfo(pod);
+    for (const ip of podIPs(pod)) if (!out.has(ip)) out.set(ip, info);
+  }
+  return out;
 }
 
 function takes(trafficType: TrafficType, kind: 'service' | 'workload'): boolean {

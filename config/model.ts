@@ -21,6 +21,8 @@ export type Origin = string;
 export interface PodInfo extends ObjectRef {
   readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
+  /** The workload name metrics report: the controlling Deployment, CronJob, ... as Istio derives it. */
+  readonly workload: string;
 }
 
 export interface Endpoint {
@@ -107,6 +109,8 @@ export interface Snapshot {
   readonly gateway: GatewayStatus;
   readonly services: ReadonlyMap<string, ServicePortBinding>;
   readonly workloads: ReadonlyMap<string, WorkloadBinding>;
+  /** Every running pod by IP, bound to this waypoint or not: the source of a tunnel, for metrics. */
+  readonly pods: ReadonlyMap<string, PodInfo>;
   /** Count of resources in force, by kind. */
   readonly resourceCounts: Readonly<Record<string, number>>;
   /** Warnings and errors of the resources in force (rejected resources are listed in `rejected`). */

@@ -4,7 +4,7 @@
 // log) exactly once. Every failure ends as the reason's local reply or a reset; none escapes.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Snapshot } from '../../config/model.ts';
+import type { Endpoint, Snapshot } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { AccessLog } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -74,6 +74,7 @@ export class HttpEngine {
       peer: liveTunnel.peer,
       source: liveTunnel.source,
       destination: liveTunnel.destination,
+      sourceWorkload: liveTunnel.sourceWorkload,
     };
     this.#inFlight++;
     const startNs = process.hrtime.bigint();
@@ -118,7 +119,7 @@ export class HttpEngine {
     let reason: Reason = 'via_upstream';
     let detail: string | undefined;
     let upstreamHost: string | undefined;
-    let upstreamIdentity: string | undefined;
+    let upstreamEndpoint: Endpoint | undefined;
     let status = 0;
     let grpcStatus: string | undefined;
     let completed = false;
@@ -170,7 +171,7 @@ export class HttpEngine {
         try {
           const res = await this.#opts.send(req, ctx);
           upstreamHost = res.upstreamHost;
-          upstreamIdentity = req.endpoint?.identity;
+          upstreamEndpoint = req.endpoint;
           if (abort.signal.aborted) {
             res.discard();
             reason = 'downstream_reset';
@@ -196,6 +197,7 @@ export class HttpEngine {
             ? err
             : new ProxyError('internal_error', String(err), { side: 'internal', cause: err });
           upstreamHost ??= req.endpoint ? formatAuthority(req.endpoint.ip, req.endpoint.port) : undefined;
+          upstreamEndpoint ??= req.endpoint;
           if (abort.signal.aborted) {
             reason = 'downstream_reset';
             detail = e.message;
@@ -252,7 +254,7 @@ export class HttpEngine {
       },
       start,
       chain,
-      upstreamIdentity,
+      upstreamEndpoint,
     );
   }
 
@@ -262,7 +264,7 @@ export class HttpEngine {
     outcome: Outcome,
     start: Date,
     chain: FilterChain,
-    upstreamIdentity: string | undefined,
+    upstreamEndpoint: Endpoint | undefined,
   ): void {
     try {
       const retries = retryState(ctx);
@@ -274,16 +276,15 @@ export class HttpEngine {
       const binding = ctx.tunnel.binding;
       // Istio reports the Service of the cluster the request went to (a routed backend), else the dialled one.
       const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
-      this.#opts.metrics.request(
+      const metrics = this.#opts.metrics;
+      metrics.request(
         {
-          sourceNamespace: ctx.tunnel.peer.namespace,
-          sourcePrincipal: ctx.tunnel.peer.uri,
+          source: ctx.tunnel.sourceWorkload ?? metrics.peers.sourceOf(ctx.tunnel),
+          destination: metrics.peers.destination(upstreamEndpoint, binding),
           destinationService: svc?.hostname ?? 'unknown',
           destinationServiceName: svc?.name ?? 'unknown',
           destinationServiceNamespace:
             svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
-          destinationPrincipal:
-            upstreamIdentity ?? (binding.kind === 'workload' ? binding.identity : 'unknown'),
           protocol: ctx.grpc ? 'grpc' : 'http',
           status: outcome.status,
           grpcStatus: outcome.grpcStatus ?? '',
@@ -292,7 +293,9 @@ export class HttpEngine {
           route: ctx.target?.routeName,
         },
         outcome.durationMs,
+        { requestBytes: outcome.bytesReceived, responseBytes: outcome.bytesSent },
       );
+      metrics.hosts.request(outcome.upstreamHost, outcome.status);
       const audit = auditHint(ctx);
       if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined)) {
         this.#opts.accessLog.write({
