@@ -3,11 +3,12 @@
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
 import { fileCredentials } from '../identity/credentials.ts';
-import { parseAccessLogMode } from '../observe/access-log.ts';
+import { parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
 import {
   checked,
+  clusterIdFrom,
   fromEnv,
   parseFailureMode,
   parseListen,
@@ -34,6 +35,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       hbone: { type: 'string' },
       admin: { type: 'string' },
       metrics: { type: 'string' },
+      ready: { type: 'string' },
+      'cluster-id': { type: 'string' },
+      'access-log-encoding': { type: 'string' },
       'endpoint-hbone-port': { type: 'string' },
       'cluster-domain': { type: 'string' },
       'access-log': { type: 'string' },
@@ -66,7 +70,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
   const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
-    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '0.0.0.0:15021')!)),
+    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '127.0.0.1:15000')!)),
+    ready: host(parseListen('--ready', fromEnv('ready', values.ready, env, '0.0.0.0:15021')!)),
     metrics: host(parseListen('--metrics', fromEnv('metrics', values.metrics, env, '0.0.0.0:15020')!)),
   };
   const endpointHbonePort = parsePort(
@@ -77,6 +82,10 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const accessLog = checked('--access-log', () =>
     parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
   );
+  const accessLogEncoding = checked('--access-log-encoding', () =>
+    parseAccessLogEncoding(fromEnv('access-log-encoding', values['access-log-encoding'], env)),
+  );
+  const clusterId = clusterIdFrom(values['cluster-id'], env);
   const drainDeadlineMs = parseSeconds(
     '--drain-deadline',
     fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
@@ -114,7 +123,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...listen,
     endpointHbonePort,
     clusterDomain,
+    clusterId,
     accessLog,
+    accessLogEncoding,
     drainDeadlineMs,
     streamIdleTimeoutMs,
     defaultRetry,
