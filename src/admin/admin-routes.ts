@@ -113,7 +113,7 @@ export function adminRoutes(src: AdminSources): Record<string, Route> {
       } catch (err) {
         return text(400, `${(err as Error).message}\n`);
       }
-      src.log.info('admin: log level changed', { level });
+      src.log.info('admin: log level changed', { log_level: level });
       return text(200, `active level: ${level}\n`);
     },
     'GET /certs': () => json(200, certsPage(src.credentials)),

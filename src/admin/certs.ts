@@ -22,7 +22,7 @@ function details(pem: string, path: string): CertDetail[] {
     return {
       path,
       serial_number: c.serialNumber.toLowerCase(),
-      subject: c.subject.replace(/\n/g, ','),
+      subject: (c.subject ?? '').replace(/\n/g, ','),
       subject_alt_names: sans.map((s) =>
         s.startsWith('URI:') ? { uri: s.slice(4) } : { dns: s.replace(/^DNS:/, '') },
       ),
