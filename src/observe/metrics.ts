@@ -2,10 +2,11 @@
 // request metrics keep Istio's names and labels (reporter="waypoint") so existing dashboards work;
 // the waypoint's own metrics are waypoint_<area>_<thing>. Every label is bounded: Service, principal
 // and reason names, never paths or hosts from requests.
-import client, { type Counter, type Histogram } from 'prom-client';
+import client, { type Counter } from 'prom-client';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import { HostStats } from './host-stats.ts';
 import { PeerResolver } from './peers.ts';
+import { type CounterChild, type HistogramChild, SeriesCounter, SeriesHistogram } from './series.ts';
 import type { WorkloadLabels } from './workload-labels.ts';
 
 /**
@@ -50,6 +51,9 @@ const TCP_LABELS = [
   'response_flags',
   'connection_security_policy',
 ] as const;
+
+/** Children found per label set are cached up to this many (the series themselves stay). */
+const MAX_CACHED = 16384;
 
 /** Envoy's default histogram buckets, so waypoint series aggregate with Envoy's (ms for durations, bytes for sizes). */
 export const ENVOY_BUCKETS = [
@@ -103,15 +107,17 @@ export class Metrics {
   readonly peers: PeerResolver;
   /** Per-endpoint request and connection counts, for the admin's /clusters. */
   readonly hosts = new HostStats();
-  readonly #requests: Counter<(typeof ISTIO_LABELS)[number]>;
-  readonly #duration: Histogram<(typeof ISTIO_LABELS)[number]>;
-  readonly #requestBytes: Histogram<(typeof ISTIO_LABELS)[number]>;
-  readonly #responseBytes: Histogram<(typeof ISTIO_LABELS)[number]>;
-  readonly #reasons: Counter<'reason' | 'response_code' | 'response_flags' | 'route'>;
-  readonly #tcpOpened: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpClosed: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpSent: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpReceived: Counter<(typeof TCP_LABELS)[number]>;
+  // The per-request series: SeriesCounter/SeriesHistogram children are plain records (series.ts),
+  // so counting does not hash labels the way prom-client's own children do.
+  readonly #requests: SeriesCounter;
+  readonly #duration: SeriesHistogram;
+  readonly #requestBytes: SeriesHistogram;
+  readonly #responseBytes: SeriesHistogram;
+  readonly #reasons: SeriesCounter;
+  readonly #tcpOpened: SeriesCounter;
+  readonly #tcpClosed: SeriesCounter;
+  readonly #tcpSent: SeriesCounter;
+  readonly #tcpReceived: SeriesCounter;
   readonly #tunnelRejections: Counter<'reason'>;
   readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
   readonly #authzChildren = new Map<string, client.Counter.Internal>();
@@ -125,62 +131,59 @@ export class Metrics {
   readonly circuitBreakerOverflows: Counter<'cluster' | 'limit'>;
   readonly configReloads: Counter<'result'>;
   readonly configRejections: Counter;
-  // Label sets repeat endlessly; resolving a child once per distinct set keeps prom-client's hashing
-  // off the per-request path.
+  // Label sets repeat endlessly: a child is found once per distinct set (keyed by the interned
+  // source/destination objects' ids, not by their label values).
   readonly #children = new Map<
     string,
     {
-      requests: client.Counter.Internal;
-      duration: client.Histogram.Internal<string>;
-      requestBytes: client.Histogram.Internal<string>;
-      responseBytes: client.Histogram.Internal<string>;
-      reasons: client.Counter.Internal;
+      requests: CounterChild;
+      duration: HistogramChild;
+      requestBytes: HistogramChild;
+      responseBytes: HistogramChild;
+      reasons: CounterChild;
     }
   >();
-  readonly #tcpChildren = new Map<
-    string,
-    Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal>
-  >();
+  readonly #tcpChildren = new Map<string, Record<'opened' | 'closed' | 'sent' | 'received', CounterChild>>();
 
   constructor(gauges: Gauges, opts: { defaultMetrics?: boolean; version?: string; clusterId?: string } = {}) {
     this.peers = new PeerResolver(opts.clusterId ?? 'Kubernetes');
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    this.#requests = new client.Counter({
-      name: 'istio_requests_total',
-      help: 'Requests handled by the waypoint.',
-      labelNames: ISTIO_LABELS,
-      registers,
-    });
-    this.#duration = new client.Histogram({
-      name: 'istio_request_duration_milliseconds',
-      help: 'Request duration, from the first request byte to the last response byte.',
-      labelNames: ISTIO_LABELS,
-      buckets: ENVOY_BUCKETS,
-      registers,
-    });
-    this.#requestBytes = new client.Histogram({
-      name: 'istio_request_bytes',
-      help: 'Request sizes (body bytes received from the client).',
-      labelNames: ISTIO_LABELS,
-      buckets: ENVOY_BUCKETS,
-      registers,
-    });
-    this.#responseBytes = new client.Histogram({
-      name: 'istio_response_bytes',
-      help: 'Response sizes (body bytes sent to the client).',
-      labelNames: ISTIO_LABELS,
-      buckets: ENVOY_BUCKETS,
-      registers,
-    });
-    this.#reasons = new client.Counter({
-      name: 'waypoint_requests_total',
-      help: 'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
-      labelNames: ['reason', 'response_code', 'response_flags', 'route'],
-      registers,
-    });
-    const tcpCounter = (name: string, help: string) =>
-      new client.Counter({ name, help, labelNames: TCP_LABELS, registers });
+    const reg = this.registry;
+    this.#requests = new SeriesCounter(
+      'istio_requests_total',
+      'Requests handled by the waypoint.',
+      ISTIO_LABELS,
+      reg,
+    );
+    this.#duration = new SeriesHistogram(
+      'istio_request_duration_milliseconds',
+      'Request duration, from the first request byte to the last response byte.',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#requestBytes = new SeriesHistogram(
+      'istio_request_bytes',
+      'Request sizes (body bytes received from the client).',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#responseBytes = new SeriesHistogram(
+      'istio_response_bytes',
+      'Response sizes (body bytes sent to the client).',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#reasons = new SeriesCounter(
+      'waypoint_requests_total',
+      'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
+      ['reason', 'response_code', 'response_flags', 'route'],
+      reg,
+    );
+    const tcpCounter = (name: string, help: string) => new SeriesCounter(name, help, TCP_LABELS, reg);
     this.#tcpOpened = tcpCounter('istio_tcp_connections_opened_total', 'TCP connections opened.');
     this.#tcpClosed = tcpCounter('istio_tcp_connections_closed_total', 'TCP connections closed.');
     this.#tcpSent = tcpCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the client on TCP connections.');
@@ -293,6 +296,8 @@ export class Metrics {
         responseBytes: this.#responseBytes.labels(...values),
         reasons: this.#reasons.labels(l.reason, String(l.status), l.flags, l.route ?? ''),
       };
+      // A cache of the families' children: bounded, refilled on demand.
+      if (this.#children.size >= MAX_CACHED) this.#children.clear();
       this.#children.set(key, c);
     }
     c.requests.inc();
@@ -302,7 +307,7 @@ export class Metrics {
     c.reasons.inc();
   }
 
-  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal> {
+  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', CounterChild> {
     const key = `${this.#peerKey(l)}|${l.flags}`;
     let c = this.#tcpChildren.get(key);
     if (!c) {
@@ -313,6 +318,7 @@ export class Metrics {
         sent: this.#tcpSent.labels(...values),
         received: this.#tcpReceived.labels(...values),
       };
+      if (this.#tcpChildren.size >= MAX_CACHED) this.#tcpChildren.clear();
       this.#tcpChildren.set(key, c);
     }
     return c;

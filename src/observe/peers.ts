@@ -29,6 +29,8 @@ export class PeerResolver {
   readonly #byEndpoint = new WeakMap<Endpoint, WorkloadLabels>();
   readonly #byBaggage = new Map<string, WorkloadLabels | undefined>();
   readonly #unknown = new Map<string, WorkloadLabels>();
+  /** One object per distinct set of values, across snapshots: metrics key their children on it. */
+  readonly #interned = new Map<string, WorkloadLabels>();
 
   constructor(cluster: string) {
     this.cluster = cluster;
@@ -64,9 +66,11 @@ export class PeerResolver {
       let w = this.#byEndpoint.get(endpoint);
       if (!w) {
         const principal = endpoint.transport === 'plain' ? UNKNOWN : endpoint.identity;
-        w = endpoint.pod
-          ? podWorkload(endpoint.pod, principal, this.cluster)
-          : unknownWorkload(principal, this.cluster);
+        w = this.#intern(
+          endpoint.pod
+            ? podWorkload(endpoint.pod, principal, this.cluster)
+            : unknownWorkload(principal, this.cluster),
+        );
         this.#byEndpoint.set(endpoint, w);
       }
       return w;
@@ -75,10 +79,19 @@ export class PeerResolver {
     return this.#unknownFor(undefined);
   }
 
+  #intern(w: WorkloadLabels): WorkloadLabels {
+    const key = Object.values(w).join('\u0000');
+    const known = this.#interned.get(key);
+    if (known) return known;
+    if (this.#interned.size >= MAX_ENTRIES * 4) this.#interned.clear();
+    this.#interned.set(key, w);
+    return w;
+  }
+
   #fromPod(pod: PodInfo, principal: string): WorkloadLabels {
     let w = this.#byPod.get(pod);
     if (!w || w.principal !== principal) {
-      w = podWorkload(pod, principal, this.cluster);
+      w = this.#intern(podWorkload(pod, principal, this.cluster));
       this.#byPod.set(pod, w);
     }
     return w;
@@ -88,7 +101,7 @@ export class PeerResolver {
     const key = `${peer.uri}\n${baggage}`;
     if (this.#byBaggage.has(key)) return this.#byBaggage.get(key);
     const parsed = baggageWorkload(baggage, peer.uri, this.cluster);
-    const w = parsed && parsed.namespace === peer.namespace ? parsed : undefined;
+    const w = parsed && parsed.namespace === peer.namespace ? this.#intern(parsed) : undefined;
     if (this.#byBaggage.size >= MAX_ENTRIES) this.#byBaggage.clear();
     this.#byBaggage.set(key, w);
     return w;
@@ -98,9 +111,11 @@ export class PeerResolver {
     const key = peer?.uri ?? '';
     let w = this.#unknown.get(key);
     if (!w) {
-      w = peer
-        ? Object.freeze({ ...unknownWorkload(peer.uri, this.cluster), namespace: peer.namespace })
-        : unknownWorkload(UNKNOWN, UNKNOWN);
+      w = this.#intern(
+        peer
+          ? Object.freeze({ ...unknownWorkload(peer.uri, this.cluster), namespace: peer.namespace })
+          : unknownWorkload(UNKNOWN, UNKNOWN),
+      );
       if (this.#unknown.size >= MAX_ENTRIES) this.#unknown.clear();
       this.#unknown.set(key, w);
     }
