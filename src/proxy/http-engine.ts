@@ -4,7 +4,7 @@
 // log) exactly once. Every failure ends as the reason's local reply or a reset; none escapes.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Endpoint, Snapshot } from '../../config/model.ts';
+import type { Endpoint, ServiceInfo, Snapshot } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { AccessLog } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -276,26 +276,7 @@ export class HttpEngine {
       const binding = ctx.tunnel.binding;
       // Istio reports the Service of the cluster the request went to (a routed backend), else the dialled one.
       const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
-      const metrics = this.#opts.metrics;
-      metrics.request(
-        {
-          source: ctx.tunnel.sourceWorkload ?? metrics.peers.sourceOf(ctx.tunnel),
-          destination: metrics.peers.destination(upstreamEndpoint, binding),
-          destinationService: svc?.hostname ?? 'unknown',
-          destinationServiceName: svc?.name ?? 'unknown',
-          destinationServiceNamespace:
-            svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
-          protocol: ctx.grpc ? 'grpc' : 'http',
-          status: outcome.status,
-          grpcStatus: outcome.grpcStatus ?? '',
-          reason: outcome.reason,
-          flags,
-          route: ctx.target?.routeName,
-        },
-        outcome.durationMs,
-        { requestBytes: outcome.bytesReceived, responseBytes: outcome.bytesSent },
-      );
-      metrics.hosts.request(outcome.upstreamHost, outcome.status);
+      this.#count(ctx, outcome, flags, svc, upstreamEndpoint);
       const audit = auditHint(ctx);
       if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined)) {
         this.#opts.accessLog.write({
@@ -339,6 +320,37 @@ export class HttpEngine {
         for (const w of waiters) w();
       }
     }
+  }
+
+  /** Istio's metrics and the per-host counts for one exchange. */
+  #count(
+    ctx: RequestContext,
+    outcome: Outcome,
+    flags: string,
+    svc: ServiceInfo | undefined,
+    upstreamEndpoint: Endpoint | undefined,
+  ): void {
+    const binding = ctx.tunnel.binding;
+    const metrics = this.#opts.metrics;
+    metrics.request(
+      {
+        source: ctx.tunnel.sourceWorkload ?? metrics.peers.sourceOf(ctx.tunnel),
+        destination: metrics.peers.destination(upstreamEndpoint, binding),
+        destinationService: svc?.hostname ?? 'unknown',
+        destinationServiceName: svc?.name ?? 'unknown',
+        destinationServiceNamespace:
+          svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
+        protocol: ctx.grpc ? 'grpc' : 'http',
+        status: outcome.status,
+        grpcStatus: outcome.grpcStatus ?? '',
+        reason: outcome.reason,
+        flags,
+        route: ctx.target?.routeName,
+      },
+      outcome.durationMs,
+      { requestBytes: outcome.bytesReceived, responseBytes: outcome.bytesSent },
+    );
+    metrics.hosts.request(outcome.upstreamHost, outcome.status);
   }
 }
 

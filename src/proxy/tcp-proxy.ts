@@ -10,7 +10,7 @@ import type { HboneClient } from '../hbone/client.ts';
 import { acceptTunnel } from '../hbone/server.ts';
 import type { AccessLog } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { Metrics } from '../observe/metrics.ts';
+import type { Metrics, TcpLabels } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
 import { type Cluster, clusterName } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
@@ -43,6 +43,40 @@ interface TcpLogState {
   sent: number;
   upstreamHost: string | undefined;
   cluster: string | undefined;
+}
+
+/** The istio_tcp_* labels before an endpoint is chosen (the destination is set once it is). */
+function tcpLabels(tunnel: TunnelInfo, peers: Metrics['peers']): TcpLabels {
+  const b = tunnel.binding;
+  const svc = b.kind === 'service' ? b.service : undefined;
+  return {
+    source: tunnel.sourceWorkload ?? peers.sourceOf(tunnel),
+    destination: peers.destination(undefined, b),
+    destinationService: svc?.hostname ?? 'unknown',
+    destinationServiceName: svc?.name ?? 'unknown',
+    destinationServiceNamespace: svc?.namespace ?? (b.kind === 'workload' ? b.pod.namespace : 'unknown'),
+    flags: '-',
+  };
+}
+
+function tcpLogState(
+  tunnel: TunnelInfo,
+  routed: ReturnType<NonNullable<TcpProxyDeps['route']>>,
+): TcpLogState {
+  const b = tunnel.binding;
+  return {
+    start: new Date(),
+    startNs: process.hrtime.bigint(),
+    received: 0,
+    sent: 0,
+    upstreamHost: undefined,
+    cluster:
+      routed && 'cluster' in routed
+        ? routed.cluster.name
+        : b.kind === 'service'
+          ? clusterName(b.port, undefined, b.service.hostname, b.protocol)
+          : undefined,
+  };
 }
 
 function logTcp(
@@ -157,31 +191,10 @@ export async function proxyTcp(
   leftover?: Buffer,
 ): Promise<void> {
   const binding = tunnel.binding;
-  const svc = binding.kind === 'service' ? binding.service : undefined;
   const peers = deps.metrics.peers;
-  const labels = {
-    source: tunnel.sourceWorkload ?? peers.sourceOf(tunnel),
-    destination: peers.destination(undefined, binding),
-    destinationService: svc?.hostname ?? 'unknown',
-    destinationServiceName: svc?.name ?? 'unknown',
-    destinationServiceNamespace:
-      svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
-    flags: '-',
-  };
+  const labels = tcpLabels(tunnel, peers);
   const routed = deps.route?.(tunnel);
-  const st: TcpLogState = {
-    start: new Date(),
-    startNs: process.hrtime.bigint(),
-    received: 0,
-    sent: 0,
-    upstreamHost: undefined,
-    cluster:
-      routed && 'cluster' in routed
-        ? routed.cluster.name
-        : binding.kind === 'service'
-          ? clusterName(binding.port, undefined, binding.service.hostname, binding.protocol)
-          : undefined,
-  };
+  const st = tcpLogState(tunnel, routed);
   let endpoint: Endpoint | undefined;
   if (routed === undefined) {
     endpoint = deps.picker.pick(deps.picker.candidates(binding, tunnel.destination.port));
