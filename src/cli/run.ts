@@ -1,10 +1,12 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
 import { fileCredentials } from '../identity/credentials.ts';
-import { parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
+import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { meshAccessLogEncoding } from '../observe/mesh-access-log.ts';
 import { Waypoint } from '../waypoint.ts';
 import {
   checked,
@@ -82,9 +84,10 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const accessLog = checked('--access-log', () =>
     parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
   );
-  const accessLogEncoding = checked('--access-log-encoding', () =>
-    parseAccessLogEncoding(fromEnv('access-log-encoding', values['access-log-encoding'], env)),
-  );
+  const encodingFlag = fromEnv('access-log-encoding', values['access-log-encoding'], env);
+  const accessLogEncoding = encodingFlag
+    ? checked('--access-log-encoding', () => parseAccessLogEncoding(encodingFlag))
+    : await meshEncoding(fromEnv('mesh-config', values['mesh-config'], env));
   const clusterId = clusterIdFrom(values['cluster-id'], env);
   const drainDeadlineMs = parseSeconds(
     '--drain-deadline',
@@ -143,6 +146,13 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     credentials.close();
     return 0;
   }, log);
+}
+
+/** The mesh config's accessLogEncoding (text when there is no mesh config or it does not say). */
+async function meshEncoding(path: string | undefined): Promise<AccessLogEncoding> {
+  if (!path) return 'text';
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return checked('--mesh-config', () => meshAccessLogEncoding(text)) ?? 'text';
 }
 
 function host(h: { ip: string; port: number }): { host: string; port: number } {

@@ -17,7 +17,8 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --endpoint-hbone-port N    Where endpoints terminate HBONE (default 15008)                           [WAYPOINT_ENDPOINT_HBONE_PORT]
   --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
-  --access-log-encoding E    text (default: Istio's default format) or json (mesh accessLogEncoding)  [WAYPOINT_ACCESS_LOG_ENCODING]
+  --access-log-encoding E    text (Istio's default format) or json; default: the mesh config's
+                             accessLogEncoding, else text                                             [WAYPOINT_ACCESS_LOG_ENCODING]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
   --default-retry istio|safe  A route without a retry field: Istio's mesh default (istio: also gRPC
