@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
 import { readManifests } from './load.ts';
 import type { Snapshot } from './model.ts';
+import type { Resource } from './resource.ts';
 import { ResourceStore, type UpdateReport } from './store.ts';
 
 export interface FileConfigSourceOptions extends CompileInput {
@@ -45,6 +46,11 @@ export class FileConfigSource {
   /** The latest compiled snapshot, if any load has produced one. */
   get current(): Snapshot | undefined {
     return this.#current;
+  }
+
+  /** The resources in force, each with the file (and document) it came from. */
+  get resources(): readonly Resource[] {
+    return this.#store.resources();
   }
 
   /**

@@ -256,7 +256,16 @@ export class Waypoint {
       adminRoutes({
         snapshot: () => this.#snapshot,
         rejected: () => this.#rejected,
-        configSource: () => ({ type: 'files', paths: opts.configPaths }),
+        configSource: () => ({
+          type: 'files',
+          paths: opts.configPaths,
+          resources: this.#config.resources.map((r) => ({
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+            origin: r.origin,
+          })),
+        }),
         readiness: this.readiness,
         metrics: this.metrics,
         picker,

@@ -78,12 +78,23 @@ afterAll(() => mesh?.close());
 describe('admin listener', () => {
   it('/config_dump renders every section (Maps included) and says where the configuration came from', async () => {
     const dump = JSON.parse((await admin('/config_dump')).body) as {
-      configSource: { type: string; paths: string[] };
+      configSource: {
+        type: string;
+        paths: string[];
+        resources: Array<{ kind: string; namespace: string; name: string; origin: string }>;
+      };
       services: Record<string, unknown>;
       pods: Record<string, { name: string; workload: string }>;
       filters: Record<string, unknown>;
     };
-    expect(dump.configSource).toEqual({ type: 'files', paths: [mesh.configDir] });
+    expect(dump.configSource).toMatchObject({ type: 'files', paths: [mesh.configDir] });
+    // Each resource in force, with the file and document it came from.
+    expect(dump.configSource.resources).toContainEqual({
+      kind: 'AuthorizationPolicy',
+      namespace: 'shop',
+      name: 'only-sleep',
+      origin: expect.stringMatching(/mesh\.yaml#\d+$/),
+    });
     expect(Object.keys(dump.services).sort()).toEqual(['127.0.199.10:8080', '127.0.199.11:8080']);
     expect(dump.pods['127.0.199.20']).toMatchObject({ name: 'ok-0', workload: 'ok-0' });
     // The authorization and routing sections are compiled into Maps: rendered, not {}.
