@@ -3,6 +3,7 @@
 // §2.2) and how each port's bytes are treated (§5.2). Pure: the same resources give the same
 // snapshot (apart from createdAt, which comes from opts.now).
 import { isIP } from 'node:net';
+import { compileAccessLogging } from './compile/access-logging.ts';
 import { addressKey, canonicalIP } from './compile/addresses.ts';
 import { newEndpointNotes, serviceEndpoints } from './compile/endpoints.ts';
 import { resolveGateway, type WaypointGateway } from './compile/gateway.ts';
@@ -93,6 +94,12 @@ export function compileSnapshot(
     );
   }
 
+  const accessLogging = compileAccessLogging(
+    resources,
+    opts.gateway,
+    opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    messages,
+  );
   const base: Omit<Snapshot, 'filters'> = deepFreeze({
     version,
     createdAt: (opts.now ?? (() => new Date()))().toISOString(),
@@ -101,6 +108,7 @@ export function compileSnapshot(
     services: new FrozenMap(services),
     workloads: new FrozenMap(workloads),
     pods: new FrozenMap(podsByIp(inv)),
+    ...(accessLogging ? { accessLogging } : {}),
     resourceCounts: countByKind(resources),
     messages,
   });

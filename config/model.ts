@@ -1,6 +1,8 @@
 // The compiled configuration: what the data path reads. A Snapshot is built once from the Kubernetes
 // resources in force, deep-frozen, and swapped atomically; a request keeps the snapshot it started with.
 
+import type { AccessLogging } from './compile/access-logging.ts';
+
 /** Which traffic a waypoint takes (`istio.io/waypoint-for` on the Gateway, else its GatewayClass). */
 export type TrafficType = 'service' | 'workload' | 'all' | 'none';
 
@@ -111,6 +113,8 @@ export interface Snapshot {
   readonly workloads: ReadonlyMap<string, WorkloadBinding>;
   /** Every running pod by IP, bound to this waypoint or not: the source of a tunnel, for metrics. */
   readonly pods: ReadonlyMap<string, PodInfo>;
+  /** The Telemetry API's accessLogging for this waypoint (absent: no Telemetry says; --access-log decides). */
+  readonly accessLogging?: AccessLogging;
   /** Count of resources in force, by kind. */
   readonly resourceCounts: Readonly<Record<string, number>>;
   /** Warnings and errors of the resources in force (rejected resources are listed in `rejected`). */

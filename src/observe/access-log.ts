@@ -8,6 +8,8 @@
 // enforced AUDIT policy matched is logged in any mode but `off`. TCP connections get a line each, as
 // Envoy's TCP proxy logs them (`"- - -"`, code 0).
 import type { Writable } from 'node:stream';
+import type { AccessLogChoice } from '../../config/compile/access-logging.ts';
+import type { Snapshot } from '../../config/model.ts';
 import type { Reason } from '../pipeline/reasons.ts';
 import { responseCodeDetails, transportFailureReason } from './response-code-details.ts';
 
@@ -147,7 +149,9 @@ export class AccessLog {
    * Cheap check before building an entry. `hinted`: a filter asked for the request to be logged
    * (an AUDIT match, Envoy's access_log_hint): logged in any mode but `off`.
    */
-  wants(status: number, reason: Reason, hinted = false): boolean {
+  wants(status: number, reason: Reason, hinted = false, telemetry?: AccessLogChoice): boolean {
+    // A Telemetry resource's accessLogging decides over the mode: everything, or nothing.
+    if (telemetry) return telemetry.enabled;
     if (this.#mode === 'off') return false;
     if (this.#mode === 'all' || hinted) return true;
     return reason !== 'via_upstream' || status >= 500 || status === 0;
@@ -158,10 +162,18 @@ export class AccessLog {
   }
 
   /** A TCP connection's line: every one in `all`, failed ones (a response flag) in `errors`. */
-  writeTcp(t: TcpAccessLogEntry): void {
-    if (this.#mode === 'off' || (this.#mode === 'errors' && t.flags === '-')) return;
+  writeTcp(t: TcpAccessLogEntry, telemetry?: AccessLogChoice): void {
+    if (telemetry ? !telemetry.enabled : this.#mode === 'off' || (this.#mode === 'errors' && t.flags === '-'))
+      return;
     this.#out.write(this.#format(tcpEntry(t)));
   }
+}
+
+/** The Telemetry accessLogging that applies to traffic for `host` (a Service FQDN), if any. */
+export function telemetryChoice(snapshot: Snapshot, host: string | undefined): AccessLogChoice | undefined {
+  const policy = snapshot.accessLogging;
+  if (!policy) return undefined;
+  return (host !== undefined ? policy.services.get(host) : undefined) ?? policy.waypoint;
 }
 
 export function parseAccessLogMode(v: string | undefined): AccessLogMode {

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { Endpoint, ServiceInfo, Snapshot } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
-import type { AccessLog } from '../observe/access-log.ts';
+import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { auditHint } from '../pipeline/access-log-hint.ts';
@@ -278,7 +278,8 @@ export class HttpEngine {
       const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
       this.#count(ctx, outcome, flags, svc, upstreamEndpoint);
       const audit = auditHint(ctx);
-      if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined)) {
+      const telemetry = telemetryChoice(ctx.snapshot, svc?.hostname);
+      if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined, telemetry)) {
         this.#opts.accessLog.write({
           start,
           method: ctx.method,

@@ -8,7 +8,7 @@ import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import { acceptTunnel } from '../hbone/server.ts';
-import type { AccessLog } from '../observe/access-log.ts';
+import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics, TcpLabels } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
@@ -86,19 +86,24 @@ function logTcp(
   reason: 'via_upstream' | 'no_healthy_upstream' | 'upstream_connect_failure',
   detail?: string,
 ): void {
-  deps.accessLog?.writeTcp({
-    start: st.start,
-    flags: reason === 'no_healthy_upstream' ? 'UH' : reason === 'upstream_connect_failure' ? 'UF' : '-',
-    reason,
-    detail,
-    bytesReceived: st.received,
-    bytesSent: st.sent,
-    durationMs: Number(process.hrtime.bigint() - st.startNs) / 1e6,
-    upstreamHost: st.upstreamHost,
-    upstreamCluster: st.cluster,
-    downstreamLocal: formatAuthority(tunnel.destination.ip, tunnel.destination.port),
-    downstreamRemote: formatAuthority(tunnel.source.ip, tunnel.source.port),
-  });
+  const b = tunnel.binding;
+  const host = b.kind === 'service' ? b.service.hostname : undefined;
+  deps.accessLog?.writeTcp(
+    {
+      start: st.start,
+      flags: reason === 'no_healthy_upstream' ? 'UH' : reason === 'upstream_connect_failure' ? 'UF' : '-',
+      reason,
+      detail,
+      bytesReceived: st.received,
+      bytesSent: st.sent,
+      durationMs: Number(process.hrtime.bigint() - st.startNs) / 1e6,
+      upstreamHost: st.upstreamHost,
+      upstreamCluster: st.cluster,
+      downstreamLocal: formatAuthority(tunnel.destination.ip, tunnel.destination.port),
+      downstreamRemote: formatAuthority(tunnel.source.ip, tunnel.source.port),
+    },
+    telemetryChoice(tunnel.snapshot, host),
+  );
 }
 
 /** An HTTP/2 stream (a tunnel) rather than a socket: it has an RST_STREAM code. */
