@@ -7,6 +7,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
 import { readManifests } from './load.ts';
 import type { Snapshot } from './model.ts';
+import type { Resource } from './resource.ts';
 import { ResourceStore, type UpdateReport } from './store.ts';
 import { TreeWatch } from './watch-tree.ts';
 
@@ -47,6 +48,8 @@ export interface ConfigSource {
   close(): void;
   /** For /config_dump: where the configuration comes from and which version of it is applied. */
   describe(): Readonly<Record<string, unknown>>;
+  /** The resources in force, each with where it came from. */
+  readonly resources: readonly Resource[];
 }
 
 const DEFAULT_DEBOUNCE_MS = 100;
@@ -73,6 +76,11 @@ export class FileConfigSource implements ConfigSource {
   /** The latest compiled snapshot, if any load has produced one. */
   get current(): Snapshot | undefined {
     return this.#current;
+  }
+
+  /** The resources in force, each with the file (and document) it came from. */
+  get resources(): readonly Resource[] {
+    return this.#store.resources();
   }
 
   /**

@@ -16,20 +16,15 @@ import {
   rateLimitFactory,
 } from '../filters/rate-limit/index.ts';
 import { tcpTarget } from '../filters/routing/tcp.ts';
+import { adminRoutes, prometheusRoute, readyRoute } from './admin/admin-routes.ts';
 import { AdminServer } from './admin/admin-server.ts';
-import { configDump } from './admin/config-dump.ts';
-import {
-  checkExplainInput,
-  ExplainDestinationError,
-  ExplainInputError,
-  explainRequest,
-} from './explain/explain.ts';
+import { explainRequest } from './explain/explain.ts';
 import { formatAuthority, type HostPort } from './hbone/authority.ts';
 import { HboneClient } from './hbone/client.ts';
 import { type ConnectDecision, type ConnectRequest, HboneServer } from './hbone/server.ts';
 import type { Credentials } from './identity/credentials.ts';
 import { Readiness } from './lifecycle/readiness.ts';
-import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
+import { AccessLog, type AccessLogEncoding, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import type { Binding, TunnelInfo } from './pipeline/context.ts';
@@ -43,6 +38,7 @@ import { EndpointPicker } from './upstream/endpoint-picker.ts';
 import { Http1Upstream } from './upstream/http1-upstream.ts';
 import { Http2Upstream } from './upstream/http2-upstream.ts';
 import { compose, pickEndpoint, transport } from './upstream/layers.ts';
+import { hostKey } from './upstream/load-balancer.ts';
 import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
 import { retry } from './upstream/retry.ts';
@@ -58,12 +54,19 @@ export interface WaypointOptions {
   readonly configPaths: readonly string[];
   readonly gateway: ObjectRef;
   readonly hbone: Listen;
+  /** The admin pages (config_dump, clusters, stats, logging, certs, explain): keep it on loopback. */
   readonly admin: Listen;
+  /** `/healthz/ready` alone, for the kubelet (absent: not bound; the admin listener answers it too). */
+  readonly ready?: Listen;
   readonly metrics: Listen;
   readonly credentials: Credentials;
   readonly endpointHbonePort: number;
   readonly clusterDomain?: string;
+  /** The cluster this waypoint runs in (`--cluster-id`, ISTIO_META_CLUSTER_ID): source/destination_cluster, baggage. */
+  readonly clusterId?: string;
   readonly accessLog?: AccessLogMode;
+  /** text (Istio's default format) or json (mesh config accessLogEncoding: JSON). */
+  readonly accessLogEncoding?: AccessLogEncoding;
   /** Where access-log lines go (default stdout); tests capture them here. */
   readonly accessLogStream?: Writable;
   readonly log: Logger;
@@ -112,10 +115,12 @@ export class Waypoint {
   readonly #http2: Http2Upstream;
   readonly #picker: EndpointPicker;
   readonly #engine: HttpEngine;
+  readonly #accessLog: AccessLog;
   readonly #dispatcher: TunnelDispatcher;
   readonly #server: HboneServer;
   readonly #admin: AdminServer;
   readonly #metricsServer: AdminServer;
+  readonly #ready: AdminServer;
   #snapshot: Snapshot | undefined;
   /** What the latest load rejected (each load reads every file, so this is what is wrong now). */
   #rejected: readonly ConfigMessage[] = [];
@@ -127,7 +132,7 @@ export class Waypoint {
   /** Mesh config reloads run one at a time. */
   #meshReload: Promise<void> = Promise.resolve();
   /** Where the listeners actually bound (port 0 picks one). */
-  addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
+  addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort; ready?: HostPort } | undefined;
 
   constructor(opts: WaypointOptions) {
     this.#opts = opts;
@@ -153,7 +158,7 @@ export class Waypoint {
     const baggage = baggageOf({
       namespace: credentials.identity.namespace,
       name: opts.gateway.name,
-      cluster: 'Kubernetes',
+      cluster: opts.clusterId ?? 'Kubernetes',
     });
     const hbonePort = opts.endpointHbonePort;
     this.#http1 = new Http1Upstream(this.#hboneClient, { hbonePort, baggage });
@@ -178,6 +183,7 @@ export class Waypoint {
       }),
     });
     this.#picker = picker;
+    this.#accessLog = new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream, opts.accessLogEncoding);
     this.metrics = new Metrics(
       {
         hboneSessions: () => this.#server.sessionCount,
@@ -188,7 +194,11 @@ export class Waypoint {
         draining: () => this.readiness.draining,
         configVersion: () => this.#snapshot?.version ?? 0,
       },
-      { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
+      {
+        defaultMetrics: opts.defaultMetrics ?? true,
+        version: opts.version ?? 'dev',
+        clusterId: opts.clusterId ?? 'Kubernetes',
+      },
     );
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
@@ -227,7 +237,7 @@ export class Waypoint {
       factories,
       send,
       metrics: this.metrics,
-      accessLog: new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream),
+      accessLog: this.#accessLog,
       log: opts.log,
       localAddress: () =>
         this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
@@ -242,6 +252,7 @@ export class Waypoint {
         hbonePort,
         baggage,
         route: tcpRoute,
+        accessLog: this.#accessLog,
       },
       opts.log,
       {
@@ -261,55 +272,59 @@ export class Waypoint {
       },
       opts.log,
     );
-    this.#admin = new AdminServer({
-      'GET /healthz/ready': () => {
-        const why = this.readiness.notReadyBecause();
-        return why
-          ? { status: 503, type: 'text/plain', body: `not ready: ${why}\n` }
-          : { status: 200, type: 'text/plain', body: 'ready\n' };
-      },
-      'GET /config_dump': () => ({
-        status: 200,
-        type: 'application/json',
-        body: configDump(this.#snapshot, {
-          ready: this.readiness.notReadyBecause() ?? 'ready',
-          source: this.#config.describe(),
-          rejected: this.#rejected,
+    this.#admin = new AdminServer(
+      adminRoutes({
+        snapshot: () => this.#snapshot,
+        rejected: () => this.#rejected,
+        configSource: () => ({
+          ...this.#config.describe(),
+          resources: this.#config.resources.map((r) => ({
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+            origin: r.origin,
+          })),
         }),
+        readiness: this.readiness,
+        metrics: this.metrics,
+        picker,
+        credentials,
+        log: opts.log,
+        serverInfo: () => this.#serverInfo(),
+        startedAt: new Date(),
+        // The chain is built apart from the engine's, so explaining counts no metrics.
+        explain: (snapshot, input) => explainRequest(snapshot, this.#chain.factories, input, this.#log),
       }),
-      // What the waypoint would decide for a hypothetical request, on the snapshot in force (the
-      // chain is built apart from the engine's, so explaining counts no metrics).
-      'POST /debug/explain': async (_req, body) => {
-        const json = (status: number, v: unknown) => ({
-          status,
-          type: 'application/json',
-          body: `${JSON.stringify(v, null, 2)}\n`,
-        });
-        const snapshot = this.#snapshot;
-        if (!snapshot) return json(503, { error: 'no configuration applied yet' });
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body);
-        } catch {
-          return json(400, { error: 'body: expected JSON' });
-        }
-        try {
-          const input = checkExplainInput(parsed);
-          return json(200, await explainRequest(snapshot, this.#chain.factories, input, this.#log));
-        } catch (err) {
-          if (err instanceof ExplainInputError) return json(400, { error: err.message });
-          if (err instanceof ExplainDestinationError) return json(404, { error: err.message });
-          throw err;
-        }
+    );
+    this.#ready = new AdminServer({ 'GET /healthz/ready': readyRoute(this.readiness) });
+    this.#metricsServer = new AdminServer({ 'GET /stats/prometheus': prometheusRoute(this.metrics) });
+  }
+
+  /** /server_info: the node as Istio names a waypoint's, and the options in force. */
+  #serverInfo(): { version: string; node: Record<string, string>; options: Record<string, unknown> } {
+    const o = this.#opts;
+    const ns = o.gateway.namespace;
+    const ip = this.addresses?.hbone.ip ?? o.hbone.host;
+    return {
+      version: o.version ?? 'dev',
+      node: {
+        id: `waypoint~${ip}~${o.gateway.name}.${ns}~${ns}.svc.${o.clusterDomain ?? 'cluster.local'}`,
+        cluster: `${o.gateway.name}.${ns}`,
+        cluster_id: o.clusterId ?? 'Kubernetes',
       },
-    });
-    this.#metricsServer = new AdminServer({
-      'GET /stats/prometheus': async () => ({
-        status: 200,
-        type: this.metrics.registry.contentType,
-        body: await this.metrics.render(),
-      }),
-    });
+      options: {
+        config: o.configPaths,
+        gateway: `${ns}/${o.gateway.name}`,
+        identity: o.credentials.identity.uri,
+        addresses: this.addresses,
+        endpointHbonePort: o.endpointHbonePort,
+        clusterDomain: o.clusterDomain ?? 'cluster.local',
+        clusterId: o.clusterId ?? 'Kubernetes',
+        accessLog: o.accessLog ?? 'errors',
+        drainDeadlineMs: o.drainDeadlineMs ?? 20_000,
+        defaultRetry: o.defaultRetry ?? 'istio',
+      },
+    };
   }
 
   get snapshot(): Snapshot | undefined {
@@ -337,7 +352,7 @@ export class Waypoint {
         this.#meshReload = this.#meshReload.then(() => this.#reloadMeshConfig(meshPath));
       });
     }
-    let bound: [HostPort, HostPort, HostPort];
+    let bound: [HostPort, HostPort, HostPort, HostPort | undefined];
     try {
       const bind = (what: string, l: Listen, listen: (host: string, port: number) => Promise<HostPort>) =>
         listen(l.host, l.port).catch((err: NodeJS.ErrnoException) => {
@@ -352,14 +367,17 @@ export class Waypoint {
         bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p)),
         bind('admin', this.#opts.admin, (h, p) => this.#admin.listen(h, p)),
         bind('metrics', this.#opts.metrics, (h, p) => this.#metricsServer.listen(h, p)),
+        this.#opts.ready
+          ? bind('readiness', this.#opts.ready, (h, p) => this.#ready.listen(h, p))
+          : undefined,
       ]);
     } catch (err) {
       // Whatever did bind, and the config watcher, would keep a failed process alive.
       await this.close();
       throw err;
     }
-    const [hbone, admin, metrics] = bound;
-    this.addresses = { hbone, admin, metrics };
+    const [hbone, admin, metrics, ready] = bound;
+    this.addresses = { hbone, admin, metrics, ...(ready ? { ready } : {}) };
     this.readiness.pass('listeners');
     this.#log.info('waypoint listening', {
       gateway: `${this.#opts.gateway.namespace}/${this.#opts.gateway.name}`,
@@ -367,6 +385,7 @@ export class Waypoint {
       hbone: formatAuthority(hbone.ip, hbone.port),
       admin: formatAuthority(admin.ip, admin.port),
       metrics: formatAuthority(metrics.ip, metrics.port),
+      ...(ready ? { ready: formatAuthority(ready.ip, ready.port) } : {}),
     });
   }
 
@@ -422,6 +441,7 @@ export class Waypoint {
       this.#server.close(),
       this.#admin.close(),
       this.#metricsServer.close(),
+      this.#ready.close(),
       this.#http1.close(),
     ]);
     this.#http2.close();
@@ -513,6 +533,7 @@ export class Waypoint {
 
   #applySnapshot(snapshot: Snapshot, rejected = this.#rejected.length): void {
     this.#snapshot = snapshot;
+    this.metrics.hosts.retain(configuredHosts(snapshot));
     this.metrics.configReloads.labels('applied').inc();
     // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
     if (snapshot.gateway.found) this.readiness.pass('config');
@@ -571,6 +592,12 @@ export class Waypoint {
       peer: req.peer,
       source: req.source,
       destination: req.authority,
+      sourceWorkload: this.metrics.peers.source({
+        baggage: req.headers.baggage as string | undefined,
+        peer: req.peer,
+        ip: req.source.ip,
+        pods: snapshot.pods,
+      }),
     };
     const opaque = binding.kind === 'service' && (binding.protocol === 'tcp' || binding.protocol === 'tls');
     return {
@@ -584,6 +611,13 @@ export class Waypoint {
       },
     };
   }
+}
+
+/** Every endpoint address of the snapshot, for pruning per-host counters. */
+function configuredHosts(snapshot: Snapshot): Set<string> {
+  const out = new Set<string>();
+  for (const b of snapshot.services.values()) for (const e of b.endpoints) out.add(hostKey(e));
+  return out;
 }
 
 /** Routing's choice for an opaque TCP tunnel, in the shape the TCP proxy takes. */

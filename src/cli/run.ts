@@ -1,6 +1,6 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
-
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
@@ -11,11 +11,13 @@ import {
 } from '../controller/config-client.ts';
 import { fileCredentials } from '../identity/credentials.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
-import { parseAccessLogMode } from '../observe/access-log.ts';
+import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { meshAccessLogEncoding } from '../observe/mesh-access-log.ts';
 import { Waypoint } from '../waypoint.ts';
 import {
   checked,
+  clusterIdFrom,
   fromEnv,
   parseCount,
   parseFailureMode,
@@ -45,6 +47,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       hbone: { type: 'string' },
       admin: { type: 'string' },
       metrics: { type: 'string' },
+      ready: { type: 'string' },
+      'cluster-id': { type: 'string' },
+      'access-log-encoding': { type: 'string' },
       'endpoint-hbone-port': { type: 'string' },
       'cluster-domain': { type: 'string' },
       'access-log': { type: 'string' },
@@ -93,7 +98,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
   const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
-    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '0.0.0.0:15021')!)),
+    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '127.0.0.1:15000')!)),
+    ready: host(parseListen('--ready', fromEnv('ready', values.ready, env, '0.0.0.0:15021')!)),
     metrics: host(parseListen('--metrics', fromEnv('metrics', values.metrics, env, '0.0.0.0:15020')!)),
   };
   const endpointHbonePort = parsePort(
@@ -104,6 +110,11 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const accessLog = checked('--access-log', () =>
     parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
   );
+  const encodingFlag = fromEnv('access-log-encoding', values['access-log-encoding'], env);
+  const accessLogEncoding = encodingFlag
+    ? checked('--access-log-encoding', () => parseAccessLogEncoding(encodingFlag))
+    : await meshEncoding(fromEnv('mesh-config', values['mesh-config'], env));
+  const clusterId = clusterIdFrom(values['cluster-id'], env);
   const drainDeadlineMs = parseSeconds(
     '--drain-deadline',
     fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
@@ -149,7 +160,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...listen,
     endpointHbonePort,
     clusterDomain,
+    clusterId,
     accessLog,
+    accessLogEncoding,
     drainDeadlineMs,
     streamIdleTimeoutMs,
     requestHeadTimeoutMs,
@@ -180,6 +193,13 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     credentials.close();
     return 0;
   }, log);
+}
+
+/** The mesh config's accessLogEncoding (text when there is no mesh config or it does not say). */
+async function meshEncoding(path: string | undefined): Promise<AccessLogEncoding> {
+  if (!path) return 'text';
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return checked('--mesh-config', () => meshAccessLogEncoding(text)) ?? 'text';
 }
 
 function host(h: { ip: string; port: number }): { host: string; port: number } {

@@ -2,10 +2,12 @@
 // the same ResourceStore as files do, so validation, "a bad resource is rejected alone and its last
 // good version stays", and compilation are exactly those of FileConfigSource. Fail-static: when the
 // stream ends, the configuration in force stays and the source reconnects with capped back-off.
+
 import * as grpc from '@grpc/grpc-js';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from '../../config/compile.ts';
 import type { LoadedDocument } from '../../config/load.ts';
 import type { Snapshot } from '../../config/model.ts';
+import type { Resource } from '../../config/resource.ts';
 import type { ConfigSource, ConfigSourceInput, UpdateResult } from '../../config/source.ts';
 import { ResourceStore, type UpdateReport } from '../../config/store.ts';
 import type { Credentials } from '../identity/credentials.ts';
@@ -102,6 +104,10 @@ export class ControllerConfigSource implements ConfigSource {
     this.#call?.cancel();
     this.#client?.close();
     this.#client = undefined;
+  }
+
+  get resources(): readonly Resource[] {
+    return this.#store.resources();
   }
 
   describe(): Readonly<Record<string, unknown>> {

@@ -32,7 +32,7 @@ const reviews = (...pods: PodSpec[]) =>
   docs(serviceYaml({ name: 'reviews', vip: REVIEWS.ip, port: REVIEWS.port, pods }));
 
 interface Dump {
-  source: { type: string; version: string | null; connected: boolean; lastError?: string };
+  configSource: { type: string; version: string | null; connected: boolean; lastError?: string };
   rejected: Array<{ message: string }>;
 }
 
@@ -105,7 +105,7 @@ describe('run --controller', () => {
   it('is ready after the full snapshot, serves it, and follows a delta (a pod IP changes)', async () => {
     await eventually(async () => (await ready()) === 200, 'readiness');
     expect(await podServing()).toBe('reviews-a');
-    expect((await dump()).source).toMatchObject({
+    expect((await dump()).configSource).toMatchObject({
       type: 'controller',
       connected: true,
       version: source.slice(GATEWAY)!.version,
@@ -114,7 +114,10 @@ describe('run --controller', () => {
     source.remove(GATEWAY, '/Pod/shop/reviews-a');
     source.put(GATEWAY, ...reviews(POD_B));
     const version = source.slice(GATEWAY)!.version;
-    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    await eventually(
+      async () => (await dump()).configSource.version === version,
+      `version ${version} applied`,
+    );
     expect(await podServing()).toBe('reviews-b');
   });
 
@@ -135,7 +138,10 @@ spec:
     source.remove(GATEWAY, '/Pod/shop/reviews-b');
     source.put(GATEWAY, route('"eighty"'), ...reviews(POD_A));
     const version = source.slice(GATEWAY)!.version;
-    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    await eventually(
+      async () => (await dump()).configSource.version === version,
+      `version ${version} applied`,
+    );
     expect(await podServing()).toBe('reviews-a');
     expect(await routeHeader()).toBe('good');
     const message = (await dump()).rejected.map((r) => r.message).find((m) => m.includes('HTTPRoute'));
@@ -194,14 +200,17 @@ data:
     // A bad mesh config is rejected, and the providers in force stay.
     source.put(GATEWAY, { ...meshConfig('open'), data: { mesh: 'extensionProviders: {}' } });
     const version = source.slice(GATEWAY)!.version;
-    await eventually(async () => (await dump()).source.version === version, `version ${version} applied`);
+    await eventually(
+      async () => (await dump()).configSource.version === version,
+      `version ${version} applied`,
+    );
     expect((await dump()).rejected.map((r) => r.message)).toContain(
       `controller ${CONTROLLER}:${port}: ConfigMap istio-system/istio: extensionProviders: expected a list; keeping the ext_authz providers in force`,
     );
     expect(await podServing()).toMatch(/^reviews-/);
     source.remove(GATEWAY, 'security.istio.io/AuthorizationPolicy/shop/ext', '/ConfigMap/istio-system/istio');
     const removed = source.slice(GATEWAY)!.version;
-    await eventually(async () => (await dump()).source.version === removed, 'the policy removed');
+    await eventually(async () => (await dump()).configSource.version === removed, 'the policy removed');
   });
 
   it('keeps serving while the controller is down, and resyncs when it is back', async () => {
@@ -209,20 +218,20 @@ data:
     const [gone, next] = before === POD_A.name ? [POD_A, POD_B] : [POD_B, POD_A];
     await server.close();
     await eventually(
-      async () => (await dump()).source.connected === false,
+      async () => (await dump()).configSource.connected === false,
       'the waypoint sees the stream end',
     );
     expect(await ready()).toBe(200);
     expect(await podServing()).toBe(before);
-    expect((await dump()).source.lastError).toMatch(/UNAVAILABLE|CANCELLED/);
+    expect((await dump()).configSource.lastError).toMatch(/UNAVAILABLE|CANCELLED/);
 
     // Changed while it was away: the restarted controller's full snapshot brings it.
     source.remove(GATEWAY, `/Pod/shop/${gone.name}`);
     source.put(GATEWAY, ...reviews(next));
     server = await startController(port);
     const version = source.slice(GATEWAY)!.version;
-    await eventually(async () => (await dump()).source.version === version, 'the resync', 10_000);
-    expect((await dump()).source.connected).toBe(true);
+    await eventually(async () => (await dump()).configSource.version === version, 'the resync', 10_000);
+    expect((await dump()).configSource.connected).toBe(true);
     expect(await podServing()).toBe(next.name);
   });
 
@@ -231,10 +240,10 @@ data:
     const other = await startWaypoint('127.3.10.3', id('shop', 'waypoint'), expected);
     const d = await eventually(async () => {
       const x = await dump(other);
-      return x.source.lastError ? x : undefined;
+      return x.configSource.lastError ? x : undefined;
     }, 'a failed connection');
-    expect(d.source.lastError).toBe(`the controller presented ${CONTROLLER_ID}, expected ${expected}`);
-    expect(d.source.version).toBeNull();
+    expect(d.configSource.lastError).toBe(`the controller presented ${CONTROLLER_ID}, expected ${expected}`);
+    expect(d.configSource.version).toBeNull();
     expect(await ready(other)).toBe(503);
     await other.close();
   });
@@ -243,9 +252,9 @@ data:
     const intruder = await startWaypoint('127.3.10.3', id('shop', 'reviews'));
     const d = await eventually(async () => {
       const x = await dump(intruder);
-      return x.source.lastError ? x : undefined;
+      return x.configSource.lastError ? x : undefined;
     }, 'a refused stream');
-    expect(d.source.lastError).toMatch(
+    expect(d.configSource.lastError).toMatch(
       /^PERMISSION_DENIED: spiffe:\/\/cluster.local\/ns\/shop\/sa\/reviews may not read/,
     );
     expect(await ready(intruder)).toBe(503);
