@@ -32,6 +32,7 @@ import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
+import { Tracing, type TracingSettings } from './observe/tracing.ts';
 import type { Binding, TunnelInfo } from './pipeline/context.ts';
 import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
@@ -47,6 +48,7 @@ import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
 import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
+import { traceAttempt } from './upstream/trace-attempt.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
 
 export interface Listen {
@@ -90,11 +92,15 @@ export interface WaypointOptions {
   readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
+  /** Request tracing at start (tests: an in-memory exporter); `waypoint.tracing.configure` changes it live. */
+  readonly tracing?: TracingSettings;
 }
 
 export class Waypoint {
   readonly readiness = new Readiness();
   readonly metrics: Metrics;
+  /** Spans per request and attempt; off until configured with an exporter. */
+  readonly tracing: Tracing;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: FileConfigSource;
@@ -178,6 +184,7 @@ export class Waypoint {
       },
       { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
     );
+    this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
@@ -187,6 +194,7 @@ export class Waypoint {
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
         retry({ breakers: picker.breakers, defaultRetry: opts.defaultRetry ?? 'istio' }),
+        traceAttempt(),
         pickEndpoint(picker),
       ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
@@ -217,6 +225,7 @@ export class Waypoint {
       metrics: this.metrics,
       accessLog: new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream),
       log: opts.log,
+      tracing: this.tracing,
       localAddress: () =>
         this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
     });
@@ -408,6 +417,7 @@ export class Waypoint {
     this.#chain.close();
     this.#picker.close();
     await this.#rateLimit.close();
+    await this.tracing.close();
   }
 
   /** Re-reads the configuration now (tests; the watcher does this on file changes). */
@@ -556,4 +566,17 @@ function tcpRoute(tunnel: TunnelInfo): { cluster: Cluster } | { invalid: string 
   const t = tcpTarget(tunnel);
   if (t.kind === 'binding') return undefined;
   return t.kind === 'cluster' ? { cluster: t.cluster } : { invalid: t.why };
+}
+
+/** The waypoint's Istio tracing tags: its Gateway as canonical service, Envoy's node id form. */
+function tracingIdentity(opts: WaypointOptions) {
+  const { name, namespace } = opts.gateway;
+  const domain = opts.clusterDomain ?? 'cluster.local';
+  const pod = process.env.POD_NAME ?? name;
+  return {
+    canonicalService: name,
+    namespace,
+    meshId: process.env.ISTIO_META_MESH_ID ?? domain,
+    nodeId: `waypoint~${process.env.INSTANCE_IP ?? '127.0.0.1'}~${pod}.${namespace}~${namespace}.svc.${domain}`,
+  };
 }
