@@ -6,6 +6,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { FileConfigSource } from '../config/source.ts';
+import { type OtlpProvider, parseTracingProviders } from '../config/tracing-providers.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
@@ -32,7 +33,9 @@ import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
+import { TELEMETRY, type TracingPolicy, telemetryCompiler } from './observe/telemetry-select.ts';
 import { Tracing, type TracingSettings } from './observe/tracing.ts';
+import { tracingSettings } from './observe/tracing-exporter.ts';
 import type { Binding, TunnelInfo } from './pipeline/context.ts';
 import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
@@ -94,6 +97,10 @@ export interface WaypointOptions {
   readonly defaultMetrics?: boolean;
   /** Request tracing at start (tests: an in-memory exporter); `waypoint.tracing.configure` changes it live. */
   readonly tracing?: TracingSettings;
+  /** The mesh config's opentelemetry providers (`run --mesh-config`), selected by Telemetry. */
+  readonly tracingProviders?: readonly OtlpProvider[];
+  /** Istio's root namespace: its Telemetry without selector is the mesh default (istio-system). */
+  readonly rootNamespace?: string;
 }
 
 export class Waypoint {
@@ -126,6 +133,9 @@ export class Waypoint {
   #meshText: string | undefined;
   /** Mesh config reloads run one at a time. */
   #meshReload: Promise<void> = Promise.resolve();
+  #tracingProviders: readonly OtlpProvider[];
+  /** The Telemetry policy and providers tracing was last configured from (reconfigure on change only). */
+  #tracingKey = '';
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
 
@@ -141,7 +151,10 @@ export class Waypoint {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
-      filterCompilers: filterCompilers(this.#chain.factories),
+      filterCompilers: {
+        ...filterCompilers(this.#chain.factories),
+        [TELEMETRY]: telemetryCompiler(opts.gateway, opts.rootNamespace ?? 'istio-system'),
+      },
     });
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({
@@ -185,6 +198,7 @@ export class Waypoint {
       { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
     );
     this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
+    this.#tracingProviders = opts.tracingProviders ?? [];
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
@@ -434,6 +448,21 @@ export class Waypoint {
     }
   }
 
+  /** Reconfigures tracing when the Telemetry policy or the providers changed (`opts.tracing` pins it). */
+  #applyTracing(snapshot: Snapshot): void {
+    if (this.#opts.tracing) return;
+    const policy = (snapshot.filters[TELEMETRY] ?? {}) as TracingPolicy;
+    const key = JSON.stringify([policy, this.#tracingProviders]);
+    if (key === this.#tracingKey) return;
+    this.#tracingKey = key;
+    const { settings, problem } = tracingSettings(policy, this.#tracingProviders, process.env);
+    if (problem) this.#log.warn(`tracing: ${problem}; using OTEL_* if set`);
+    this.tracing.configure(settings);
+    this.#log.info(settings.exporter ? 'tracing: on' : 'tracing: off', {
+      ...(settings.exporter ? { sampling_percent: settings.samplingPercent } : {}),
+    });
+  }
+
   /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */
   async #reloadMeshConfig(path: string): Promise<void> {
     let text: string;
@@ -450,6 +479,7 @@ export class Waypoint {
     let providers: ExtensionProvider[];
     try {
       providers = parseMeshConfig(text);
+      this.#tracingProviders = parseTracingProviders(text);
     } catch (err) {
       this.#log.error('mesh config: reload failed, keeping the ext_authz providers in force', {
         file: path,
@@ -488,6 +518,7 @@ export class Waypoint {
 
   #applySnapshot(snapshot: Snapshot, rejected = this.#rejected.length): void {
     this.#snapshot = snapshot;
+    this.#applyTracing(snapshot);
     this.metrics.configReloads.labels('applied').inc();
     // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
     if (snapshot.gateway.found) this.readiness.pass('config');

@@ -1,6 +1,8 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { type OtlpProvider, parseTracingProviders } from '../../config/tracing-providers.ts';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
 import { fileCredentials } from '../identity/credentials.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
@@ -90,9 +92,11 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     throw new UsageError(`--default-retry: expected istio or safe, got ${JSON.stringify(defaultRetry)}`);
   const meshConfig = fromEnv('mesh-config', values['mesh-config'], env);
   let extensionProviders: ExtensionProvider[] = [];
+  let tracingProviders: OtlpProvider[] = [];
   if (meshConfig) {
     try {
       extensionProviders = await loadMeshConfig(meshConfig);
+      tracingProviders = parseTracingProviders(await readFile(meshConfig, 'utf8'));
     } catch (err) {
       if (err instanceof MeshConfigError) throw new UsageError(`--mesh-config: ${err.message}`);
       throw err;
@@ -119,6 +123,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     streamIdleTimeoutMs,
     defaultRetry,
     extensionProviders,
+    tracingProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     ...(redisUrl ? { redisUrl } : {}),
     redisFailureMode,

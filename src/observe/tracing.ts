@@ -187,6 +187,11 @@ export class Tracing {
     return span;
   }
 
+  /** Exports what is buffered now (tests, shutdown). */
+  async flush(): Promise<void> {
+    await this.#active?.provider.forceFlush();
+  }
+
   /** Flushes what is buffered and stops exporting. */
   async close(): Promise<void> {
     const active = this.#active;
