@@ -21,7 +21,7 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
                              app (safe: connect failure, refused stream)                             [WAYPOINT_DEFAULT_RETRY]
   --stream-idle-timeout SECONDS  A stream with no byte either way for this long ends: 408 before the
                              response, a reset after (WebSocket included; default 300, 0 = none)     [WAYPOINT_STREAM_IDLE_TIMEOUT]
-  --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
+  --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz and opentelemetry extensionProviders
                              for CUSTOM AuthorizationPolicy (watched: reloaded on change)              [WAYPOINT_MESH_CONFIG]
   --redis-url URL            Redis for Global BackendTrafficPolicy rate limits, redis://HOST:PORT[/DB]  [WAYPOINT_REDIS_URL]
   --redis-failure-mode MODE  When Redis cannot answer: open (default: allow, warn, count) or closed
