@@ -34,6 +34,7 @@ import { clockTicks, type ProcessFigures, ProcessWatch, type SystemFigures, wait
 import { type BenchRedis, REDIS_IP, startRedis } from './redis.ts';
 import { type BenchReport, printReport } from './report.ts';
 import { type ChainName, chainYaml, type RouteShape, routesYaml } from './scenarios.ts';
+import { startTracingSink, type TracingSink } from './tracing-sink.ts';
 import type { TransferResult } from './transfer.ts';
 
 const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [flags] with Node 24)
@@ -57,6 +58,7 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
                       its output lands in bench/out/logs-*/WORKLOAD.waypoint.log)
   --no-autocannon     skip the autocannon cross-check on the direct path (max workload)
   --no-pin            do not pin processes to cores with taskset
+  --tracing PERCENT   the waypoint traces at PERCENT% (a mesh-default Telemetry) to an OTLP/HTTP sink
   --quiet-wait S      before each workload, wait up to S s for the machine to be idle (default 10; 0 = no wait)
   --out DIR           where results go (default bench/out)
   --render FILE       print the tables of a saved bench/out/bench-*.json again, run nothing
@@ -402,6 +404,7 @@ async function main(argv: string[]): Promise<number> {
       'no-autocannon': { type: 'boolean' },
       'no-pin': { type: 'boolean' },
       'quiet-wait': { type: 'string' },
+      tracing: { type: 'string' },
       out: { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -482,6 +485,7 @@ async function main(argv: string[]): Promise<number> {
   watchdog.unref();
   let certs: Certs | undefined;
   let redis: BenchRedis | undefined;
+  let sink: TracingSink | undefined;
   const onSignal = (): void => {
     killAllChildren();
     void redis?.stop();
@@ -500,10 +504,21 @@ async function main(argv: string[]): Promise<number> {
   const extra: Record<string, string> = {};
   if (routes > 0) extra['routes.yaml'] = routesYaml(routes, scenario.routeShape);
   if (scenario.chain) extra['chain.yaml'] = chainYaml(scenario.chain);
+  sink =
+    values.tracing === undefined
+      ? undefined
+      : await startTracingSink(positive('--tracing', values.tracing, 0));
+  if (sink) Object.assign(extra, sink.extra);
   certs = await prepare(Math.floor(positive('--policies', values.policies, 0)), extra);
   // A copy beside the logs: the temporary config directory is removed at the end.
   for (const [file, yaml] of Object.entries(extra)) await writeFile(join(logDir, file), yaml);
   const waypointArgs = [...(values['waypoint-arg'] ?? [])];
+  if (sink) {
+    const meshFile = join(logDir, 'tracing-mesh.yaml');
+    await writeFile(meshFile, sink.meshConfig);
+    waypointArgs.push('--mesh-config', meshFile);
+    process.stderr.write(`bench: tracing at ${values.tracing}% to an OTLP/HTTP sink\n`);
+  }
   if (scenario.chain === 'full-redis' && paths.includes('waypoint')) {
     redis = await startRedis(pin);
     waypointArgs.push('--redis-url', redis.url);
@@ -658,6 +673,7 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     clearTimeout(watchdog);
     await redis?.stop();
+    sink?.close();
     await cleanup(certs);
   }
 

@@ -6,6 +6,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { type ConfigSource, type ConfigSourceInput, FileConfigSource } from '../config/source.ts';
+import { type OtlpProvider, parseTracingProviders } from '../config/tracing-providers.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
@@ -27,6 +28,9 @@ import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogEncoding, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
+import { TELEMETRY, type TracingPolicy, telemetryCompiler } from './observe/telemetry-select.ts';
+import { Tracing, type TracingSettings } from './observe/tracing.ts';
+import { tracingSettings } from './observe/tracing-exporter.ts';
 import type { Binding, TunnelInfo } from './pipeline/context.ts';
 import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
@@ -43,6 +47,7 @@ import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
 import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
+import { traceAttempt } from './upstream/trace-attempt.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
 
 export interface Listen {
@@ -99,11 +104,19 @@ export interface WaypointOptions {
   readonly defaultMetrics?: boolean;
   /** Where the configuration comes from instead of configPaths (`run --controller`). */
   readonly configSource?: (input: ConfigSourceInput) => ConfigSource;
+  /** Request tracing at start (tests: an in-memory exporter); `waypoint.tracing.configure` changes it live. */
+  readonly tracing?: TracingSettings;
+  /** The mesh config's opentelemetry providers (`run --mesh-config`), selected by Telemetry. */
+  readonly tracingProviders?: readonly OtlpProvider[];
+  /** Istio's root namespace: its Telemetry without selector is the mesh default (istio-system). */
+  readonly rootNamespace?: string;
 }
 
 export class Waypoint {
   readonly readiness = new Readiness();
   readonly metrics: Metrics;
+  /** Spans per request and attempt; off until configured with an exporter. */
+  readonly tracing: Tracing;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: ConfigSource;
@@ -131,6 +144,9 @@ export class Waypoint {
   #meshText: string | undefined;
   /** Mesh config reloads run one at a time. */
   #meshReload: Promise<void> = Promise.resolve();
+  #tracingProviders: readonly OtlpProvider[];
+  /** The Telemetry policy and providers tracing was last configured from (reconfigure on change only). */
+  #tracingKey = '';
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort; ready?: HostPort } | undefined;
 
@@ -146,7 +162,10 @@ export class Waypoint {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
-      filterCompilers: filterCompilers(this.#chain.factories),
+      filterCompilers: {
+        ...filterCompilers(this.#chain.factories),
+        [TELEMETRY]: telemetryCompiler(opts.gateway, opts.rootNamespace ?? 'istio-system'),
+      },
     };
     this.#config =
       opts.configSource?.({
@@ -200,6 +219,8 @@ export class Waypoint {
         clusterId: opts.clusterId ?? 'Kubernetes',
       },
     );
+    this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
+    this.#tracingProviders = opts.tracingProviders ?? [];
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
@@ -209,6 +230,7 @@ export class Waypoint {
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
         retry({ breakers: picker.breakers, defaultRetry: opts.defaultRetry ?? 'istio' }),
+        traceAttempt(),
         pickEndpoint(picker),
       ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
@@ -239,6 +261,7 @@ export class Waypoint {
       metrics: this.metrics,
       accessLog: this.#accessLog,
       log: opts.log,
+      tracing: this.tracing,
       localAddress: () =>
         this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
     });
@@ -449,6 +472,7 @@ export class Waypoint {
     this.#chain.close();
     this.#picker.close();
     await this.#rateLimit.close();
+    await this.tracing.close();
   }
 
   /** Re-reads the configuration now (tests; the watcher does this on file changes). */
@@ -469,14 +493,32 @@ export class Waypoint {
   #applyMeshText(text: string | undefined): string | undefined {
     if (!this.#chain.setExtensionProviders) return undefined;
     let providers: ExtensionProvider[];
+    let tracingProviders: OtlpProvider[];
     try {
       providers = text === undefined ? [] : parseMeshConfig(text);
+      tracingProviders = text === undefined ? [] : parseTracingProviders(text);
     } catch (err) {
       return (err as Error).message;
     }
     this.#chain.setExtensionProviders(providers);
+    this.#tracingProviders = tracingProviders;
     this.#log.info('mesh config: applied', { providers: providers.map((p) => p.name) });
     return undefined;
+  }
+
+  /** Reconfigures tracing when the Telemetry policy or the providers changed (`opts.tracing` pins it). */
+  #applyTracing(snapshot: Snapshot): void {
+    if (this.#opts.tracing) return;
+    const policy = (snapshot.filters[TELEMETRY] ?? {}) as TracingPolicy;
+    const key = JSON.stringify([policy, this.#tracingProviders]);
+    if (key === this.#tracingKey) return;
+    this.#tracingKey = key;
+    const { settings, problem } = tracingSettings(policy, this.#tracingProviders, process.env);
+    if (problem) this.#log.warn(`tracing: ${problem}; using OTEL_* if set`);
+    this.tracing.configure(settings);
+    this.#log.info(settings.exporter ? 'tracing: on' : 'tracing: off', {
+      ...(settings.exporter ? { sampling_percent: settings.samplingPercent } : {}),
+    });
   }
 
   /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */
@@ -495,6 +537,7 @@ export class Waypoint {
     let providers: ExtensionProvider[];
     try {
       providers = parseMeshConfig(text);
+      this.#tracingProviders = parseTracingProviders(text);
     } catch (err) {
       this.#log.error('mesh config: reload failed, keeping the ext_authz providers in force', {
         file: path,
@@ -534,6 +577,7 @@ export class Waypoint {
   #applySnapshot(snapshot: Snapshot, rejected = this.#rejected.length): void {
     this.#snapshot = snapshot;
     this.metrics.hosts.retain(configuredHosts(snapshot));
+    this.#applyTracing(snapshot);
     this.metrics.configReloads.labels('applied').inc();
     // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
     if (snapshot.gateway.found) this.readiness.pass('config');
@@ -625,4 +669,17 @@ function tcpRoute(tunnel: TunnelInfo): { cluster: Cluster } | { invalid: string 
   const t = tcpTarget(tunnel);
   if (t.kind === 'binding') return undefined;
   return t.kind === 'cluster' ? { cluster: t.cluster } : { invalid: t.why };
+}
+
+/** The waypoint's Istio tracing tags: its Gateway as canonical service, Envoy's node id form. */
+function tracingIdentity(opts: WaypointOptions) {
+  const { name, namespace } = opts.gateway;
+  const domain = opts.clusterDomain ?? 'cluster.local';
+  const pod = process.env.POD_NAME ?? name;
+  return {
+    canonicalService: name,
+    namespace,
+    meshId: process.env.ISTIO_META_MESH_ID ?? domain,
+    nodeId: `waypoint~${process.env.INSTANCE_IP ?? '127.0.0.1'}~${pod}.${namespace}~${namespace}.svc.${domain}`,
+  };
 }

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type OtlpProvider, parseTracingProviders } from '../../config/tracing-providers.ts';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
 import {
   checkControllerAddress,
@@ -136,9 +137,11 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     throw new UsageError(`--default-retry: expected istio or safe, got ${JSON.stringify(defaultRetry)}`);
   const meshConfig = fromEnv('mesh-config', values['mesh-config'], env);
   let extensionProviders: ExtensionProvider[] = [];
+  let tracingProviders: OtlpProvider[] = [];
   if (meshConfig) {
     try {
       extensionProviders = await loadMeshConfig(meshConfig);
+      tracingProviders = parseTracingProviders(await readFile(meshConfig, 'utf8'));
     } catch (err) {
       if (err instanceof MeshConfigError) throw new UsageError(`--mesh-config: ${err.message}`);
       throw err;
@@ -169,6 +172,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     maxPendingHeadsPerIdentity,
     defaultRetry,
     extensionProviders,
+    tracingProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     ...(redisUrl ? { redisUrl } : {}),
     redisFailureMode,

@@ -35,7 +35,7 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
                              first byte: else 408 and the connection closes (default 10, 0 = none)  [WAYPOINT_REQUEST_HEAD_TIMEOUT]
   --max-pending-heads N      Tunnels one client identity may hold before their first request head is
                              complete; past it 503 overloaded (default 64, 0 = no bound)            [WAYPOINT_MAX_PENDING_HEADS]
-  --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
+  --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz and opentelemetry extensionProviders
                              for CUSTOM AuthorizationPolicy (watched: reloaded on change)              [WAYPOINT_MESH_CONFIG]
   --redis-url URL            Redis for Global BackendTrafficPolicy rate limits, redis://HOST:PORT[/DB]  [WAYPOINT_REDIS_URL]
   --redis-failure-mode MODE  When Redis cannot answer: open (default: allow, warn, count) or closed

@@ -9,6 +9,7 @@ import { formatAuthority } from '../hbone/authority.ts';
 import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
+import { endSpan, SERVER_TRACE, serverTrace, type Tracing } from '../observe/tracing.ts';
 import { auditHint } from '../pipeline/access-log-hint.ts';
 import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
@@ -33,6 +34,8 @@ export interface HttpEngineOptions {
   readonly log: Logger;
   /** `ip:port` of the HBONE listener, for the access log's downstream-local field. */
   readonly localAddress: () => string;
+  /** Request tracing; absent or off: no span and no work per request. */
+  readonly tracing?: Tracing;
 }
 
 export class HttpEngine {
@@ -121,6 +124,8 @@ export class HttpEngine {
         ),
     });
     const headers = ctx.headers as OutgoingHttpHeaders;
+    const trace = this.#opts.tracing?.startServer(ds.method, ds.authority, ds.path, ds.headers, requestId);
+    if (trace) ctx.attributes.set(SERVER_TRACE, trace);
     let reason: Reason = 'via_upstream';
     let detail: string | undefined;
     let upstreamHost: string | undefined;
@@ -279,6 +284,16 @@ export class HttpEngine {
       if (retries?.skipped) outcome = { ...outcome, detail: joinDetail(outcome.detail, retries.skipped) };
       const flags = responseFlags(ctx, outcome.reason);
       chain.onComplete(ctx, outcome);
+      const trace = serverTrace(ctx);
+      if (trace)
+        endSpan(trace.span, {
+          status: outcome.status,
+          responseFlags: flags,
+          upstreamCluster: ctx.target?.cluster.name,
+          upstreamAddress: outcome.upstreamHost,
+          requestSize: outcome.bytesReceived,
+          responseSize: outcome.bytesSent,
+        });
       const binding = ctx.tunnel.binding;
       // Istio reports the Service of the cluster the request went to (a routed backend), else the dialled one.
       const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
