@@ -101,8 +101,9 @@ describe('admin listener', () => {
     const authz = JSON.stringify(dump.filters.authz);
     expect(authz).toContain('only-sleep');
     expect(JSON.stringify(dump.filters.routing)).toContain('flaky.shop.svc.cluster.local');
+    // Every section with content renders it (telemetry is empty: this mesh has no Telemetry).
     for (const [name, section] of Object.entries(dump.filters))
-      expect(JSON.stringify(section), `filters.${name}`).not.toBe('{}');
+      if (name !== 'telemetry') expect(JSON.stringify(section), `filters.${name}`).not.toBe('{}');
   });
 
   it('/clusters lists each endpoint with health flags, outlier ejection, active and total requests', async () => {
