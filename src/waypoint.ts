@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
-import { FileConfigSource } from '../config/source.ts';
+import { type ConfigSource, type ConfigSourceInput, FileConfigSource } from '../config/source.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
@@ -90,6 +90,8 @@ export interface WaypointOptions {
   readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
+  /** Where the configuration comes from instead of configPaths (`run --controller`). */
+  readonly configSource?: (input: ConfigSourceInput) => ConfigSource;
 }
 
 export class Waypoint {
@@ -97,7 +99,7 @@ export class Waypoint {
   readonly metrics: Metrics;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
-  readonly #config: FileConfigSource;
+  readonly #config: ConfigSource;
   /** The rate-limit filter wired to Redis and the metrics (closed with the waypoint). */
   readonly #rateLimit: RateLimitFactory;
   readonly #chain: FilterChain;
@@ -131,12 +133,18 @@ export class Waypoint {
     this.#chain = opts.factories
       ? { factories: opts.factories, close: () => {} }
       : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
-    this.#config = new FileConfigSource([...opts.configPaths], {
+    const configInput = {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
       filterCompilers: filterCompilers(this.#chain.factories),
-    });
+    };
+    this.#config =
+      opts.configSource?.({
+        ...configInput,
+        // A --mesh-config file, when given, stays the one source of ext_authz providers.
+        ...(opts.meshConfigPath ? {} : { applyMeshConfig: (text) => this.#applyMeshText(text) }),
+      }) ?? new FileConfigSource([...opts.configPaths], configInput);
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({
       namespace: credentials.identity.namespace,
@@ -253,6 +261,7 @@ export class Waypoint {
         type: 'application/json',
         body: configDump(this.#snapshot, {
           ready: this.readiness.notReadyBecause() ?? 'ready',
+          source: this.#config.describe(),
           rejected: this.#rejected,
         }),
       }),
@@ -424,6 +433,20 @@ export class Waypoint {
     }
   }
 
+  /** A mesh config from the configuration source: its providers, for the next compile. */
+  #applyMeshText(text: string | undefined): string | undefined {
+    if (!this.#chain.setExtensionProviders) return undefined;
+    let providers: ExtensionProvider[];
+    try {
+      providers = text === undefined ? [] : parseMeshConfig(text);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    this.#chain.setExtensionProviders(providers);
+    this.#log.info('mesh config: applied', { providers: providers.map((p) => p.name) });
+    return undefined;
+  }
+
   /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */
   async #reloadMeshConfig(path: string): Promise<void> {
     let text: string;
@@ -462,7 +485,7 @@ export class Waypoint {
     }
   }
 
-  #applyResult(result: Awaited<ReturnType<FileConfigSource['load']>>): void {
+  #applyResult(result: Awaited<ReturnType<ConfigSource['load']>>): void {
     const { report, snapshot } = result;
     this.#rejected = report.rejected;
     for (const m of report.rejected) this.#log.error(`config: rejected: ${m.message}`);

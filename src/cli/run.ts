@@ -1,8 +1,16 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
+
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
+import {
+  checkControllerAddress,
+  controllerConfigSource,
+  defaultControllerIdentity,
+} from '../controller/config-client.ts';
 import { fileCredentials } from '../identity/credentials.ts';
+import { parseSpiffeId } from '../identity/spiffe.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
@@ -27,6 +35,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     strict: true,
     options: {
       config: { type: 'string', multiple: true },
+      controller: { type: 'string' },
+      'controller-identity': { type: 'string' },
       gateway: { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
@@ -56,7 +66,21 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     return v;
   };
   const configPaths = values.config ?? env.WAYPOINT_CONFIG?.split(',').filter(Boolean) ?? [];
-  if (configPaths.length === 0) throw new UsageError(`run: --config is required\n\n${RUN_USAGE}`);
+  const controllerText = fromEnv('controller', values.controller, env);
+  if (configPaths.length === 0 && !controllerText)
+    throw new UsageError(`run: --config is required (or --controller HOST:PORT)\n\n${RUN_USAGE}`);
+  if (configPaths.length > 0 && controllerText)
+    throw new UsageError(
+      'run: --config and --controller exclude each other: the configuration comes from one',
+    );
+  const controller = controllerText
+    ? checked('--controller', () => checkControllerAddress(controllerText))
+    : undefined;
+  const controllerIdentity = fromEnv('controller-identity', values['controller-identity'], env);
+  if (controllerIdentity !== undefined && !parseSpiffeId(controllerIdentity))
+    throw new UsageError(
+      `--controller-identity: expected spiffe://TD/ns/NS/sa/SA, got ${JSON.stringify(controllerIdentity)}`,
+    );
   // Every flag is checked before anything is read or bound, so a typo fails fast with exit 2.
   const files = {
     cert: need('cert', fromEnv('cert', values.cert, env)),
@@ -124,6 +148,17 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     redisFailureMode,
     credentials,
     log,
+    ...(controller
+      ? {
+          configSource: controllerConfigSource({
+            address: controller,
+            identity: controllerIdentity ?? defaultControllerIdentity(credentials.identity.trustDomain),
+            credentials,
+            log,
+            node: env.POD_NAME ?? hostname(),
+          }),
+        }
+      : {}),
   });
   await waypoint.start();
   return await untilSignal(async () => {

@@ -2,8 +2,13 @@
 // none of a command's dependencies (the CLI imports a command only when it runs it).
 
 export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
+       node-waypoint run --controller HOST:PORT --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
 
   --config PATH              Kubernetes YAML/JSON manifests, file or directory (repeatable; watched)  [WAYPOINT_CONFIG, comma-separated]
+  --controller HOST:PORT     Take the configuration from node-waypoint's controller instead of --config:
+                             mutual TLS with --cert/--key/--ca; the last one stays while it is away  [WAYPOINT_CONTROLLER]
+  --controller-identity ID   The SPIFFE ID the controller must present (default
+                             spiffe://TRUST_DOMAIN/ns/istio-system/sa/node-waypoint-controller)     [WAYPOINT_CONTROLLER_IDENTITY]
   --gateway NS/NAME          The waypoint Gateway this process is                                    [WAYPOINT_GATEWAY]
   --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
   --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
