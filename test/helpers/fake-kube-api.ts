@@ -186,7 +186,7 @@ export class FakeKubeApi {
   }
 
   get(apiVersion: string, kind: string, namespace: string, name: string): KubeObject | undefined {
-    return this.kindOf({ apiVersion, kind, metadata: { name } }).map.get(`${namespace}/${name}`);
+    return this.kindOf({ apiVersion, kind }).map.get(`${namespace}/${name}`);
   }
 
   /** Forget history up to now: watches and continue tokens from an older RV get 410 Gone. */
@@ -294,13 +294,14 @@ export class FakeKubeApi {
     const record = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams };
     this.requests.push(record);
     const injected = this.faults.request?.(record);
-    if (injected !== undefined) return sendStatus(res, injected, `injected fault ${injected}`);
-    if (record.method !== 'GET') return sendStatus(res, 405, 'the fake API server is read-only over HTTP');
+    if (injected !== undefined) return void sendStatus(res, injected, `injected fault ${injected}`);
+    if (record.method !== 'GET')
+      return void sendStatus(res, 405, 'the fake API server is read-only over HTTP');
     const discovery = this.discovery(url.pathname);
-    if (discovery !== undefined) return sendJson(res, 200, discovery);
+    if (discovery !== undefined) return void sendJson(res, 200, discovery);
     const route = this.route(url.pathname);
     if (!route)
-      return sendStatus(res, 404, `the server could not find the requested resource (${url.pathname})`);
+      return void sendStatus(res, 404, `the server could not find the requested resource (${url.pathname})`);
     const filter = selector(route.namespace, url.searchParams);
     const watching = ['true', '1'].includes(url.searchParams.get('watch') ?? '');
     if (watching) this.serveWatch(req, res, route.kindKey, filter, url.searchParams);
@@ -352,7 +353,12 @@ export class FakeKubeApi {
     const k = this.kinds.get(kindKey) as FakeKind;
     const requested = q.get('resourceVersion') ?? '';
     if (requested !== '' && requested !== '0' && Number(requested) < this.compactedRV) {
-      return sendStatus(res, 410, `too old resource version: ${requested} (${this.compactedRV})`, 'Expired');
+      return void sendStatus(
+        res,
+        410,
+        `too old resource version: ${requested} (${this.compactedRV})`,
+        'Expired',
+      );
     }
     const token = q.get('continue');
     let page: { rv: number; items: KubeObject[] };
@@ -361,7 +367,7 @@ export class FakeKubeApi {
       const [id, at] = token.split(':');
       const held = this.pages.get(id ?? '');
       if (!held || held.rv < this.compactedRV) {
-        return sendStatus(
+        return void sendStatus(
           res,
           410,
           'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
@@ -404,7 +410,7 @@ export class FakeKubeApi {
     const from = q.get('resourceVersion') ?? '';
     const exact = from !== '' && from !== '0';
     if (exact && Number(from) < this.compactedRV && this.faults.goneAsHttpStatus) {
-      return sendStatus(res, 410, `too old resource version: ${from} (${this.compactedRV})`, 'Expired');
+      return void sendStatus(res, 410, `too old resource version: ${from} (${this.compactedRV})`, 'Expired');
     }
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
