@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemorySliceSource } from '../../test/helpers/memory-slice-source.ts';
+import { eventually } from '../../test/helpers/mesh.ts';
 import { docsOf, openRawStream, type RawStream } from '../../test/helpers/stream-client.ts';
 import { type Credentials, memoryCredentials } from '../identity/credentials.ts';
 import { createDevCa, type DevCa } from '../identity/dev-ca.ts';
@@ -100,6 +101,9 @@ describe('config stream server', () => {
       await metric('waypoint_controller_sent_objects_total', { gateway: 'shop/waypoint', op: 'remove' }),
     ).toBe(1);
     s.close();
+    // The waypoint went away: its subscription and its gauge go too.
+    await eventually(() => source.listeners('shop/waypoint') === 0, 'the subscription dropped');
+    expect(await metric('waypoint_controller_connected_waypoints', { gateway: 'shop/waypoint' })).toBe(0);
   });
 
   it('refuses an identity that is not the Gateway’s ServiceAccount with PERMISSION_DENIED', async () => {
@@ -177,5 +181,47 @@ describe('config stream server', () => {
     ]);
     stuck.close();
     live.close();
+  });
+
+  it('answers UNAVAILABLE before the controller has synced, and ends a stream that never says Hello', async () => {
+    const unsynced = new MemorySliceSource();
+    unsynced.addGateway('shop/waypoint');
+    unsynced.synced = false;
+    const other = await startConfigStreamServer({
+      source: unsynced,
+      listen: { host: IP, port: 0 },
+      credentials: await creds(CONTROLLER_ID),
+      log: createLogger('error', () => {}),
+      metrics: new Registry(),
+      helloTimeoutMs: 50,
+    });
+    try {
+      const waypointCreds = await creds('spiffe://cluster.local/ns/shop/sa/waypoint');
+      const early = openRawStream({
+        address: `${IP}:${other.address.port}`,
+        credentials: waypointCreds,
+        controllerIdentity: CONTROLLER_ID,
+        gateway: 'shop/waypoint',
+      });
+      streams.push(early);
+      expect(await early.ended).toMatchObject({
+        code: grpc.status.UNAVAILABLE,
+        details: 'the controller has not synced with the Kubernetes API yet',
+      });
+      const silent = openRawStream({
+        address: `${IP}:${other.address.port}`,
+        credentials: waypointCreds,
+        controllerIdentity: CONTROLLER_ID,
+        gateway: '',
+        hello: false,
+      });
+      streams.push(silent);
+      expect(await silent.ended).toMatchObject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: 'no Hello message in time',
+      });
+    } finally {
+      await other.close();
+    }
   });
 });

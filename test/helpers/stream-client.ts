@@ -26,6 +26,8 @@ export function openRawStream(opts: {
   credentials: Credentials;
   controllerIdentity: string;
   gateway: string;
+  /** false: open the stream and say nothing. */
+  hello?: boolean;
 }): RawStream {
   const client = new ConfigStreamClient(
     opts.address,
@@ -49,7 +51,7 @@ export function openRawStream(opts: {
     call.on('status', resolve);
     call.on('error', () => {});
   });
-  call.write({ hello: { gateway: opts.gateway, node: 'test' } });
+  if (opts.hello !== false) call.write({ hello: { gateway: opts.gateway, node: 'test' } });
   return {
     next: () => {
       const p = received.shift();
