@@ -110,7 +110,7 @@ export class FakeKubeApi {
   private readonly watches = new Set<OpenWatch>();
   private readonly pages = new Map<string, { rv: number; items: KubeObject[] }>();
   private rv = 100;
-  /** RVs at or below this are gone from history: watches and continue tokens from them get 410. */
+  /** RVs below this are gone from history: watches and continue tokens from them get 410. */
   private compactedRV = 0;
 
   constructor(kinds: readonly FakeKind[] = STANDARD_KINDS, opts: { crdsInstalled?: boolean } = {}) {
@@ -378,7 +378,7 @@ export class FakeKubeApi {
       offset = Number(at);
     } else {
       const items = [...(this.objects.get(kindKey) as Map<string, KubeObject>).values()].filter(filter);
-      items.sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
+      items.sort((a, b) => (objectKey(a) < objectKey(b) ? -1 : objectKey(a) > objectKey(b) ? 1 : 0));
       page = { rv: this.rv, items };
     }
     const limit = Number(q.get('limit') ?? '0');
