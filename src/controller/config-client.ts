@@ -55,6 +55,7 @@ export class ControllerConfigSource implements ConfigSource {
   /** The mesh config ConfigMap (as JSON) last applied; undefined: none. */
   #meshText: string | undefined;
   #client: grpc.Client | undefined;
+  #call: grpc.ClientDuplexStream<WaypointMessage, Push> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #onUpdate: ((r: UpdateResult) => void) | undefined;
   #onError: ((err: unknown) => void) | undefined;
@@ -97,6 +98,8 @@ export class ControllerConfigSource implements ConfigSource {
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    // Closing the channel leaves a running call open: cancel it, or it keeps the process alive.
+    this.#call?.cancel();
     this.#client?.close();
     this.#client = undefined;
   }
@@ -130,6 +133,7 @@ export class ControllerConfigSource implements ConfigSource {
       method.requestSerialize,
       method.responseDeserialize,
     ) as grpc.ClientDuplexStream<WaypointMessage, Push>;
+    this.#call = call;
     call.on('data', (push: Push) => this.#onPush(push, call));
     // Every end, clean or not, comes with a status; 'error' only repeats it.
     call.on('error', () => {});

@@ -64,6 +64,10 @@ describe('node-waypoint run --controller', () => {
       version: source.slice('shop/waypoint')!.version,
     });
     expect(Object.keys(dump.services as object)).toEqual(['127.3.21.10:9080']);
+    // SIGTERM: the stream ends with the process, which exits 0.
+    wp.child.kill('SIGTERM');
+    expect(await wp.exited).toBe(0);
+    await eventually(() => server.connected === 0, 'the controller sees the stream end');
   });
 
   it('exits 2 when given both --config and --controller, or a malformed one', async () => {
