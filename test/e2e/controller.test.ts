@@ -190,6 +190,8 @@ describe('node-waypoint controller → run --controller', () => {
     await applied(async () => (await podOf()) === 'reviews-a', 'change after the storm');
     const metrics = (await getText(controller.health, '/metrics')).body;
     expect(metrics).toMatch(/waypoint_controller_relists_total\{kind="Pod"\} (1\d|[2-9]\d)/);
+    expect(metrics).toMatch(/waypoint_controller_objects\{kind="Pod"\} 1\n/);
+    expect(metrics).toMatch(/waypoint_controller_connected_waypoints\{gateway="shop\/waypoint"\} 1\n/);
   });
 
   it('keeps the waypoint serving while the controller is down, and resyncs it on restart', async () => {
@@ -200,8 +202,9 @@ describe('node-waypoint controller → run --controller', () => {
     api.update({ ...pod, status: { ...(pod.status as object), podIP: POD_B } });
     expect(await podOf()).toBe('reviews-a'); // nobody told the waypoint yet
     controller = await startController(controller.listen);
-    await applied(async () => (await podOf()) === 'reviews-b', 'resynced after restart');
-  });
+    // The waypoint's reconnect back-off doubles up to 30 s while the controller is away.
+    await eventually(async () => (await podOf()) === 'reviews-b', 'resynced after restart', 45_000);
+  }, 90_000);
 
   it('refuses a waypoint whose identity is not the Gateway ServiceAccount', async () => {
     const other = await mesh.spawnRun({
@@ -212,5 +215,31 @@ describe('node-waypoint controller → run --controller', () => {
     });
     await controller.proc.waitForStderr(/config stream: refused[^\n]*PERMISSION_DENIED/, 10_000);
     expect((await getText(other.admin, '/healthz/ready')).status).not.toBe(200);
+  });
+
+  it('exits 2 on a missing flag or a kubeconfig it cannot read, naming it', async () => {
+    const files = await mesh.certFiles(id('istio-system', 'node-waypoint-controller'));
+    const cases: Array<[string[], RegExp]> = [
+      [['controller', '--kubeconfig', kubeconfig], /controller: --cert is required/],
+      [
+        [
+          'controller',
+          '--kubeconfig',
+          join(mesh.dir, 'missing'),
+          '--cert',
+          files.cert,
+          '--key',
+          files.key,
+          '--ca',
+          files.ca,
+        ],
+        /--kubeconfig: .*missing/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const proc = spawnCli(args);
+      expect(await proc.exited).toBe(2);
+      expect(proc.stderr()).toMatch(message);
+    }
   });
 });
