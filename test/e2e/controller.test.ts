@@ -61,12 +61,13 @@ describe('node-waypoint controller → run --controller', () => {
       ],
       { register: (fn) => mesh.onClose(fn), env: { WAYPOINT_LOG_LEVEL: 'info' } },
     );
-    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"controller: started"[^\n]*\}/);
+    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"controller: started"[^\n]*\}/, 30_000);
     const parsed = JSON.parse(line) as { listen: string; health: string };
     const running = { proc, listen: parsed.listen, health: parseHostPort(parsed.health) };
     await eventually(
       async () => (await getText(running.health, '/healthz/ready')).status === 200,
       'controller ready',
+      30_000,
     );
     return running;
   }
@@ -213,9 +214,9 @@ describe('node-waypoint controller → run --controller', () => {
       identity: id('shop', 'not-the-waypoint'),
       env: { WAYPOINT_CONTROLLER: controller.listen },
     });
-    await controller.proc.waitForStderr(/config stream: refused[^\n]*PERMISSION_DENIED/, 10_000);
+    await controller.proc.waitForStderr(/config stream: refused[^\n]*PERMISSION_DENIED/, 30_000);
     expect((await getText(other.admin, '/healthz/ready')).status).not.toBe(200);
-  });
+  }, 60_000);
 
   it('exits 2 on a missing flag or a kubeconfig it cannot read, naming it', async () => {
     const files = await mesh.certFiles(id('istio-system', 'node-waypoint-controller'));
