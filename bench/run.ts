@@ -59,6 +59,8 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
   --no-autocannon     skip the autocannon cross-check on the direct path (max workload)
   --no-pin            do not pin processes to cores with taskset
   --tracing PERCENT   the waypoint traces at PERCENT% (a mesh-default Telemetry) to an OTLP/HTTP sink
+  --controller        the controller bench instead (bench/controller.ts: 5,000 Services, 50,000 Pods,
+                      50 waypoints in a fake API server; --services, --pods-per-service, --waypoints, --changes)
   --quiet-wait S      before each workload, wait up to S s for the machine to be idle (default 10; 0 = no wait)
   --out DIR           where results go (default bench/out)
   --render FILE       print the tables of a saved bench/out/bench-*.json again, run nothing
@@ -383,6 +385,11 @@ async function main(argv: string[]): Promise<number> {
   if (major < 24) {
     process.stderr.write(`bench needs Node.js 24 (this is ${process.version}); run it with npm run bench\n`);
     return 1;
+  }
+  // The controller's bench is a run of its own (bench/controller.ts): a fake API server, no data path.
+  if (argv.includes('--controller')) {
+    await import('./controller.ts');
+    return 0;
   }
   const { values } = parseArgs({
     args: argv,

@@ -5,10 +5,11 @@
 import { isIP } from 'node:net';
 import { compileAccessLogging } from './compile/access-logging.ts';
 import { addressKey, canonicalIP } from './compile/addresses.ts';
+import { requestsGateway, serviceWaypoint, workloadWaypoint } from './compile/binding.ts';
 import { newEndpointNotes, serviceEndpoints } from './compile/endpoints.ts';
 import { resolveGateway, type WaypointGateway } from './compile/gateway.ts';
 import { buildInventory, type Inventory } from './compile/inventory.ts';
-import { label, NO_LABELS } from './compile/labels.ts';
+import { NO_LABELS } from './compile/labels.ts';
 import {
   isTerminal,
   podConditions,
@@ -25,13 +26,7 @@ import {
   serviceEntryPortProtocol,
   serviceEntryVips,
 } from './compile/service-entry.ts';
-import {
-  MANAGED_LABEL,
-  MESH_CONTROLLER_MANAGED,
-  requestedWaypoint,
-  USE_WAYPOINT_LABEL,
-  type WaypointRequest,
-} from './compile/use-waypoint.ts';
+import { USE_WAYPOINT_LABEL, type WaypointRequest } from './compile/use-waypoint.ts';
 import { deepFreeze, FrozenMap } from './freeze.ts';
 import type { Service } from './kinds/service.ts';
 import type { ServiceEntry } from './kinds/service-entry.ts';
@@ -141,19 +136,14 @@ function takes(trafficType: TrafficType, kind: 'service' | 'workload'): boolean 
 }
 
 function isOurs(req: WaypointRequest | undefined, opts: CompileOptions): req is WaypointRequest {
-  return (
-    req !== undefined && req.ref.namespace === opts.gateway.namespace && req.ref.name === opts.gateway.name
-  );
+  return requestsGateway(req, opts.gateway);
 }
 
 function serviceRequest(
   inv: Inventory,
   svc: Resource<Service> | Resource<ServiceEntry>,
 ): WaypointRequest | undefined {
-  const labels = svc.spec.metadata.labels;
-  // A waypoint's own Service never goes through a waypoint.
-  if (label(labels, MANAGED_LABEL) === MESH_CONTROLLER_MANAGED) return undefined;
-  return requestedWaypoint(labels, svc.namespace, inv.namespaceLabels(svc.namespace));
+  return serviceWaypoint(svc.spec.metadata.labels, svc.namespace, inv.namespaceLabels(svc.namespace));
 }
 
 function bindServices(
@@ -330,11 +320,7 @@ function bindWorkloads(
   const out = new Map<string, WorkloadBinding>();
   for (const pod of inv.pods) {
     if (isTerminal(pod)) continue;
-    const req = requestedWaypoint(
-      pod.spec.metadata.labels,
-      pod.namespace,
-      inv.namespaceLabels(pod.namespace),
-    );
+    const req = workloadWaypoint(pod.spec.metadata.labels, pod.namespace, inv.namespaceLabels(pod.namespace));
     if (!isOurs(req, opts) || !gw.admits(pod.namespace)) continue;
     const info = podInfo(pod);
     const identity = spiffeIdentity(opts.trustDomain, pod.namespace, serviceAccountOf(pod));
@@ -402,7 +388,7 @@ function reportRefusals(
     if (isTerminal(pod)) continue;
     consider(
       pod,
-      requestedWaypoint(pod.spec.metadata.labels, pod.namespace, inv.namespaceLabels(pod.namespace)),
+      workloadWaypoint(pod.spec.metadata.labels, pod.namespace, inv.namespaceLabels(pod.namespace)),
       'workload',
     );
   }

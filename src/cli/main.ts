@@ -3,7 +3,15 @@
 // Commands are imported when run: `run` must not pay for the dev CA's X.509 library, nor `dev-ca`
 // for undici and the config compiler.
 import { UsageError } from './flags.ts';
-import { DEMO_USAGE, DEV_CA_USAGE, EXPLAIN_USAGE, RUN_USAGE, TUNNEL_USAGE, VALIDATE_USAGE } from './usage.ts';
+import {
+  CONTROLLER_USAGE,
+  DEMO_USAGE,
+  DEV_CA_USAGE,
+  EXPLAIN_USAGE,
+  RUN_USAGE,
+  TUNNEL_USAGE,
+  VALIDATE_USAGE,
+} from './usage.ts';
 
 const COMMAND_USAGE: Record<string, string> = {
   run: RUN_USAGE,
@@ -12,6 +20,7 @@ const COMMAND_USAGE: Record<string, string> = {
   tunnel: TUNNEL_USAGE,
   explain: EXPLAIN_USAGE,
   validate: VALIDATE_USAGE,
+  controller: CONTROLLER_USAGE,
 };
 
 export const USAGE = `Usage: node-waypoint <command> [flags]
@@ -23,6 +32,7 @@ Commands:
   validate  Load the configuration as \`run\` would and print every problem.
   dev-ca    Write a CA and SPIFFE certificates for local runs and tests.
   tunnel    A ztunnel stand-in: \`tunnel outbound\` (TCP in, HBONE out) or \`tunnel inbound\` (HBONE in, TCP out).
+  controller  Watch the Kubernetes API and stream each waypoint its configuration (gRPC, mTLS).
 
 Run \`node-waypoint <command> --help\` for a command's flags.
 `;
@@ -43,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./explain.ts')).runExplain(rest);
       case 'validate':
         return await (await import('./validate.ts')).runValidate(rest);
+      case 'controller':
+        return await (await import('./controller.ts')).runController(rest);
       case undefined:
         // No command is a usage error: the help goes to stderr, stdout stays empty.
         process.stderr.write(USAGE);

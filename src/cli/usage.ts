@@ -106,3 +106,24 @@ fields (methods, paths, hosts, requestPrincipals, request.*) on tcp/tls Service 
 
 Exit status: 0 no errors (warnings allowed), 1 some resource rejected, 2 usage error.
 `;
+
+export const CONTROLLER_USAGE = `Usage: node-waypoint controller --cert FILE --key FILE --ca FILE [flags]
+
+Watches the Kubernetes API (read-only, cluster-wide) and streams each waypoint Gateway its slice of
+the configuration over gRPC with mutual TLS. Run two or more replicas: there is no leader election.
+
+Flags (each also read from the environment variable shown):
+  --kubeconfig FILE          Kubeconfig (https with CA, token or client certificate; or plain http://).
+                             Default: KUBECONFIG, else the in-cluster service account, else ~/.kube/config
+                                                                                                       [KUBECONFIG]
+  --listen ADDR:PORT         Config stream (gRPC, mTLS) (default 0.0.0.0:15012)                        [WAYPOINT_LISTEN]
+  --health ADDR:PORT         /healthz/ready (200 once every kind has listed) and /metrics
+                             (default 0.0.0.0:15014)                                                    [WAYPOINT_HEALTH]
+  --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
+  --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
+  --ca FILE                  Trust bundle (PEM) that verifies the waypoints                            [WAYPOINT_CA]
+  --root-namespace NS        Istio's root namespace: mesh config, GatewayClass policies (default istio-system)
+                                                                                                       [WAYPOINT_ROOT_NAMESPACE]
+  --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
+  --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
+`;

@@ -1,0 +1,67 @@
+// `node-waypoint controller`: the Kubernetes side of the configuration (src/controller/).
+import { parseArgs } from 'node:util';
+import { startController } from '../controller/controller.ts';
+import { loadKubeConfig } from '../controller/kube-config.ts';
+import { fileCredentials } from '../identity/credentials.ts';
+import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { checked, fromEnv, parseListen, parseRef, UsageError } from './flags.ts';
+import { untilSignal } from './run.ts';
+import { CONTROLLER_USAGE } from './usage.ts';
+
+export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' },
+      listen: { type: 'string' },
+      health: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      'root-namespace': { type: 'string' },
+      'cluster-domain': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(CONTROLLER_USAGE);
+    return 0;
+  }
+  const need = (name: string): string => {
+    const v = fromEnv(name, values[name as 'cert'], env);
+    if (!v) throw new UsageError(`controller: --${name} is required\n\n${CONTROLLER_USAGE}`);
+    return v;
+  };
+  const files = { cert: need('cert'), key: need('key'), ca: need('ca') };
+  const listen = parseListen('--listen', fromEnv('listen', values.listen, env, '0.0.0.0:15012')!);
+  const health = parseListen('--health', fromEnv('health', values.health, env, '0.0.0.0:15014')!);
+  const rootNamespace = fromEnv('root-namespace', values['root-namespace'], env, 'istio-system')!;
+  parseRef('--root-namespace', `${rootNamespace}/x`);
+  const clusterDomain = fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!;
+  const log = createLogger(
+    checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
+  );
+  const kubeConfig = checked('--kubeconfig', () => loadKubeConfig(values.kubeconfig, env));
+  const credentials = await fileCredentials(files, log);
+  const controller = await startController({
+    kubeConfig,
+    listen,
+    health,
+    credentials,
+    log,
+    rootNamespace,
+    clusterDomain,
+  });
+  log.info('controller: started', {
+    apiServer: kubeConfig.getCurrentCluster()?.server,
+    listen: `${controller.stream.address.ip}:${controller.stream.address.port}`,
+    health: `${controller.health.ip}:${controller.health.port}`,
+  });
+  return await untilSignal(async () => {
+    await controller.close();
+    credentials.close();
+    return 0;
+  }, log);
+}
