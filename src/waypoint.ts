@@ -28,6 +28,12 @@ import { formatAuthority, type HostPort } from './hbone/authority.ts';
 import { HboneClient } from './hbone/client.ts';
 import { type ConnectDecision, type ConnectRequest, HboneServer } from './hbone/server.ts';
 import type { Credentials } from './identity/credentials.ts';
+import {
+  DEFAULT_OVERLOAD_LIMITS,
+  type HeapReading,
+  HeapShedder,
+  type OverloadLimits,
+} from './lifecycle/overload.ts';
 import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
@@ -45,6 +51,7 @@ import { Http2Upstream } from './upstream/http2-upstream.ts';
 import { compose, pickEndpoint, transport } from './upstream/layers.ts';
 import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
+import { type PendingLimit, pendingLimit } from './upstream/pending-limit.ts';
 import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
@@ -90,11 +97,22 @@ export interface WaypointOptions {
   readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
+  /** Overload limits and heap marks (src/lifecycle/overload.ts); each unset one takes its default. */
+  readonly overload?: Partial<OverloadLimits>;
+  /** Where heap use is read (tests force the shedding state); default V8's heap statistics. */
+  readonly heapReader?: () => HeapReading;
+  /** Request head limit, inner HTTP/1.1 and HTTP/2 (Envoy's max_request_headers_kb: 60). */
+  readonly maxRequestHeadersBytes?: number;
+  /** Request body bytes kept per request so a retry can resend it (Envoy's per-request buffer). */
+  readonly maxReplayBufferBytes?: number;
 }
 
 export class Waypoint {
   readonly readiness = new Readiness();
   readonly metrics: Metrics;
+  /** Heap-based shedding: sampled while the waypoint runs. */
+  readonly heap: HeapShedder;
+  readonly #pending: PendingLimit;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: FileConfigSource;
@@ -166,6 +184,25 @@ export class Waypoint {
       }),
     });
     this.#picker = picker;
+    const limits = { ...DEFAULT_OVERLOAD_LIMITS, ...opts.overload };
+    this.heap = new HeapShedder({
+      highWater: limits.heapHighWater,
+      lowWater: limits.heapLowWater,
+      maxBytes: limits.heapMaxBytes,
+      intervalMs: limits.heapIntervalMs,
+      ...(opts.heapReader ? { read: opts.heapReader } : {}),
+      onChange: (shedding, ratio) =>
+        opts.log.warn(shedding ? 'overload: heap above high water, shedding' : 'overload: heap recovered', {
+          heap_ratio: Number(ratio.toFixed(3)),
+          high_water: limits.heapHighWater,
+          low_water: limits.heapLowWater,
+        }),
+    });
+    this.#pending = pendingLimit({
+      maxPending: limits.maxPendingRequests,
+      shedding: () => this.heap.shedding,
+      onRefused: (limit) => this.metrics.overloadRefusals.labels(limit).inc(),
+    });
     this.metrics = new Metrics(
       {
         hboneSessions: () => this.#server.sessionCount,
@@ -175,18 +212,25 @@ export class Waypoint {
         upstreamHboneSessions: () => this.#hboneClient.sessionCount,
         draining: () => this.readiness.draining,
         configVersion: () => this.#snapshot?.version ?? 0,
+        overloadHeapShedding: () => (this.heap.shedding ? 1 : 0),
+        upstreamPendingRequests: () => this.#pending.pending(),
       },
       { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
     );
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
+        this.#pending.layer,
         mirror({
           onError: (m, err) =>
             opts.log.debug('mirror request failed', { cluster: m.cluster.name, error: String(err) }),
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
-        retry({ breakers: picker.breakers, defaultRetry: opts.defaultRetry ?? 'istio' }),
+        retry({
+          breakers: picker.breakers,
+          defaultRetry: opts.defaultRetry ?? 'istio',
+          ...(opts.maxReplayBufferBytes !== undefined ? { maxReplayBytes: opts.maxReplayBufferBytes } : {}),
+        }),
         pickEndpoint(picker),
       ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
@@ -232,14 +276,23 @@ export class Waypoint {
         route: tcpRoute,
       },
       opts.log,
+      opts.maxRequestHeadersBytes !== undefined ? { maxHeaderBytes: opts.maxRequestHeadersBytes } : {},
     );
     this.#server = new HboneServer(
       credentials,
       {
         route: (req) => this.#route(req),
-        onRejected: (_req, reason) => this.metrics.tunnelRejected(reason),
+        onRejected: (_req, reason) => {
+          this.metrics.tunnelRejected(reason);
+          if (reason === 'overload_tunnels') this.metrics.overloadRefusals.labels('tunnels').inc();
+          if (reason === 'overload_heap') this.metrics.overloadRefusals.labels('heap').inc();
+        },
+        admit: (active) =>
+          active >= limits.maxTunnels ? 'overload_tunnels' : this.heap.shedding ? 'overload_heap' : undefined,
+        onConnectionDropped: () => this.metrics.overloadRefusals.labels('connections').inc(),
       },
       opts.log,
+      { maxConnections: limits.maxConnections, maxTunnelsPerConnection: limits.maxTunnelsPerConnection },
     );
     this.#admin = new AdminServer({
       'GET /healthz/ready': () => {
@@ -340,6 +393,7 @@ export class Waypoint {
     const [hbone, admin, metrics] = bound;
     this.addresses = { hbone, admin, metrics };
     this.readiness.pass('listeners');
+    this.heap.start();
     this.#log.info('waypoint listening', {
       gateway: `${this.#opts.gateway.namespace}/${this.#opts.gateway.name}`,
       identity: this.#opts.credentials.identity.uri,
@@ -395,6 +449,7 @@ export class Waypoint {
   }
 
   async close(): Promise<void> {
+    this.heap.stop();
     this.#config.close();
     this.#meshWatch?.close();
     await Promise.all([
