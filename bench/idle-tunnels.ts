@@ -163,6 +163,8 @@ async function main(): Promise<void> {
     await next();
   }
   const after = await closeAll(streams, 0);
+  // A second round: what a leak would add again; released memory is reused instead.
+  const again = await closeAll(await openBatch(count), 0);
 
   const kib = (b: number): string => (b / 1024).toFixed(1);
   const per = (k: 'heapUsed' | 'heapTotal' | 'rss' | 'external'): string =>
@@ -178,6 +180,8 @@ async function main(): Promise<void> {
       `| RSS (KiB) | ${kib(before.rss)} | ${kib(open.rss)} | ${kib(after.rss)} | ${per('rss')} KiB |`,
       `| external (KiB) | ${kib(before.external)} | ${kib(open.external)} | ${kib(after.external)} | ${per('external')} KiB |`,
       `| tunnels held | ${before.tunnels} | ${open.tunnels} | ${after.tunnels} | |`,
+      '',
+      `after a second round of ${count} opened and closed: heap used ${kib(again.heapUsed)} KiB, heap total ${kib(again.heapTotal)} KiB, RSS ${kib(again.rss)} KiB, tunnels ${again.tunnels}`,
       '',
     ].join('\n'),
   );
