@@ -38,9 +38,10 @@ import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
-import type { Binding, TunnelInfo } from './pipeline/context.ts';
+import type { TunnelInfo } from './pipeline/context.ts';
 import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
+import { LiveTunnel } from './proxy/live-tunnel.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
 import { CircuitBreakers } from './upstream/circuit-breaker.ts';
@@ -142,6 +143,8 @@ export class Waypoint {
   #meshText: string | undefined;
   /** Mesh config reloads run one at a time. */
   #meshReload: Promise<void> = Promise.resolve();
+  /** The snapshot in force, for tunnels accepted under an older one (one function for all). */
+  readonly #currentSnapshot = (): Snapshot | undefined => this.#snapshot;
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
 
@@ -582,28 +585,12 @@ export class Waypoint {
         detail: `${key} is not a Service VIP:port or pod bound to waypoint ${snapshot.gateway.ref.namespace}/${snapshot.gateway.ref.name}`,
       };
     }
-    // A tunnel can live for hours (keep-alive, HTTP/2, gRPC): each request on it must see the
-    // configuration in force when it starts, not the one the CONNECT arrived under. So binding and
-    // snapshot are looked up again on every read; if the binding is gone from the new snapshot,
-    // the tunnel keeps the version it was accepted with until it closes.
-    const isService = snapshot.services.has(key);
-    const current = (): { snapshot: Snapshot; binding: Binding } => {
-      const now = this.#snapshot;
-      if (now === snapshot || !now) return { snapshot, binding };
-      const b = isService ? now.services.get(key) : now.workloads.get(req.authority.ip);
-      return b ? { snapshot: now, binding: b } : { snapshot, binding };
-    };
-    const tunnel: TunnelInfo = {
-      get binding() {
-        return current().binding;
-      },
-      get snapshot() {
-        return current().snapshot;
-      },
-      peer: req.peer,
-      source: req.source,
-      destination: req.authority,
-    };
+    // Binding and snapshot are looked up again on every read (src/proxy/live-tunnel.ts).
+    const tunnel = new LiveTunnel(
+      { snapshot, binding, serviceKey: snapshot.services.has(key) ? key : undefined },
+      { peer: req.peer, source: req.source, destination: req.authority },
+      this.#currentSnapshot,
+    );
     const opaque = binding.kind === 'service' && (binding.protocol === 'tcp' || binding.protocol === 'tls');
     return {
       accept: true,
