@@ -2,6 +2,8 @@
 // connection closed at accept) or a request gets 503 `envoy overloaded` with x-envoy-overloaded,
 // each refusal is counted by limit, and traffic already admitted keeps flowing. Heap shedding is
 // forced through an injected heap reader.
+import { once } from 'node:events';
+import http2 from 'node:http2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HeapReading } from '../../src/lifecycle/overload.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
@@ -141,4 +143,19 @@ it('heap above high water: new tunnels and requests shed, admitted work finishes
   backend.always({});
   expect((await send(VIP, '/recovered')).status).toBe(200);
   (await openTunnel(waypoint)).close();
+});
+
+it('--max-tunnels-per-connection is what the waypoint advertises as SETTINGS_MAX_CONCURRENT_STREAMS', async () => {
+  const { waypoint } = await start({ overload: { maxTunnelsPerConnection: 3 } });
+  const creds = await mesh.credentials(id('shop', 'sleep'));
+  const hbone = waypoint.addresses!.hbone;
+  const session = http2.connect(`https://${hbone.ip}:${hbone.port}`, {
+    ...creds.tlsOptions(),
+    ALPNProtocols: ['h2'],
+    checkServerIdentity: () => undefined,
+  });
+  session.on('error', () => {});
+  const [settings] = (await once(session, 'remoteSettings')) as [http2.Settings];
+  expect(settings.maxConcurrentStreams).toBe(3);
+  session.close();
 });
