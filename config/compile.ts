@@ -3,6 +3,7 @@
 // §2.2) and how each port's bytes are treated (§5.2). Pure: the same resources give the same
 // snapshot (apart from createdAt, which comes from opts.now).
 import { isIP } from 'node:net';
+import { compileAccessLogging } from './compile/access-logging.ts';
 import { addressKey, canonicalIP } from './compile/addresses.ts';
 import { newEndpointNotes, serviceEndpoints } from './compile/endpoints.ts';
 import { resolveGateway, type WaypointGateway } from './compile/gateway.ts';
@@ -38,6 +39,7 @@ import type {
   CompileOptions,
   ConfigMessage,
   Endpoint,
+  PodInfo,
   ServiceInfo,
   ServicePortBinding,
   Snapshot,
@@ -92,6 +94,12 @@ export function compileSnapshot(
     );
   }
 
+  const accessLogging = compileAccessLogging(
+    resources,
+    opts.gateway,
+    opts.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN,
+    messages,
+  );
   const base: Omit<Snapshot, 'filters'> = deepFreeze({
     version,
     createdAt: (opts.now ?? (() => new Date()))().toISOString(),
@@ -99,6 +107,8 @@ export function compileSnapshot(
     gateway: { ...gw.status, conditions },
     services: new FrozenMap(services),
     workloads: new FrozenMap(workloads),
+    pods: new FrozenMap(podsByIp(inv)),
+    ...(accessLogging ? { accessLogging } : {}),
     resourceCounts: countByKind(resources),
     messages,
   });
@@ -113,6 +123,17 @@ export function compileSnapshot(
     filterMessages.push(...out.messages);
   }
   return deepFreeze({ ...base, messages: [...base.messages, ...filterMessages], filters });
+}
+
+/** Running pods by IP (the first pod listed keeps a shared IP), for source telemetry. */
+function podsByIp(inv: Inventory): Map<string, PodInfo> {
+  const out = new Map<string, PodInfo>();
+  for (const pod of inv.pods) {
+    if (isTerminal(pod)) continue;
+    const info = podInfo(pod);
+    for (const ip of podIPs(pod)) if (!out.has(ip)) out.set(ip, info);
+  }
+  return out;
 }
 
 function takes(trafficType: TrafficType, kind: 'service' | 'workload'): boolean {

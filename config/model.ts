@@ -1,6 +1,8 @@
 // The compiled configuration: what the data path reads. A Snapshot is built once from the Kubernetes
 // resources in force, deep-frozen, and swapped atomically; a request keeps the snapshot it started with.
 
+import type { AccessLogging } from './compile/access-logging.ts';
+
 /** Which traffic a waypoint takes (`istio.io/waypoint-for` on the Gateway, else its GatewayClass). */
 export type TrafficType = 'service' | 'workload' | 'all' | 'none';
 
@@ -21,6 +23,8 @@ export type Origin = string;
 export interface PodInfo extends ObjectRef {
   readonly labels: Readonly<Record<string, string>>;
   readonly serviceAccount: string;
+  /** The workload name metrics report: the controlling Deployment, CronJob, ... as Istio derives it. */
+  readonly workload: string;
 }
 
 export interface Endpoint {
@@ -107,6 +111,10 @@ export interface Snapshot {
   readonly gateway: GatewayStatus;
   readonly services: ReadonlyMap<string, ServicePortBinding>;
   readonly workloads: ReadonlyMap<string, WorkloadBinding>;
+  /** Every running pod by IP, bound to this waypoint or not: the source of a tunnel, for metrics. */
+  readonly pods: ReadonlyMap<string, PodInfo>;
+  /** The Telemetry API's accessLogging for this waypoint (absent: no Telemetry says; --access-log decides). */
+  readonly accessLogging?: AccessLogging;
   /** Count of resources in force, by kind. */
   readonly resourceCounts: Readonly<Record<string, number>>;
   /** Warnings and errors of the resources in force (rejected resources are listed in `rejected`). */

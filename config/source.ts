@@ -7,6 +7,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
 import { readManifests } from './load.ts';
 import type { Snapshot } from './model.ts';
+import type { Resource } from './resource.ts';
 import { ResourceStore, type UpdateReport } from './store.ts';
 import { TreeWatch } from './watch-tree.ts';
 
@@ -22,9 +23,38 @@ export interface UpdateResult {
   readonly report: UpdateReport;
 }
 
+/** What the Waypoint gives a ConfigSource it builds (its configSource option). */
+export interface ConfigSourceInput extends FileConfigSourceOptions {
+  /**
+   * Applies a mesh config that came with the configuration (the controller's `istio` ConfigMap);
+   * undefined: there is none. Returns what is wrong with it, or undefined once applied.
+   */
+  readonly applyMeshConfig?: (text: string | undefined) => string | undefined;
+}
+
+/**
+ * Where a waypoint's configuration comes from: files (FileConfigSource) or the controller's stream
+ * (src/controller/config-client.ts). Both feed one ResourceStore and compile the same snapshots.
+ */
+export interface ConfigSource {
+  /** The latest compiled snapshot, if any. */
+  readonly current: Snapshot | undefined;
+  /** Updates the store from what the source has now; reports like FileConfigSource.load. */
+  load(): Promise<UpdateResult>;
+  /** Compiles the resources in force again into a new snapshot (one version higher). */
+  recompile(): Promise<Snapshot>;
+  /** Hands every later update to onUpdate, a failed compile to onError. */
+  watch(onUpdate: (r: UpdateResult) => void, onError?: (err: unknown) => void): void;
+  close(): void;
+  /** For /config_dump: where the configuration comes from and which version of it is applied. */
+  describe(): Readonly<Record<string, unknown>>;
+  /** The resources in force, each with where it came from. */
+  readonly resources: readonly Resource[];
+}
+
 const DEFAULT_DEBOUNCE_MS = 100;
 
-export class FileConfigSource {
+export class FileConfigSource implements ConfigSource {
   readonly #paths: readonly string[];
   readonly #opts: FileConfigSourceOptions;
   readonly #store = new ResourceStore();
@@ -46,6 +76,11 @@ export class FileConfigSource {
   /** The latest compiled snapshot, if any load has produced one. */
   get current(): Snapshot | undefined {
     return this.#current;
+  }
+
+  /** The resources in force, each with the file (and document) it came from. */
+  get resources(): readonly Resource[] {
+    return this.#store.resources();
   }
 
   /**
@@ -97,6 +132,10 @@ export class FileConfigSource {
     this.#onUpdate = onUpdate;
     this.#onError = onError;
     this.#arm();
+  }
+
+  describe(): Readonly<Record<string, unknown>> {
+    return { type: 'files', paths: this.#paths, version: this.#current?.version ?? null };
   }
 
   /** Stops watching; a load in progress still completes, but reports nothing. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { objectMeta } from './kinds/common.ts';
-import { builtinKinds } from './kinds/registry.ts';
+import { builtinKinds, KindRegistry } from './kinds/registry.ts';
 import type { Service } from './kinds/service.ts';
 import { readManifests } from './load.ts';
 import { ResourceStore } from './store.ts';
@@ -238,5 +238,33 @@ status:
     expect(report.rejected[0]?.message).toMatch(
       /AuthorizationPolicy bank\/p: spec\.action: expected one of "ALLOW", "DENY", got "MAYBE"$/,
     );
+  });
+});
+
+describe('ResourceStore: the same document object again', () => {
+  it('is not validated again, and a new object with other content is', () => {
+    let parses = 0;
+    const registry = new KindRegistry();
+    registry.register({
+      kind: 'Thing',
+      groups: ['example.com'],
+      namespaced: true,
+      schema: z.looseObject({ metadata: z.looseObject({ name: z.string() }) }).transform((v) => {
+        parses++;
+        return v;
+      }),
+    });
+    const store = new ResourceStore(registry);
+    const a = { apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 'a', namespace: 'ns' } };
+    const load = (...values: unknown[]) => ({
+      documents: values.map((value) => ({ origin: 'controller x', file: 'controller x', value })),
+      fileErrors: [],
+      files: [],
+    });
+    store.update(load(a));
+    store.update(load(a));
+    expect(parses).toBe(1);
+    expect(store.update(load({ ...a, spec: { x: 1 } })).changed).toBe(true);
+    expect(parses).toBe(2);
   });
 });

@@ -40,6 +40,11 @@ export class ResourceStore {
   #inForce = new Map<string, Entry>();
   #resources: readonly Resource[] = Object.freeze([]);
   #updated = false;
+  /**
+   * Outcomes by document object: a source that hands the same parsed object again (the controller
+   * stream keeps unchanged documents) is not validated again. Files are parsed anew on every load.
+   */
+  readonly #outcomes = new WeakMap<object, { readonly doc: LoadedDocument; readonly outcome: Outcome }>();
 
   constructor(registry: KindRegistry = kindRegistry) {
     this.#registry = registry;
@@ -58,7 +63,7 @@ export class ResourceStore {
     const invalid: Array<{ key: string | undefined; message: ConfigMessage }> = [];
 
     for (const doc of load.documents) {
-      const outcome = this.#validate(doc);
+      const outcome = this.#validateOnce(doc);
       if (outcome.type === 'ignored') {
         ignoredKinds[outcome.kindName] = (ignoredKinds[outcome.kindName] ?? 0) + 1;
       } else if (outcome.type === 'rejected') {
@@ -107,6 +112,16 @@ export class ResourceStore {
       this.#resources = Object.freeze([...this.#inForce.values()].map((e) => e.resource));
     }
     return { changed, applied: valid.size, rejected, warnings, ignoredKinds };
+  }
+
+  #validateOnce(doc: LoadedDocument): Outcome {
+    const v = doc.value;
+    if (typeof v !== 'object' || v === null) return this.#validate(doc);
+    const seen = this.#outcomes.get(v);
+    if (seen && seen.doc.origin === doc.origin && seen.doc.file === doc.file) return seen.outcome;
+    const outcome = this.#validate(doc);
+    this.#outcomes.set(v, { doc, outcome });
+    return outcome;
   }
 
   #validate(doc: LoadedDocument): Outcome {

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
 import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
-import { FileConfigSource } from '../config/source.ts';
+import { type ConfigSource, type ConfigSourceInput, FileConfigSource } from '../config/source.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
 import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
 import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
@@ -16,14 +16,9 @@ import {
   rateLimitFactory,
 } from '../filters/rate-limit/index.ts';
 import { tcpTarget } from '../filters/routing/tcp.ts';
+import { adminRoutes, prometheusRoute, readyRoute } from './admin/admin-routes.ts';
 import { AdminServer } from './admin/admin-server.ts';
-import { configDump } from './admin/config-dump.ts';
-import {
-  checkExplainInput,
-  ExplainDestinationError,
-  ExplainInputError,
-  explainRequest,
-} from './explain/explain.ts';
+import { explainRequest } from './explain/explain.ts';
 import { formatAuthority, type HostPort } from './hbone/authority.ts';
 import { HboneClient } from './hbone/client.ts';
 import { type ConnectDecision, type ConnectRequest, HboneServer } from './hbone/server.ts';
@@ -35,7 +30,7 @@ import {
   type OverloadLimits,
 } from './lifecycle/overload.ts';
 import { Readiness } from './lifecycle/readiness.ts';
-import { AccessLog, type AccessLogMode } from './observe/access-log.ts';
+import { AccessLog, type AccessLogEncoding, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
 import { Metrics } from './observe/metrics.ts';
 import type { TunnelInfo } from './pipeline/context.ts';
@@ -50,6 +45,7 @@ import { EndpointPicker } from './upstream/endpoint-picker.ts';
 import { Http1Upstream } from './upstream/http1-upstream.ts';
 import { Http2Upstream } from './upstream/http2-upstream.ts';
 import { compose, pickEndpoint, transport } from './upstream/layers.ts';
+import { hostKey } from './upstream/load-balancer.ts';
 import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
 import { type PendingLimit, pendingLimit } from './upstream/pending-limit.ts';
@@ -66,12 +62,19 @@ export interface WaypointOptions {
   readonly configPaths: readonly string[];
   readonly gateway: ObjectRef;
   readonly hbone: Listen;
+  /** The admin pages (config_dump, clusters, stats, logging, certs, explain): keep it on loopback. */
   readonly admin: Listen;
+  /** `/healthz/ready` alone, for the kubelet (absent: not bound; the admin listener answers it too). */
+  readonly ready?: Listen;
   readonly metrics: Listen;
   readonly credentials: Credentials;
   readonly endpointHbonePort: number;
   readonly clusterDomain?: string;
+  /** The cluster this waypoint runs in (`--cluster-id`, ISTIO_META_CLUSTER_ID): source/destination_cluster, baggage. */
+  readonly clusterId?: string;
   readonly accessLog?: AccessLogMode;
+  /** text (Istio's default format) or json (mesh config accessLogEncoding: JSON). */
+  readonly accessLogEncoding?: AccessLogEncoding;
   /** Where access-log lines go (default stdout); tests capture them here. */
   readonly accessLogStream?: Writable;
   readonly log: Logger;
@@ -110,6 +113,8 @@ export interface WaypointOptions {
   readonly maxRequestHeadersBytes?: number;
   /** Request body bytes kept per request so a retry can resend it (Envoy's per-request buffer). */
   readonly maxReplayBufferBytes?: number;
+  /** Where the configuration comes from instead of configPaths (`run --controller`). */
+  readonly configSource?: (input: ConfigSourceInput) => ConfigSource;
 }
 
 export class Waypoint {
@@ -120,7 +125,7 @@ export class Waypoint {
   readonly #pending: PendingLimit;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
-  readonly #config: FileConfigSource;
+  readonly #config: ConfigSource;
   /** The rate-limit filter wired to Redis and the metrics (closed with the waypoint). */
   readonly #rateLimit: RateLimitFactory;
   readonly #chain: FilterChain;
@@ -129,10 +134,12 @@ export class Waypoint {
   readonly #http2: Http2Upstream;
   readonly #picker: EndpointPicker;
   readonly #engine: HttpEngine;
+  readonly #accessLog: AccessLog;
   readonly #dispatcher: TunnelDispatcher;
   readonly #server: HboneServer;
   readonly #admin: AdminServer;
   readonly #metricsServer: AdminServer;
+  readonly #ready: AdminServer;
   #snapshot: Snapshot | undefined;
   /** What the latest load rejected (each load reads every file, so this is what is wrong now). */
   #rejected: readonly ConfigMessage[] = [];
@@ -146,7 +153,7 @@ export class Waypoint {
   /** The snapshot in force, for tunnels accepted under an older one (one function for all). */
   readonly #currentSnapshot = (): Snapshot | undefined => this.#snapshot;
   /** Where the listeners actually bound (port 0 picks one). */
-  addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort } | undefined;
+  addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort; ready?: HostPort } | undefined;
 
   constructor(opts: WaypointOptions) {
     this.#opts = opts;
@@ -156,17 +163,23 @@ export class Waypoint {
     this.#chain = opts.factories
       ? { factories: opts.factories, close: () => {} }
       : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
-    this.#config = new FileConfigSource([...opts.configPaths], {
+    const configInput = {
       gateway: opts.gateway,
       trustDomain: credentials.identity.trustDomain,
       clusterDomain: opts.clusterDomain ?? 'cluster.local',
       filterCompilers: filterCompilers(this.#chain.factories),
-    });
+    };
+    this.#config =
+      opts.configSource?.({
+        ...configInput,
+        // A --mesh-config file, when given, stays the one source of ext_authz providers.
+        ...(opts.meshConfigPath ? {} : { applyMeshConfig: (text) => this.#applyMeshText(text) }),
+      }) ?? new FileConfigSource([...opts.configPaths], configInput);
     this.#hboneClient = new HboneClient(credentials);
     const baggage = baggageOf({
       namespace: credentials.identity.namespace,
       name: opts.gateway.name,
-      cluster: 'Kubernetes',
+      cluster: opts.clusterId ?? 'Kubernetes',
     });
     const hbonePort = opts.endpointHbonePort;
     this.#http1 = new Http1Upstream(this.#hboneClient, { hbonePort, baggage });
@@ -210,6 +223,7 @@ export class Waypoint {
       shedding: () => this.heap.shedding,
       onRefused: (limit) => this.metrics.overloadRefusals.labels(limit).inc(),
     });
+    this.#accessLog = new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream, opts.accessLogEncoding);
     this.metrics = new Metrics(
       {
         hboneSessions: () => this.#server.sessionCount,
@@ -222,7 +236,11 @@ export class Waypoint {
         overloadHeapShedding: () => (this.heap.shedding ? 1 : 0),
         upstreamPendingRequests: () => this.#pending.pending(),
       },
-      { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
+      {
+        defaultMetrics: opts.defaultMetrics ?? true,
+        version: opts.version ?? 'dev',
+        clusterId: opts.clusterId ?? 'Kubernetes',
+      },
     );
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
@@ -266,7 +284,7 @@ export class Waypoint {
       factories,
       send,
       metrics: this.metrics,
-      accessLog: new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream),
+      accessLog: this.#accessLog,
       log: opts.log,
       localAddress: () =>
         this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
@@ -281,6 +299,7 @@ export class Waypoint {
         hbonePort,
         baggage,
         route: tcpRoute,
+        accessLog: this.#accessLog,
       },
       opts.log,
       {
@@ -309,54 +328,59 @@ export class Waypoint {
       opts.log,
       { maxConnections: limits.maxConnections, maxTunnelsPerConnection: limits.maxTunnelsPerConnection },
     );
-    this.#admin = new AdminServer({
-      'GET /healthz/ready': () => {
-        const why = this.readiness.notReadyBecause();
-        return why
-          ? { status: 503, type: 'text/plain', body: `not ready: ${why}\n` }
-          : { status: 200, type: 'text/plain', body: 'ready\n' };
-      },
-      'GET /config_dump': () => ({
-        status: 200,
-        type: 'application/json',
-        body: configDump(this.#snapshot, {
-          ready: this.readiness.notReadyBecause() ?? 'ready',
-          rejected: this.#rejected,
+    this.#admin = new AdminServer(
+      adminRoutes({
+        snapshot: () => this.#snapshot,
+        rejected: () => this.#rejected,
+        configSource: () => ({
+          ...this.#config.describe(),
+          resources: this.#config.resources.map((r) => ({
+            kind: r.kind,
+            namespace: r.namespace,
+            name: r.name,
+            origin: r.origin,
+          })),
         }),
+        readiness: this.readiness,
+        metrics: this.metrics,
+        picker,
+        credentials,
+        log: opts.log,
+        serverInfo: () => this.#serverInfo(),
+        startedAt: new Date(),
+        // The chain is built apart from the engine's, so explaining counts no metrics.
+        explain: (snapshot, input) => explainRequest(snapshot, this.#chain.factories, input, this.#log),
       }),
-      // What the waypoint would decide for a hypothetical request, on the snapshot in force (the
-      // chain is built apart from the engine's, so explaining counts no metrics).
-      'POST /debug/explain': async (_req, body) => {
-        const json = (status: number, v: unknown) => ({
-          status,
-          type: 'application/json',
-          body: `${JSON.stringify(v, null, 2)}\n`,
-        });
-        const snapshot = this.#snapshot;
-        if (!snapshot) return json(503, { error: 'no configuration applied yet' });
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(body);
-        } catch {
-          return json(400, { error: 'body: expected JSON' });
-        }
-        try {
-          const input = checkExplainInput(parsed);
-          return json(200, await explainRequest(snapshot, this.#chain.factories, input, this.#log));
-        } catch (err) {
-          if (err instanceof ExplainInputError) return json(400, { error: err.message });
-          if (err instanceof ExplainDestinationError) return json(404, { error: err.message });
-          throw err;
-        }
+    );
+    this.#ready = new AdminServer({ 'GET /healthz/ready': readyRoute(this.readiness) });
+    this.#metricsServer = new AdminServer({ 'GET /stats/prometheus': prometheusRoute(this.metrics) });
+  }
+
+  /** /server_info: the node as Istio names a waypoint's, and the options in force. */
+  #serverInfo(): { version: string; node: Record<string, string>; options: Record<string, unknown> } {
+    const o = this.#opts;
+    const ns = o.gateway.namespace;
+    const ip = this.addresses?.hbone.ip ?? o.hbone.host;
+    return {
+      version: o.version ?? 'dev',
+      node: {
+        id: `waypoint~${ip}~${o.gateway.name}.${ns}~${ns}.svc.${o.clusterDomain ?? 'cluster.local'}`,
+        cluster: `${o.gateway.name}.${ns}`,
+        cluster_id: o.clusterId ?? 'Kubernetes',
       },
-    });
-    this.#metricsServer = new AdminServer({
-      'GET /stats/prometheus': async () => ({
-        status: 200,
-        type: this.metrics.registry.contentType,
-        body: await this.metrics.render(),
-      }),
-    });
+      options: {
+        config: o.configPaths,
+        gateway: `${ns}/${o.gateway.name}`,
+        identity: o.credentials.identity.uri,
+        addresses: this.addresses,
+        endpointHbonePort: o.endpointHbonePort,
+        clusterDomain: o.clusterDomain ?? 'cluster.local',
+        clusterId: o.clusterId ?? 'Kubernetes',
+        accessLog: o.accessLog ?? 'errors',
+        drainDeadlineMs: o.drainDeadlineMs ?? 20_000,
+        defaultRetry: o.defaultRetry ?? 'istio',
+      },
+    };
   }
 
   get snapshot(): Snapshot | undefined {
@@ -384,7 +408,7 @@ export class Waypoint {
         this.#meshReload = this.#meshReload.then(() => this.#reloadMeshConfig(meshPath));
       });
     }
-    let bound: [HostPort, HostPort, HostPort];
+    let bound: [HostPort, HostPort, HostPort, HostPort | undefined];
     try {
       const bind = (what: string, l: Listen, listen: (host: string, port: number) => Promise<HostPort>) =>
         listen(l.host, l.port).catch((err: NodeJS.ErrnoException) => {
@@ -399,14 +423,17 @@ export class Waypoint {
         bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p)),
         bind('admin', this.#opts.admin, (h, p) => this.#admin.listen(h, p)),
         bind('metrics', this.#opts.metrics, (h, p) => this.#metricsServer.listen(h, p)),
+        this.#opts.ready
+          ? bind('readiness', this.#opts.ready, (h, p) => this.#ready.listen(h, p))
+          : undefined,
       ]);
     } catch (err) {
       // Whatever did bind, and the config watcher, would keep a failed process alive.
       await this.close();
       throw err;
     }
-    const [hbone, admin, metrics] = bound;
-    this.addresses = { hbone, admin, metrics };
+    const [hbone, admin, metrics, ready] = bound;
+    this.addresses = { hbone, admin, metrics, ...(ready ? { ready } : {}) };
     this.readiness.pass('listeners');
     this.heap.start();
     this.#log.info('waypoint listening', {
@@ -415,6 +442,7 @@ export class Waypoint {
       hbone: formatAuthority(hbone.ip, hbone.port),
       admin: formatAuthority(admin.ip, admin.port),
       metrics: formatAuthority(metrics.ip, metrics.port),
+      ...(ready ? { ready: formatAuthority(ready.ip, ready.port) } : {}),
     });
   }
 
@@ -471,6 +499,7 @@ export class Waypoint {
       this.#server.close(),
       this.#admin.close(),
       this.#metricsServer.close(),
+      this.#ready.close(),
       this.#http1.close(),
     ]);
     this.#http2.close();
@@ -492,6 +521,20 @@ export class Waypoint {
       this.metrics.configReloads.labels('failed').inc();
       this.#log.error('config: load failed, keeping the configuration in force', { error: String(err) });
     }
+  }
+
+  /** A mesh config from the configuration source: its providers, for the next compile. */
+  #applyMeshText(text: string | undefined): string | undefined {
+    if (!this.#chain.setExtensionProviders) return undefined;
+    let providers: ExtensionProvider[];
+    try {
+      providers = text === undefined ? [] : parseMeshConfig(text);
+    } catch (err) {
+      return (err as Error).message;
+    }
+    this.#chain.setExtensionProviders(providers);
+    this.#log.info('mesh config: applied', { providers: providers.map((p) => p.name) });
+    return undefined;
   }
 
   /** Re-reads the mesh config; new providers apply through a recompiled snapshot. */
@@ -532,7 +575,7 @@ export class Waypoint {
     }
   }
 
-  #applyResult(result: Awaited<ReturnType<FileConfigSource['load']>>): void {
+  #applyResult(result: Awaited<ReturnType<ConfigSource['load']>>): void {
     const { report, snapshot } = result;
     this.#rejected = report.rejected;
     for (const m of report.rejected) this.#log.error(`config: rejected: ${m.message}`);
@@ -548,6 +591,7 @@ export class Waypoint {
 
   #applySnapshot(snapshot: Snapshot, rejected = this.#rejected.length): void {
     this.#snapshot = snapshot;
+    this.metrics.hosts.retain(configuredHosts(snapshot));
     this.metrics.configReloads.labels('applied').inc();
     // A configuration without our Gateway serves nothing: never Ready on that (istio/istio#46495).
     if (snapshot.gateway.found) this.readiness.pass('config');
@@ -588,7 +632,17 @@ export class Waypoint {
     // Binding and snapshot are looked up again on every read (src/proxy/live-tunnel.ts).
     const tunnel = new LiveTunnel(
       { snapshot, binding, serviceKey: snapshot.services.has(key) ? key : undefined },
-      { peer: req.peer, source: req.source, destination: req.authority },
+      {
+        peer: req.peer,
+        source: req.source,
+        destination: req.authority,
+        sourceWorkload: this.metrics.peers.source({
+          baggage: req.headers.baggage as string | undefined,
+          peer: req.peer,
+          ip: req.source.ip,
+          pods: snapshot.pods,
+        }),
+      },
       this.#currentSnapshot,
     );
     const opaque = binding.kind === 'service' && (binding.protocol === 'tcp' || binding.protocol === 'tls');
@@ -603,6 +657,13 @@ export class Waypoint {
       },
     };
   }
+}
+
+/** Every endpoint address of the snapshot, for pruning per-host counters. */
+function configuredHosts(snapshot: Snapshot): Set<string> {
+  const out = new Set<string>();
+  for (const b of snapshot.services.values()) for (const e of b.endpoints) out.add(hostKey(e));
+  return out;
 }
 
 /** Routing's choice for an opaque TCP tunnel, in the shape the TCP proxy takes. */

@@ -5,6 +5,7 @@ import type { PodInfo } from '../model.ts';
 import type { Resource } from '../resource.ts';
 import { canonicalIP } from './addresses.ts';
 import { NO_LABELS } from './labels.ts';
+import { workloadOf } from './workload-name.ts';
 
 export interface PodConditions {
   readonly ready: boolean;
@@ -56,6 +57,7 @@ export function podInfo(pod: Resource<Pod>): PodInfo {
     name: pod.name,
     labels: pod.spec.metadata.labels ?? NO_LABELS,
     serviceAccount: serviceAccountOf(pod),
+    workload: workloadOf(pod.name, pod.spec.metadata).name,
   };
 }
 

@@ -16,8 +16,16 @@ const containerSchema = z.looseObject({
     .nullish(),
 });
 
+// Owner references name the workload (Deployment, CronJob, ...) that metrics report, as Istio derives it.
+const podMeta = objectMeta.extend({
+  generateName: z.string().nullish(),
+  ownerReferences: z
+    .array(z.looseObject({ kind: z.string(), name: z.string(), controller: z.boolean().nullish() }))
+    .nullish(),
+});
+
 export const podSchema = z.looseObject({
-  metadata: objectMeta,
+  metadata: podMeta,
   spec: z
     .looseObject({
       serviceAccountName: z.string().nullish(),

@@ -9,6 +9,7 @@ import { namespaceKind } from './namespace.ts';
 import { podKind } from './pod.ts';
 import { serviceKind } from './service.ts';
 import { serviceEntryKind } from './service-entry.ts';
+import { telemetryKind } from './telemetry.ts';
 
 export interface KindDefinition<T = unknown> {
   readonly kind: string;
@@ -49,6 +50,7 @@ export function builtinKinds(): KindRegistry {
   registry.register(podKind);
   registry.register(gatewayKind);
   registry.register(gatewayClassKind);
+  registry.register(telemetryKind);
   return registry;
 }
 

@@ -4,12 +4,17 @@
 // whose `data.mesh` holds it. Everything else in it is ignored. Problems throw MeshConfigError with
 // the provider and field named.
 import { readFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
-import { parse } from 'yaml';
+import {
+  isObj,
+  isProviderService,
+  MeshConfigError,
+  type Obj,
+  parseDurationMs,
+  providerEntries,
+  readMeshDocument,
+} from '../../config/mesh-config.ts';
 
-export class MeshConfigError extends Error {
-  override name = 'MeshConfigError';
-}
+export { MeshConfigError, parseDurationMs };
 
 /** A header-name pattern as Istio writes it: exact, `x*` prefix, `*x` suffix (case-insensitive). */
 export type HeaderPattern = (name: string) => boolean;
@@ -56,18 +61,6 @@ export type ExtensionProvider = GrpcProvider | HttpProvider;
 /** Istio's default ext_authz timeout: 10 minutes. */
 export const DEFAULT_TIMEOUT_MS = 600_000;
 
-type Obj = Record<string, unknown>;
-
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** `5s`, `0.5s`, `300ms`, `1m`, `1h` (protobuf Duration as YAML writes it) → milliseconds. */
-export function parseDurationMs(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) return undefined;
-  const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1_000 : m[2] === 'm' ? 60_000 : 3_600_000;
-  return Number(m[1]) * unit;
-}
-
 export function headerPattern(patterns: readonly string[]): HeaderPattern {
   const tests = patterns.map((raw) => {
     const p = raw.toLowerCase();
@@ -88,13 +81,8 @@ export function headerPattern(patterns: readonly string[]): HeaderPattern {
   };
 }
 
-function providerOf(entry: unknown, i: number, seen: Set<string>): ExtensionProvider | undefined {
+function providerOf(entry: Obj, i: number, name: string): ExtensionProvider | undefined {
   const at = `extensionProviders[${i}]`;
-  if (!isObj(entry)) throw new MeshConfigError(`${at}: expected a mapping`);
-  const name = entry.name;
-  if (typeof name !== 'string' || name === '') throw new MeshConfigError(`${at}.name: required`);
-  if (seen.has(name)) throw new MeshConfigError(`${at}: duplicate provider name ${JSON.stringify(name)}`);
-  seen.add(name);
   const kindKey = ['envoyExtAuthzGrpc', 'envoyExtAuthzHttp'].find((k) => k in entry);
   if (!kindKey) return undefined; // another kind (tracing, access log, ...): not ours
   const where = `${at} (${name}).${kindKey}`;
@@ -125,8 +113,7 @@ function providerOf(entry: unknown, i: number, seen: Set<string>): ExtensionProv
 
   const service = str('service');
   if (!service) return fail('service', 'required');
-  const host = service.includes('/') ? service.slice(service.indexOf('/') + 1) : service;
-  if (isIP(host) === 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.svc\./.test(host))
+  if (!isProviderService(service))
     fail(
       'service',
       `expected an IP or a Service FQDN (name.namespace.svc.cluster.local), got ${JSON.stringify(service)}`,
@@ -210,31 +197,13 @@ function providerOf(entry: unknown, i: number, seen: Set<string>): ExtensionProv
   };
 }
 
-/** Parses MeshConfig YAML (or the `istio` ConfigMap holding it in `data.mesh`). */
+/** Parses MeshConfig YAML (or the `istio` ConfigMap holding it in `data.mesh`): its ext_authz providers. */
 export function parseMeshConfig(text: string): ExtensionProvider[] {
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (err) {
-    throw new MeshConfigError(`not valid YAML: ${(err as Error).message}`);
-  }
-  if (doc === null || doc === undefined) return [];
-  if (!isObj(doc)) throw new MeshConfigError('expected a MeshConfig mapping');
-  if (doc.kind === 'ConfigMap') {
-    const mesh = isObj(doc.data) ? doc.data.mesh : undefined;
-    if (typeof mesh !== 'string')
-      throw new MeshConfigError('ConfigMap: data.mesh (the MeshConfig YAML) is missing');
-    return parseMeshConfig(mesh);
-  }
-  const list = doc.extensionProviders;
-  if (list === undefined || list === null) return [];
-  if (!Array.isArray(list)) throw new MeshConfigError('extensionProviders: expected a list');
-  const seen = new Set<string>();
   const out: ExtensionProvider[] = [];
-  list.forEach((e, i) => {
-    const p = providerOf(e, i, seen);
+  for (const e of providerEntries(readMeshDocument(text))) {
+    const p = providerOf(e.entry, e.index, e.name);
     if (p) out.push(p);
-  });
+  }
   return out;
 }
 

@@ -83,3 +83,8 @@ export function parseFailureMode(flag: string, value: string): 'open' | 'closed'
   if (value === 'open' || value === 'closed') return value;
   throw new UsageError(`${flag}: expected open or closed, got ${JSON.stringify(value)}`);
 }
+
+/** `--cluster-id`, else WAYPOINT_CLUSTER_ID, else Istio's ISTIO_META_CLUSTER_ID, else Kubernetes (Istio's default). */
+export function clusterIdFrom(value: string | undefined, env: NodeJS.ProcessEnv): string {
+  return fromEnv('cluster-id', value, env) ?? (env.ISTIO_META_CLUSTER_ID || 'Kubernetes');
+}

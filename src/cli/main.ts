@@ -17,8 +17,10 @@ const COMMAND_USAGE: Record<string, string> = {
 export const USAGE = `Usage: node-waypoint <command> [flags]
 
 Commands:
-  run       Run the waypoint (HBONE on 15008, readiness on 15021, metrics on 15020).
+  run       Run the waypoint (HBONE on 15008, readiness on 15021, metrics on 15020, admin on 127.0.0.1:15000).
   demo      Run the waypoint with the Bank of Anthos demo on loopback (what \`npm start\` does).
+  explain   What the waypoint would decide for one request: policies, evaluation order, verdict.
+  validate  Load the configuration as \`run\` would and print every problem.
   dev-ca    Write a CA and SPIFFE certificates for local runs and tests.
   tunnel    A ztunnel stand-in: \`tunnel outbound\` (TCP in, HBONE out) or \`tunnel inbound\` (HBONE in, TCP out).
 

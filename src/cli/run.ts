@@ -1,13 +1,23 @@
 // `node-waypoint run`: the waypoint process. Every flag also reads WAYPOINT_<FLAG> from the
 // environment (the container sets those); flags win.
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
+import {
+  checkControllerAddress,
+  controllerConfigSource,
+  defaultControllerIdentity,
+} from '../controller/config-client.ts';
 import { fileCredentials } from '../identity/credentials.ts';
-import { parseAccessLogMode } from '../observe/access-log.ts';
+import { parseSpiffeId } from '../identity/spiffe.ts';
+import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { meshAccessLogEncoding } from '../observe/mesh-access-log.ts';
 import { Waypoint } from '../waypoint.ts';
 import {
   checked,
+  clusterIdFrom,
   fromEnv,
   parseCount,
   parseFailureMode,
@@ -29,6 +39,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     strict: true,
     options: {
       config: { type: 'string', multiple: true },
+      controller: { type: 'string' },
+      'controller-identity': { type: 'string' },
       gateway: { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
@@ -36,6 +48,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       hbone: { type: 'string' },
       admin: { type: 'string' },
       metrics: { type: 'string' },
+      ready: { type: 'string' },
+      'cluster-id': { type: 'string' },
+      'access-log-encoding': { type: 'string' },
       'endpoint-hbone-port': { type: 'string' },
       'cluster-domain': { type: 'string' },
       'access-log': { type: 'string' },
@@ -61,7 +76,21 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     return v;
   };
   const configPaths = values.config ?? env.WAYPOINT_CONFIG?.split(',').filter(Boolean) ?? [];
-  if (configPaths.length === 0) throw new UsageError(`run: --config is required\n\n${RUN_USAGE}`);
+  const controllerText = fromEnv('controller', values.controller, env);
+  if (configPaths.length === 0 && !controllerText)
+    throw new UsageError(`run: --config is required (or --controller HOST:PORT)\n\n${RUN_USAGE}`);
+  if (configPaths.length > 0 && controllerText)
+    throw new UsageError(
+      'run: --config and --controller exclude each other: the configuration comes from one',
+    );
+  const controller = controllerText
+    ? checked('--controller', () => checkControllerAddress(controllerText))
+    : undefined;
+  const controllerIdentity = fromEnv('controller-identity', values['controller-identity'], env);
+  if (controllerIdentity !== undefined && !parseSpiffeId(controllerIdentity))
+    throw new UsageError(
+      `--controller-identity: expected spiffe://TD/ns/NS/sa/SA, got ${JSON.stringify(controllerIdentity)}`,
+    );
   // Every flag is checked before anything is read or bound, so a typo fails fast with exit 2.
   const files = {
     cert: need('cert', fromEnv('cert', values.cert, env)),
@@ -71,7 +100,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
   const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
-    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '0.0.0.0:15021')!)),
+    admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '127.0.0.1:15000')!)),
+    ready: host(parseListen('--ready', fromEnv('ready', values.ready, env, '0.0.0.0:15021')!)),
     metrics: host(parseListen('--metrics', fromEnv('metrics', values.metrics, env, '0.0.0.0:15020')!)),
   };
   const endpointHbonePort = parsePort(
@@ -82,6 +112,11 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const accessLog = checked('--access-log', () =>
     parseAccessLogMode(fromEnv('access-log', values['access-log'], env)),
   );
+  const encodingFlag = fromEnv('access-log-encoding', values['access-log-encoding'], env);
+  const accessLogEncoding = encodingFlag
+    ? checked('--access-log-encoding', () => parseAccessLogEncoding(encodingFlag))
+    : await meshEncoding(fromEnv('mesh-config', values['mesh-config'], env));
+  const clusterId = clusterIdFrom(values['cluster-id'], env);
   const drainDeadlineMs = parseSeconds(
     '--drain-deadline',
     fromEnv('drain-deadline', values['drain-deadline'], env, '20')!,
@@ -128,7 +163,9 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...listen,
     endpointHbonePort,
     clusterDomain,
+    clusterId,
     accessLog,
+    accessLogEncoding,
     drainDeadlineMs,
     streamIdleTimeoutMs,
     requestHeadTimeoutMs,
@@ -141,6 +178,17 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...overload,
     credentials,
     log,
+    ...(controller
+      ? {
+          configSource: controllerConfigSource({
+            address: controller,
+            identity: controllerIdentity ?? defaultControllerIdentity(credentials.identity.trustDomain),
+            credentials,
+            log,
+            node: env.POD_NAME ?? hostname(),
+          }),
+        }
+      : {}),
   });
   await waypoint.start();
   return await untilSignal(async () => {
@@ -149,6 +197,13 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     credentials.close();
     return 0;
   }, log);
+}
+
+/** The mesh config's accessLogEncoding (text when there is no mesh config or it does not say). */
+async function meshEncoding(path: string | undefined): Promise<AccessLogEncoding> {
+  if (!path) return 'text';
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return checked('--mesh-config', () => meshAccessLogEncoding(text)) ?? 'text';
 }
 
 function host(h: { ip: string; port: number }): { host: string; port: number } {

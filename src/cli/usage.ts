@@ -2,18 +2,28 @@
 // none of a command's dependencies (the CLI imports a command only when it runs it).
 
 export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
+       node-waypoint run --controller HOST:PORT --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
 
   --config PATH              Kubernetes YAML/JSON manifests, file or directory (repeatable; watched)  [WAYPOINT_CONFIG, comma-separated]
+  --controller HOST:PORT     Take the configuration from node-waypoint's controller instead of --config:
+                             mutual TLS with --cert/--key/--ca; the last one stays while it is away  [WAYPOINT_CONTROLLER]
+  --controller-identity ID   The SPIFFE ID the controller must present (default
+                             spiffe://TRUST_DOMAIN/ns/istio-system/sa/node-waypoint-controller)     [WAYPOINT_CONTROLLER_IDENTITY]
   --gateway NS/NAME          The waypoint Gateway this process is                                    [WAYPOINT_GATEWAY]
   --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
   --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
   --ca FILE                  Trust bundle (PEM)                                                        [WAYPOINT_CA]
   --hbone ADDR:PORT          HBONE listener (default 0.0.0.0:15008)                                    [WAYPOINT_HBONE]
-  --admin ADDR:PORT          Readiness and /config_dump (default 0.0.0.0:15021)                        [WAYPOINT_ADMIN]
+  --admin ADDR:PORT          Admin pages, Envoy style: /config_dump, /clusters, /stats, /server_info,
+                             /logging, /certs, /ready, POST /debug/explain (default 127.0.0.1:15000)  [WAYPOINT_ADMIN]
+  --ready ADDR:PORT          /healthz/ready only, for the kubelet (default 0.0.0.0:15021)              [WAYPOINT_READY]
   --metrics ADDR:PORT        Prometheus /stats/prometheus (default 0.0.0.0:15020)                      [WAYPOINT_METRICS]
+  --cluster-id ID            The cluster, for source/destination_cluster labels (default Kubernetes)   [WAYPOINT_CLUSTER_ID, ISTIO_META_CLUSTER_ID]
   --endpoint-hbone-port N    Where endpoints terminate HBONE (default 15008)                           [WAYPOINT_ENDPOINT_HBONE_PORT]
   --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
+  --access-log-encoding E    text (Istio's default format) or json; default: the mesh config's
+                             accessLogEncoding, else text                                             [WAYPOINT_ACCESS_LOG_ENCODING]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
   --default-retry istio|safe  A route without a retry field: Istio's mesh default (istio: also gRPC

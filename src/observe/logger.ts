@@ -9,16 +9,19 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** The level in force, shared with every child (the admin's /logging changes it at runtime). */
+  level?(): LogLevel;
+  setLevel?(level: LogLevel): void;
 }
 
 export function createLogger(
   level: LogLevel = 'info',
   write: (line: string) => void = (l) => process.stderr.write(l),
   base: Record<string, unknown> = {},
+  shared: { level: LogLevel } = { level },
 ): Logger {
-  const min = ORDER[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
-    if (ORDER[lvl] < min) return;
+    if (ORDER[lvl] < ORDER[shared.level]) return;
     write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...fields })}\n`);
   };
   return {
@@ -26,7 +29,11 @@ export function createLogger(
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger(level, write, { ...base, ...fields }),
+    child: (fields) => createLogger(shared.level, write, { ...base, ...fields }, shared),
+    level: () => shared.level,
+    setLevel: (l) => {
+      shared.level = l;
+    },
   };
 }
 

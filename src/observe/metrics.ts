@@ -2,18 +2,38 @@
 // request metrics keep Istio's names and labels (reporter="waypoint") so existing dashboards work;
 // the waypoint's own metrics are waypoint_<area>_<thing>. Every label is bounded: Service, principal
 // and reason names, never paths or hosts from requests.
-import client, { type Counter, type Histogram } from 'prom-client';
+import client, { type Counter } from 'prom-client';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import { HostStats } from './host-stats.ts';
+import { PeerResolver } from './peers.ts';
+import { type CounterChild, type HistogramChild, SeriesCounter, SeriesHistogram } from './series.ts';
+import type { WorkloadLabels } from './workload-labels.ts';
 
-/** Reporter, source and destination: the labels every istio_* series starts with (peerValues). */
+/**
+ * Reporter, source and destination: the labels every istio_* series starts with (peerValues), as
+ * Istio's waypoint reports them (tests/integration/ambient) and Kiali's graph groups by them.
+ */
 const PEER_LABELS = [
   'reporter',
+  'source_workload',
   'source_workload_namespace',
   'source_principal',
+  'source_app',
+  'source_version',
+  'source_canonical_service',
+  'source_canonical_revision',
+  'source_cluster',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
   'destination_service',
   'destination_service_name',
   'destination_service_namespace',
-  'destination_principal',
+  'destination_canonical_service',
+  'destination_canonical_revision',
+  'destination_cluster',
 ] as const;
 
 const ISTIO_LABELS = [
@@ -32,13 +52,25 @@ const TCP_LABELS = [
   'connection_security_policy',
 ] as const;
 
-export interface RequestLabels {
-  sourceNamespace: string;
-  sourcePrincipal: string;
+/** Children found per label set are cached up to this many (the series themselves stay). */
+const MAX_CACHED = 16384;
+
+/** Envoy's default histogram buckets, so waypoint series aggregate with Envoy's (ms for durations, bytes for sizes). */
+export const ENVOY_BUCKETS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+  3600000,
+];
+
+/** Who sent and who received, resolved once per workload (workload-labels.ts), and the Service. */
+export interface PeerLabels {
+  source: WorkloadLabels;
+  destination: WorkloadLabels;
   destinationService: string;
   destinationServiceName: string;
   destinationServiceNamespace: string;
-  destinationPrincipal: string;
+}
+
+export interface RequestLabels extends PeerLabels {
   protocol: 'http' | 'grpc';
   status: number;
   grpcStatus: string;
@@ -49,14 +81,14 @@ export interface RequestLabels {
   route?: string | undefined;
 }
 
-export interface TcpLabels {
-  sourceNamespace: string;
-  sourcePrincipal: string;
-  destinationService: string;
-  destinationServiceName: string;
-  destinationServiceNamespace: string;
-  destinationPrincipal: string;
+export interface TcpLabels extends PeerLabels {
   flags: string;
+}
+
+/** Request and response body sizes, for istio_request_bytes and istio_response_bytes. */
+export interface RequestSizes {
+  requestBytes: number;
+  responseBytes: number;
 }
 
 export interface Gauges {
@@ -74,13 +106,21 @@ export interface Gauges {
 
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly #requests: Counter<(typeof ISTIO_LABELS)[number]>;
-  readonly #duration: Histogram<(typeof ISTIO_LABELS)[number]>;
-  readonly #reasons: Counter<'reason' | 'response_code' | 'response_flags' | 'route'>;
-  readonly #tcpOpened: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpClosed: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpSent: Counter<(typeof TCP_LABELS)[number]>;
-  readonly #tcpReceived: Counter<(typeof TCP_LABELS)[number]>;
+  /** Source and destination labels, resolved once per workload. */
+  readonly peers: PeerResolver;
+  /** Per-endpoint request and connection counts, for the admin's /clusters. */
+  readonly hosts = new HostStats();
+  // The per-request series: SeriesCounter/SeriesHistogram children are plain records (series.ts),
+  // so counting does not hash labels the way prom-client's own children do.
+  readonly #requests: SeriesCounter;
+  readonly #duration: SeriesHistogram;
+  readonly #requestBytes: SeriesHistogram;
+  readonly #responseBytes: SeriesHistogram;
+  readonly #reasons: SeriesCounter;
+  readonly #tcpOpened: SeriesCounter;
+  readonly #tcpClosed: SeriesCounter;
+  readonly #tcpSent: SeriesCounter;
+  readonly #tcpReceived: SeriesCounter;
   readonly #tunnelRejections: Counter<'reason'>;
   readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
   readonly #authzChildren = new Map<string, client.Counter.Internal>();
@@ -96,45 +136,59 @@ export class Metrics {
   /** Connections, tunnels and requests refused past an overload limit, by limit. */
   readonly overloadRefusals: Counter<'limit'>;
   readonly configRejections: Counter;
-  // Children cached by our own key, so each request looks up one Map entry instead of building
-  // a label object; prom-client still hashes the labels on every inc/observe of a child.
+  // Label sets repeat endlessly: a child is found once per distinct set (keyed by the interned
+  // source/destination objects' ids, not by their label values).
   readonly #children = new Map<
     string,
     {
-      requests: client.Counter.Internal;
-      duration: client.Histogram.Internal<string>;
-      reasons: client.Counter.Internal;
+      requests: CounterChild;
+      duration: HistogramChild;
+      requestBytes: HistogramChild;
+      responseBytes: HistogramChild;
+      reasons: CounterChild;
     }
   >();
-  readonly #tcpChildren = new Map<
-    string,
-    Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal>
-  >();
+  readonly #tcpChildren = new Map<string, Record<'opened' | 'closed' | 'sent' | 'received', CounterChild>>();
 
-  constructor(gauges: Gauges, opts: { defaultMetrics?: boolean; version?: string } = {}) {
+  constructor(gauges: Gauges, opts: { defaultMetrics?: boolean; version?: string; clusterId?: string } = {}) {
+    this.peers = new PeerResolver(opts.clusterId ?? 'Kubernetes');
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
-    this.#requests = new client.Counter({
-      name: 'istio_requests_total',
-      help: 'Requests handled by the waypoint.',
-      labelNames: ISTIO_LABELS,
-      registers,
-    });
-    this.#duration = new client.Histogram({
-      name: 'istio_request_duration_milliseconds',
-      help: 'Request duration, from the first request byte to the last response byte.',
-      labelNames: ISTIO_LABELS,
-      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000],
-      registers,
-    });
-    this.#reasons = new client.Counter({
-      name: 'waypoint_requests_total',
-      help: 'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
-      labelNames: ['reason', 'response_code', 'response_flags', 'route'],
-      registers,
-    });
-    const tcpCounter = (name: string, help: string) =>
-      new client.Counter({ name, help, labelNames: TCP_LABELS, registers });
+    const reg = this.registry;
+    this.#requests = new SeriesCounter(
+      'istio_requests_total',
+      'Requests handled by the waypoint.',
+      ISTIO_LABELS,
+      reg,
+    );
+    this.#duration = new SeriesHistogram(
+      'istio_request_duration_milliseconds',
+      'Request duration, from the first request byte to the last response byte.',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#requestBytes = new SeriesHistogram(
+      'istio_request_bytes',
+      'Request sizes (body bytes received from the client).',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#responseBytes = new SeriesHistogram(
+      'istio_response_bytes',
+      'Response sizes (body bytes sent to the client).',
+      ISTIO_LABELS,
+      ENVOY_BUCKETS,
+      reg,
+    );
+    this.#reasons = new SeriesCounter(
+      'waypoint_requests_total',
+      'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
+      ['reason', 'response_code', 'response_flags', 'route'],
+      reg,
+    );
+    const tcpCounter = (name: string, help: string) => new SeriesCounter(name, help, TCP_LABELS, reg);
     this.#tcpOpened = tcpCounter('istio_tcp_connections_opened_total', 'TCP connections opened.');
     this.#tcpClosed = tcpCounter('istio_tcp_connections_closed_total', 'TCP connections closed.');
     this.#tcpSent = tcpCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the client on TCP connections.');
@@ -253,26 +307,31 @@ export class Metrics {
         this.#reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag, '').inc(0);
   }
 
-  request(l: RequestLabels, durationMs: number): void {
-    const flags = l.flags;
-    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${flags}|${l.route ?? ''}`;
+  request(l: RequestLabels, durationMs: number, sizes: RequestSizes): void {
+    const key = `${this.#peerKey(l)}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${l.flags}|${l.route ?? ''}`;
     let c = this.#children.get(key);
     if (!c) {
-      const values = [...peerValues(l), l.protocol, String(l.status), l.grpcStatus, flags, 'mutual_tls'];
+      const values = [...peerValues(l), l.protocol, String(l.status), l.grpcStatus, l.flags, 'mutual_tls'];
       c = {
         requests: this.#requests.labels(...values),
         duration: this.#duration.labels(...values),
-        reasons: this.#reasons.labels(l.reason, String(l.status), flags, l.route ?? ''),
+        requestBytes: this.#requestBytes.labels(...values),
+        responseBytes: this.#responseBytes.labels(...values),
+        reasons: this.#reasons.labels(l.reason, String(l.status), l.flags, l.route ?? ''),
       };
+      // A cache of the families' children: bounded, refilled on demand.
+      if (this.#children.size >= MAX_CACHED) this.#children.clear();
       this.#children.set(key, c);
     }
     c.requests.inc();
     c.duration.observe(durationMs);
+    c.requestBytes.observe(sizes.requestBytes);
+    c.responseBytes.observe(sizes.responseBytes);
     c.reasons.inc();
   }
 
-  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', client.Counter.Internal> {
-    const key = `${l.sourcePrincipal}|${l.destinationService}|${l.destinationPrincipal}|${l.flags}`;
+  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', CounterChild> {
+    const key = `${this.#peerKey(l)}|${l.flags}`;
     let c = this.#tcpChildren.get(key);
     if (!c) {
       const values = [...peerValues(l), 'tcp', l.flags, 'mutual_tls'];
@@ -282,9 +341,27 @@ export class Metrics {
         sent: this.#tcpSent.labels(...values),
         received: this.#tcpReceived.labels(...values),
       };
+      if (this.#tcpChildren.size >= MAX_CACHED) this.#tcpChildren.clear();
       this.#tcpChildren.set(key, c);
     }
     return c;
+  }
+
+  /** Source and destination are shared frozen objects: their identity stands for their values. */
+  #peerKey(l: PeerLabels): string {
+    return `${this.#idOf(l.source)}|${this.#idOf(l.destination)}|${l.destinationService}|${l.destinationServiceName}|${l.destinationServiceNamespace}`;
+  }
+
+  readonly #ids = new WeakMap<object, number>();
+  #nextId = 0;
+
+  #idOf(o: object): number {
+    let id = this.#ids.get(o);
+    if (id === undefined) {
+      id = ++this.#nextId;
+      this.#ids.set(o, id);
+    }
+    return id;
   }
 
   /** One authorization outcome. Labels are policy names from the configuration: bounded. */
@@ -319,14 +396,29 @@ export class Metrics {
 }
 
 /** The reporter, source and destination values every istio_* series starts with, in label order. */
-function peerValues(l: Omit<TcpLabels, 'flags'>): string[] {
+function peerValues(l: PeerLabels): string[] {
+  const s = l.source;
+  const d = l.destination;
   return [
     'waypoint',
-    l.sourceNamespace,
-    l.sourcePrincipal,
+    s.workload,
+    s.namespace,
+    s.principal,
+    s.app,
+    s.version,
+    s.canonicalService,
+    s.canonicalRevision,
+    s.cluster,
+    d.workload,
+    d.namespace,
+    d.principal,
+    d.app,
+    d.version,
     l.destinationService,
     l.destinationServiceName,
     l.destinationServiceNamespace,
-    l.destinationPrincipal,
+    d.canonicalService,
+    d.canonicalRevision,
+    d.cluster,
   ];
 }

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { ServicePortBinding, Snapshot, WorkloadBinding } from '../../config/model.ts';
 import type { HostPort } from '../hbone/authority.ts';
 import type { SpiffeId } from '../identity/spiffe.ts';
+import type { WorkloadLabels } from '../observe/workload-labels.ts';
 import type { UpstreamTarget } from '../upstream/target.ts';
 import type { Reason } from './reasons.ts';
 
@@ -20,6 +21,8 @@ export interface TunnelInfo {
   /** The CONNECT :authority, i.e. the original destination. */
   readonly destination: HostPort;
   readonly snapshot: Snapshot;
+  /** The source workload's metric labels, resolved once when the tunnel is accepted. */
+  readonly sourceWorkload?: WorkloadLabels | undefined;
 }
 
 /** The start of a request body, as RequestContext.readBody returns it. */

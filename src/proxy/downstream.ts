@@ -30,8 +30,8 @@ export interface Downstream {
   readonly bytesSent: number;
   /** Counts request-body bytes as the upstream side consumes them (never attach 'data' here: it would start the flow). */
   received(n: number): void;
-  /** Sends the response head. */
-  respond(status: number, headers: OutgoingHttpHeaders): void;
+  /** Sends the response head; endStream: it is the whole response (HTTP/2: one HEADERS with END_STREAM). */
+  respond(status: number, headers: OutgoingHttpHeaders, endStream?: boolean): void;
   readonly sink: ResponseSink;
   /** Answers locally: plain text, or trailers-only gRPC. */
   localReply(status: number, body: string, headers: OutgoingHttpHeaders, grpc: boolean): void;
@@ -159,6 +159,7 @@ export class Http2Downstream extends ByteCounts implements Downstream {
   readonly body: Readable | null;
   readonly sink: ResponseSink;
   #pendingTrailers: OutgoingHttpHeaders | undefined;
+  #endedWithHead = false;
   readonly #stream: ServerHttp2Stream;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
@@ -170,9 +171,7 @@ export class Http2Downstream extends ByteCounts implements Downstream {
     this.headers = headers;
     this.body = stream.endAfterHeaders ? null : stream;
     stream.on('error', () => {});
-    stream.on('wantTrailers', () => {
-      stream.sendTrailers(this.#pendingTrailers ?? {});
-    });
+    stream.on('wantTrailers', () => this.#sendTrailers());
     this.sink = {
       write: (chunk) => {
         this.sentBytes += chunk.length;
@@ -180,20 +179,42 @@ export class Http2Downstream extends ByteCounts implements Downstream {
       },
       onDrain: (resume) => stream.on('drain', resume),
       end: (trailers) => {
+        // A head sent with END_STREAM was the whole response.
+        if (this.#endedWithHead) return;
         if (trailers && Object.keys(trailers).length > 0)
           this.#pendingTrailers = trailers as OutgoingHttpHeaders;
+        // 'wantTrailers' follows the last DATA frame: the trailers go out then, ending the stream.
         stream.end();
       },
       abort: () => this.reset(),
     };
   }
 
+  /** Trailers the upstream sent (none: Node ends the stream with an empty DATA frame). */
+  #sendTrailers(): void {
+    try {
+      this.#stream.sendTrailers(this.#pendingTrailers ?? {});
+    } catch {
+      // Trailers Node refuses (a connection-specific field): a reset, never a success without them.
+      this.reset();
+    }
+  }
+
   get headersSent(): boolean {
     return this.#stream.headersSent;
   }
 
-  respond(status: number, headers: OutgoingHttpHeaders): void {
+  respond(status: number, headers: OutgoingHttpHeaders, endStream = false): void {
     if (this.#stream.destroyed) return;
+    if (endStream) {
+      // A trailers-only gRPC reply stays one HEADERS frame with END_STREAM.
+      this.#endedWithHead = true;
+      this.#stream.respond({ ...headers, ':status': status }, { endStream: true });
+      // The reply is complete while the client still sends: RST_STREAM NO_ERROR tells it to stop
+      // (RFC 9113 §8.1, as Envoy does); Node sends it after the HEADERS frame.
+      if (this.body && !this.#stream.readableEnded) this.#stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      return;
+    }
     // waitForTrailers keeps the stream open after the body so upstream trailers (gRPC status) can follow.
     this.#stream.respond({ ...headers, ':status': status }, { waitForTrailers: true });
   }

@@ -4,9 +4,9 @@
 // log) exactly once. Every failure ends as the reason's local reply or a reset; none escapes.
 import { randomUUID } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Snapshot } from '../../config/model.ts';
+import type { Endpoint, ServiceInfo, Snapshot } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
-import type { AccessLog } from '../observe/access-log.ts';
+import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import { auditHint } from '../pipeline/access-log-hint.ts';
@@ -75,6 +75,7 @@ export class HttpEngine {
       peer: liveTunnel.peer,
       source: liveTunnel.source,
       destination: liveTunnel.destination,
+      sourceWorkload: liveTunnel.sourceWorkload,
     };
     this.#inFlight++;
     const startNs = process.hrtime.bigint();
@@ -123,7 +124,7 @@ export class HttpEngine {
     let reason: Reason = 'via_upstream';
     let detail: string | undefined;
     let upstreamHost: string | undefined;
-    let upstreamIdentity: string | undefined;
+    let upstreamEndpoint: Endpoint | undefined;
     let status = 0;
     let grpcStatus: string | undefined;
     let completed = false;
@@ -176,7 +177,7 @@ export class HttpEngine {
         try {
           const res = await this.#opts.send(req, ctx);
           upstreamHost = res.upstreamHost;
-          upstreamIdentity = req.endpoint?.identity;
+          upstreamEndpoint = req.endpoint;
           if (abort.signal.aborted) {
             res.discard();
             reason = 'downstream_reset';
@@ -184,7 +185,7 @@ export class HttpEngine {
             const head = { status: res.status, headers: downstreamResponseHeaders(res.headers) };
             chain.onResponseHeaders(ctx, head);
             status = head.status;
-            ds.respond(head.status, head.headers);
+            ds.respond(head.status, head.headers, res.endStream === true);
             const grpcHeader = res.headers['grpc-status'];
             await res.stream({
               write: ds.sink.write,
@@ -202,6 +203,7 @@ export class HttpEngine {
             ? err
             : new ProxyError('internal_error', String(err), { side: 'internal', cause: err });
           upstreamHost ??= req.endpoint ? formatAuthority(req.endpoint.ip, req.endpoint.port) : undefined;
+          upstreamEndpoint ??= req.endpoint;
           if (abort.signal.aborted) {
             reason = 'downstream_reset';
             detail = e.message;
@@ -258,7 +260,7 @@ export class HttpEngine {
       },
       start,
       chain,
-      upstreamIdentity,
+      upstreamEndpoint,
     );
   }
 
@@ -268,7 +270,7 @@ export class HttpEngine {
     outcome: Outcome,
     start: Date,
     chain: FilterChain,
-    upstreamIdentity: string | undefined,
+    upstreamEndpoint: Endpoint | undefined,
   ): void {
     try {
       const retries = retryState(ctx);
@@ -280,27 +282,10 @@ export class HttpEngine {
       const binding = ctx.tunnel.binding;
       // Istio reports the Service of the cluster the request went to (a routed backend), else the dialled one.
       const svc = ctx.target?.cluster.service ?? (binding.kind === 'service' ? binding.service : undefined);
-      this.#opts.metrics.request(
-        {
-          sourceNamespace: ctx.tunnel.peer.namespace,
-          sourcePrincipal: ctx.tunnel.peer.uri,
-          destinationService: svc?.hostname ?? 'unknown',
-          destinationServiceName: svc?.name ?? 'unknown',
-          destinationServiceNamespace:
-            svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
-          destinationPrincipal:
-            upstreamIdentity ?? (binding.kind === 'workload' ? binding.identity : 'unknown'),
-          protocol: ctx.grpc ? 'grpc' : 'http',
-          status: outcome.status,
-          grpcStatus: outcome.grpcStatus ?? '',
-          reason: outcome.reason,
-          flags,
-          route: ctx.target?.routeName,
-        },
-        outcome.durationMs,
-      );
+      this.#count(ctx, outcome, flags, svc, upstreamEndpoint);
       const audit = auditHint(ctx);
-      if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined)) {
+      const telemetry = telemetryChoice(ctx.snapshot, svc?.hostname);
+      if (this.#opts.accessLog.wants(outcome.status, outcome.reason, audit !== undefined, telemetry)) {
         this.#opts.accessLog.write({
           start,
           method: ctx.method,
@@ -342,6 +327,37 @@ export class HttpEngine {
         for (const w of waiters) w();
       }
     }
+  }
+
+  /** Istio's metrics and the per-host counts for one exchange. */
+  #count(
+    ctx: RequestContext,
+    outcome: Outcome,
+    flags: string,
+    svc: ServiceInfo | undefined,
+    upstreamEndpoint: Endpoint | undefined,
+  ): void {
+    const binding = ctx.tunnel.binding;
+    const metrics = this.#opts.metrics;
+    metrics.request(
+      {
+        source: ctx.tunnel.sourceWorkload ?? metrics.peers.sourceOf(ctx.tunnel),
+        destination: metrics.peers.destination(upstreamEndpoint, binding),
+        destinationService: svc?.hostname ?? 'unknown',
+        destinationServiceName: svc?.name ?? 'unknown',
+        destinationServiceNamespace:
+          svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
+        protocol: ctx.grpc ? 'grpc' : 'http',
+        status: outcome.status,
+        grpcStatus: outcome.grpcStatus ?? '',
+        reason: outcome.reason,
+        flags,
+        route: ctx.target?.routeName,
+      },
+      outcome.durationMs,
+      { requestBytes: outcome.bytesReceived, responseBytes: outcome.bytesSent },
+    );
+    metrics.hosts.request(outcome.upstreamHost, outcome.status);
   }
 }
 

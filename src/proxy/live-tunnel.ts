@@ -7,12 +7,14 @@
 import type { Snapshot } from '../../config/model.ts';
 import type { HostPort } from '../hbone/authority.ts';
 import type { SpiffeId } from '../identity/spiffe.ts';
+import type { WorkloadLabels } from '../observe/workload-labels.ts';
 import type { Binding, TunnelInfo } from '../pipeline/context.ts';
 
 export class LiveTunnel implements TunnelInfo {
   readonly peer: SpiffeId;
   readonly source: HostPort;
   readonly destination: HostPort;
+  readonly sourceWorkload: WorkloadLabels | undefined;
   readonly #accepted: Snapshot;
   readonly #binding: Binding;
   /** The Service VIP:port key, or undefined for a pod address. */
@@ -21,7 +23,12 @@ export class LiveTunnel implements TunnelInfo {
 
   constructor(
     accepted: { snapshot: Snapshot; binding: Binding; serviceKey: string | undefined },
-    who: { peer: SpiffeId; source: HostPort; destination: HostPort },
+    who: {
+      peer: SpiffeId;
+      source: HostPort;
+      destination: HostPort;
+      sourceWorkload?: WorkloadLabels | undefined;
+    },
     now: () => Snapshot | undefined,
   ) {
     this.#accepted = accepted.snapshot;
@@ -30,6 +37,7 @@ export class LiveTunnel implements TunnelInfo {
     this.peer = who.peer;
     this.source = who.source;
     this.destination = who.destination;
+    this.sourceWorkload = who.sourceWorkload;
     this.#now = now;
   }
 

@@ -5,14 +5,17 @@ import http2, { type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
+import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import { acceptTunnel } from '../hbone/server.ts';
+import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { Metrics } from '../observe/metrics.ts';
+import type { Metrics, TcpLabels } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
-import type { Cluster } from '../upstream/cluster.ts';
+import { type Cluster, clusterName } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
-import { isPlain, openEndpoint } from '../upstream/open-endpoint.ts';
+import { hostKey } from '../upstream/load-balancer.ts';
+import { openEndpoint } from '../upstream/open-endpoint.ts';
 import { serviceHostOf, tunnelHeaders } from '../upstream/tunnel-headers.ts';
 
 export interface TcpProxyDeps {
@@ -28,6 +31,79 @@ export interface TcpProxyDeps {
    * the tunnel's own binding.
    */
   readonly route?: (tunnel: TunnelInfo) => { cluster: Cluster } | { invalid: string } | undefined;
+  /** A line per connection, as Envoy's TCP proxy logs one. */
+  readonly accessLog?: AccessLog;
+}
+
+/** What the access log line of one TCP connection needs, filled in as the connection goes. */
+interface TcpLogState {
+  readonly start: Date;
+  readonly startNs: bigint;
+  received: number;
+  sent: number;
+  upstreamHost: string | undefined;
+  cluster: string | undefined;
+}
+
+/** The istio_tcp_* labels before an endpoint is chosen (the destination is set once it is). */
+function tcpLabels(tunnel: TunnelInfo, peers: Metrics['peers']): TcpLabels {
+  const b = tunnel.binding;
+  const svc = b.kind === 'service' ? b.service : undefined;
+  return {
+    source: tunnel.sourceWorkload ?? peers.sourceOf(tunnel),
+    destination: peers.destination(undefined, b),
+    destinationService: svc?.hostname ?? 'unknown',
+    destinationServiceName: svc?.name ?? 'unknown',
+    destinationServiceNamespace: svc?.namespace ?? (b.kind === 'workload' ? b.pod.namespace : 'unknown'),
+    flags: '-',
+  };
+}
+
+function tcpLogState(
+  tunnel: TunnelInfo,
+  routed: ReturnType<NonNullable<TcpProxyDeps['route']>>,
+): TcpLogState {
+  const b = tunnel.binding;
+  return {
+    start: new Date(),
+    startNs: process.hrtime.bigint(),
+    received: 0,
+    sent: 0,
+    upstreamHost: undefined,
+    cluster:
+      routed && 'cluster' in routed
+        ? routed.cluster.name
+        : b.kind === 'service'
+          ? clusterName(b.port, undefined, b.service.hostname, b.protocol)
+          : undefined,
+  };
+}
+
+function logTcp(
+  deps: TcpProxyDeps,
+  tunnel: TunnelInfo,
+  st: TcpLogState,
+  reason: 'via_upstream' | 'no_healthy_upstream' | 'upstream_connect_failure',
+  detail?: string,
+): void {
+  const b = tunnel.binding;
+  const host = b.kind === 'service' ? b.service.hostname : undefined;
+  deps.accessLog?.writeTcp(
+    {
+      start: st.start,
+      flags: reason === 'no_healthy_upstream' ? 'UH' : reason === 'upstream_connect_failure' ? 'UF' : '-',
+      reason,
+      detail,
+      bytesReceived: st.received,
+      bytesSent: st.sent,
+      durationMs: Number(process.hrtime.bigint() - st.startNs) / 1e6,
+      upstreamHost: st.upstreamHost,
+      upstreamCluster: st.cluster,
+      downstreamLocal: formatAuthority(tunnel.destination.ip, tunnel.destination.port),
+      downstreamRemote: formatAuthority(tunnel.source.ip, tunnel.source.port),
+    },
+    telemetryChoice(tunnel.snapshot, host),
+  );
 }
 
 /** An HTTP/2 stream (a tunnel) rather than a socket: it has an RST_STREAM code. */
@@ -120,18 +196,10 @@ export async function proxyTcp(
   leftover?: Buffer,
 ): Promise<void> {
   const binding = tunnel.binding;
-  const svc = binding.kind === 'service' ? binding.service : undefined;
-  const labels = {
-    sourceNamespace: tunnel.peer.namespace,
-    sourcePrincipal: tunnel.peer.uri,
-    destinationService: svc?.hostname ?? 'unknown',
-    destinationServiceName: svc?.name ?? 'unknown',
-    destinationServiceNamespace:
-      svc?.namespace ?? (binding.kind === 'workload' ? binding.pod.namespace : 'unknown'),
-    destinationPrincipal: 'unknown',
-    flags: '-',
-  };
+  const peers = deps.metrics.peers;
+  const labels = tcpLabels(tunnel, peers);
   const routed = deps.route?.(tunnel);
+  const st = tcpLogState(tunnel, routed);
   let endpoint: Endpoint | undefined;
   if (routed === undefined) {
     endpoint = deps.picker.pick(deps.picker.candidates(binding, tunnel.destination.port));
@@ -142,6 +210,7 @@ export async function proxyTcp(
   const fail = (reason: 'no_healthy_upstream' | 'upstream_connect_failure', detail: string): void => {
     deps.log.warn('tcp: cannot reach destination', { reason, detail, source: tunnel.peer.uri });
     deps.metrics.tcp({ ...labels, flags: reason === 'no_healthy_upstream' ? 'UH' : 'UF' }).closed.inc();
+    logTcp(deps, tunnel, st, reason, detail);
     // Before the 200 the client learns why; after it, only a reset is left.
     if (!alreadyAccepted && !stream.headersSent) {
       stream.respond({ ':status': 503, 'content-type': 'text/plain', 'x-waypoint-reason': reason });
@@ -159,11 +228,9 @@ export async function proxyTcp(
     return;
   }
   const release = deps.picker.begin(endpoint);
-  // A plain (egress) endpoint proves no identity.
-  const counters = deps.metrics.tcp({
-    ...labels,
-    destinationPrincipal: isPlain(endpoint) ? 'unknown' : endpoint.identity,
-  });
+  st.upstreamHost = hostKey(endpoint);
+  // A plain (egress) endpoint proves no identity (peers.destination reports it unknown).
+  const counters = deps.metrics.tcp({ ...labels, destination: peers.destination(endpoint, binding) });
   try {
     const upstream = await openEndpoint(
       deps.hbone,
@@ -177,15 +244,20 @@ export async function proxyTcp(
     }
     if (!alreadyAccepted) acceptTunnel(stream);
     counters.opened.inc();
+    deps.metrics.hosts.connection(hostKey(endpoint));
     if (leftover && leftover.length > 0) {
       counters.received.inc(leftover.length);
+      st.received += leftover.length;
       upstream.write(leftover);
     }
     await splice(stream, upstream, (received, sent) => {
       if (received) counters.received.inc(received);
       if (sent) counters.sent.inc(sent);
+      st.received += received;
+      st.sent += sent;
     });
     counters.closed.inc();
+    logTcp(deps, tunnel, st, 'via_upstream');
   } catch (err) {
     fail('upstream_connect_failure', (err as Error).message);
   } finally {

@@ -96,6 +96,11 @@ export class EndpointPicker {
     return chosen ? { kind: 'endpoint', ...chosen } : { kind: 'none', ejected: true };
   }
 
+  /** Requests in flight to an endpoint, for /clusters. */
+  load(e: Endpoint): number {
+    return this.balancer.load(e);
+  }
+
   /** Counts a request as active on e until the returned function is called. */
   begin(e: Endpoint): () => void {
     return this.balancer.begin(e);

@@ -2,6 +2,7 @@
 // h2c session, each session multiplexing up to 100 requests, so gRPC streams of many clients share
 // few tunnels. Node's http2 client runs over the tunnel stream; trailers pass through both ways.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
@@ -9,14 +10,18 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
 import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
-import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
+/** A peer that sends no SETTINGS within this long is not an HTTP/2 server: a connection failure. */
+const SETTINGS_TIMEOUT_MS = 10_000;
 
 interface Session {
   readonly ready: Promise<ClientHttp2Session>;
   session?: ClientHttp2Session;
   active: number;
+  /** Streams this session takes: ours, or fewer when the peer's SETTINGS_MAX_CONCURRENT_STREAMS says so. */
+  capacity: number;
   dead: boolean;
 }
 
@@ -45,9 +50,11 @@ export class Http2Upstream {
     const endpoint = req.endpoint!;
     const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
     const entry = this.#acquire(endpoint, ctx);
+    // The attempt's own signal (a timeout or retry abandons it) else the client's.
+    const signal = req.signal ?? ctx.signal;
     let session: ClientHttp2Session;
     try {
-      session = await entry.ready;
+      session = await untilAborted(entry.ready, signal);
     } catch (err) {
       entry.active--;
       throw toProxyError(err, `HTTP/2 to ${upstreamHost}`);
@@ -78,8 +85,6 @@ export class Http2Upstream {
     const onAbort = (): void => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     };
-    // The attempt's own signal (a timeout or retry abandons it) else the client's.
-    const signal = req.signal ?? ctx.signal;
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     stream.once('close', () => signal.removeEventListener('abort', onAbort));
@@ -89,60 +94,7 @@ export class Http2Upstream {
       req.body.pipe(stream);
       req.body.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
     }
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const onEarlyError = (err: Error): void => reject(toProxyError(err, `HTTP/2 to ${upstreamHost}`));
-      const onEarlyClose = (): void =>
-        reject(
-          toProxyError(
-            Object.assign(new Error(`stream closed before response (code ${stream.rstCode})`), {
-              code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? REFUSED_STREAM : 'ECONNRESET',
-            }),
-            `HTTP/2 to ${upstreamHost}`,
-          ),
-        );
-      stream.once('error', onEarlyError);
-      stream.once('close', onEarlyClose);
-      stream.once('response', (headers: IncomingHttpHeaders) => {
-        stream.off('error', onEarlyError);
-        stream.off('close', onEarlyClose);
-        stream.on('error', () => {});
-        const status = Number(headers[':status']);
-        delete headers[':status'];
-        resolve({
-          status,
-          headers,
-          upstreamHost,
-          stream(sink) {
-            return new Promise<void>((done, fail) => {
-              let trailers: IncomingHttpHeaders | undefined;
-              stream.once('trailers', (t: IncomingHttpHeaders) => {
-                trailers = t;
-              });
-              sink.onDrain(() => stream.resume());
-              stream.on('data', (chunk: Buffer) => {
-                if (!sink.write(chunk)) stream.pause();
-              });
-              stream.once('end', () => {
-                sink.end(trailers);
-                done();
-              });
-              stream.once('close', () => {
-                if (stream.readableEnded) return;
-                const err = toProxyError(
-                  Object.assign(new Error(`stream reset (code ${stream.rstCode})`), { code: 'ECONNRESET' }),
-                  `HTTP/2 to ${upstreamHost}`,
-                );
-                sink.abort(err);
-                fail(err);
-              });
-            });
-          },
-          discard() {
-            stream.close(http2.constants.NGHTTP2_CANCEL);
-          },
-        });
-      });
-    });
+    return awaitResponse(stream, upstreamHost);
   }
 
   close(): void {
@@ -160,38 +112,22 @@ export class Http2Upstream {
       this.#sessions.set(key, list);
     }
     for (const s of list) {
-      if (!s.dead && s.active < STREAMS_PER_SESSION) {
+      if (!s.dead && s.active < s.capacity) {
         s.active++;
         return s;
       }
     }
-    const authority = formatAuthority(endpoint.ip, endpoint.port);
     const owner = list;
     const entry: Session = {
       active: 1,
+      capacity: STREAMS_PER_SESSION,
       dead: false,
       ready: openEndpoint(
         this.#hbone,
         this.#opts.hbonePort,
         endpoint,
         tunnelHeaders(serviceHost, this.#opts.baggage),
-      ).then((tunnel) => {
-        const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
-        entry.session = session;
-        this.#count++;
-        const forget = (): void => {
-          if (entry.dead) return;
-          entry.dead = true;
-          this.#count--;
-          const i = owner.indexOf(entry);
-          if (i >= 0) owner.splice(i, 1);
-        };
-        session.on('error', () => {});
-        session.once('close', forget);
-        session.once('goaway', forget);
-        session.on('timeout', () => session.close());
-        return session;
-      }),
+      ).then((tunnel) => this.#connect(tunnel, endpoint, entry, owner)),
     };
     entry.ready.catch(() => {
       entry.dead = true;
@@ -201,4 +137,145 @@ export class Http2Upstream {
     list.push(entry);
     return entry;
   }
+
+  /**
+   * An h2c session on the tunnel, ready once the peer's SETTINGS came: streams sent before them
+   * could exceed the peer's SETTINGS_MAX_CONCURRENT_STREAMS and be refused. Past that limit a
+   * session takes no new request (the pool opens another, as Envoy's does).
+   */
+  #connect(
+    tunnel: Duplex,
+    endpoint: Endpoint,
+    entry: Session,
+    owner: Session[],
+  ): Promise<ClientHttp2Session> {
+    const authority = formatAuthority(endpoint.ip, endpoint.port);
+    const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
+    entry.session = session;
+    this.#count++;
+    const forget = (): void => {
+      if (entry.dead) return;
+      entry.dead = true;
+      this.#count--;
+      const i = owner.indexOf(entry);
+      if (i >= 0) owner.splice(i, 1);
+    };
+    session.on('error', () => {});
+    session.once('close', forget);
+    session.once('goaway', forget);
+    session.on('timeout', () => session.close());
+    session.on('remoteSettings', (settings) => {
+      entry.capacity = Math.min(STREAMS_PER_SESSION, settings.maxConcurrentStreams ?? STREAMS_PER_SESSION);
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => session.destroy(), SETTINGS_TIMEOUT_MS);
+      const onClose = (): void => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error('h2c session closed before SETTINGS'), { code: 'ECONNREFUSED' }));
+      };
+      session.once('close', onClose);
+      session.once('remoteSettings', () => {
+        clearTimeout(timer);
+        session.off('close', onClose);
+        resolve(session);
+      });
+    });
+  }
+}
+
+/** p, unless signal aborts first (the client left, or a timeout or retry abandoned the attempt). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  const abandoned = (): Error => Object.assign(new Error('request abandoned'), { code: 'ECONNRESET' });
+  if (signal.aborted) return Promise.reject(abandoned());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abandoned());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * The response head, once it arrives. Node emits 'response' and 'trailers' on a later tick than it
+ * reads their frames, and may end the readable side before anyone reads it, so trailers are caught
+ * from the moment the request is sent and stream() copes with a body that has already ended.
+ */
+function awaitResponse(stream: ClientHttp2Stream, upstreamHost: string): Promise<UpstreamResponse> {
+  let trailers: IncomingHttpHeaders | undefined;
+  stream.once('trailers', (t: IncomingHttpHeaders) => {
+    trailers = t;
+  });
+  return new Promise<UpstreamResponse>((resolve, reject) => {
+    const onEarlyError = (err: Error): void => reject(toProxyError(err, `HTTP/2 to ${upstreamHost}`));
+    const onEarlyClose = (): void =>
+      reject(
+        toProxyError(
+          Object.assign(new Error(`stream closed before response (code ${stream.rstCode})`), {
+            code: stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? REFUSED_STREAM : 'ECONNRESET',
+          }),
+          `HTTP/2 to ${upstreamHost}`,
+        ),
+      );
+    stream.once('error', onEarlyError);
+    stream.once('close', onEarlyClose);
+    stream.once('response', (headers: IncomingHttpHeaders, flags: number) => {
+      stream.off('error', onEarlyError);
+      stream.off('close', onEarlyClose);
+      stream.on('error', () => {});
+      const status = Number(headers[':status']);
+      delete headers[':status'];
+      resolve({
+        status,
+        headers,
+        upstreamHost,
+        // A HEADERS frame with END_STREAM: no body, no trailers (gRPC's trailers-only reply).
+        endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0,
+        stream: (sink) => streamBody(stream, sink, () => trailers, upstreamHost),
+        discard() {
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+        },
+      });
+    });
+  });
+}
+
+/** Copies the body into sink with backpressure, then ends it with the trailers. */
+function streamBody(
+  stream: ClientHttp2Stream,
+  sink: ResponseSink,
+  trailers: () => IncomingHttpHeaders | undefined,
+  upstreamHost: string,
+): Promise<void> {
+  return new Promise<void>((done, fail) => {
+    const finish = (): void => {
+      // The response is complete before the request: stop sending it, and free the stream.
+      if (!stream.writableEnded) stream.close(http2.constants.NGHTTP2_CANCEL);
+      sink.end(trailers());
+      done();
+    };
+    const reset = (): void => {
+      const err = toProxyError(
+        Object.assign(new Error(`stream reset (code ${stream.rstCode})`), { code: 'ECONNRESET' }),
+        `HTTP/2 to ${upstreamHost}`,
+      );
+      sink.abort(err);
+      fail(err);
+    };
+    // 'end' (and even 'close') may have come before the engine asked for the body.
+    if (stream.readableEnded) {
+      finish();
+      return;
+    }
+    if (stream.destroyed) {
+      reset();
+      return;
+    }
+    sink.onDrain(() => stream.resume());
+    stream.on('data', (chunk: Buffer) => {
+      if (!sink.write(chunk)) stream.pause();
+    });
+    stream.once('end', finish);
+    stream.once('close', () => {
+      if (!stream.readableEnded) reset();
+    });
+  });
 }

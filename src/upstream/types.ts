@@ -44,6 +44,8 @@ export interface UpstreamResponse {
   readonly headers: IncomingHttpHeaders;
   /** `ip:port` of the endpoint that answered. */
   readonly upstreamHost: string;
+  /** The head ended the response (HTTP/2 HEADERS with END_STREAM: gRPC trailers-only): no body, no trailers. */
+  readonly endStream?: boolean;
   /** Starts the body flowing into sink; resolves when it ended or failed. Call exactly once. */
   stream(sink: ResponseSink): Promise<void>;
   /** Drops the response without reading it (e.g. a retry will replace it). */

@@ -146,6 +146,8 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
       '--hbone',
       '127.0.0.7:15008',
       '--admin',
+      '127.0.0.7:15000',
+      '--ready',
       '127.0.0.7:15021',
       '--metrics',
       '127.0.0.7:15020',
@@ -175,6 +177,9 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
       outbound.waitForStderr(/"msg":"tunnel outbound listening"/),
     ]);
     expect((await getText({ ip: '127.0.0.7', port: 15021 }, '/healthz/ready')).status).toBe(200);
+    // The readiness port answers the probe and nothing else: the admin pages are on --admin only.
+    expect((await getText({ ip: '127.0.0.7', port: 15021 }, '/config_dump')).status).toBe(404);
+    expect((await getText({ ip: '127.0.0.7', port: 15000 }, '/config_dump')).status).toBe(200);
 
     const get = await curl({ ip: '127.0.55.1', port: 18080 }, '/hello?x=1');
     expect(get).toMatchObject({ status: 200, body: 'web says hi to GET /hello?x=1 (0 bytes)\n' });
@@ -203,6 +208,9 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
     ];
     expect(await help.exited).toBe(0);
     expect(help.stdout()).toContain('Usage: node-waypoint <command>');
+    // Every command is listed.
+    for (const command of ['run', 'demo', 'explain', 'validate', 'dev-ca', 'tunnel'])
+      expect(help.stdout()).toMatch(new RegExp(`^  ${command} +\\S`, 'm'));
     expect(await runHelp.exited).toBe(0);
     expect(runHelp.stdout()).toContain('--drain-deadline SECONDS');
     expect(await bare.exited).toBe(2);
@@ -251,6 +259,8 @@ describe('node-waypoint demo (npm start)', () => {
     await demo.waitForStdout(/Ctrl-C to stop/);
     const out = demo.stdout();
     expect(out).toContain('readiness http://127.10.0.2:15021/healthz/ready');
+    expect(out).toContain('admin     http://127.10.0.2:15000/');
+    expect(out).toContain('curl -s http://127.10.0.2:15000/config_dump');
     expect(out).toContain(`curl -s -X POST --data hello ${showcase}/login`);
     expect(out).toContain('curl -s http://127.10.0.2:15020/stats/prometheus');
     // One line per Service, each with its own local address.
@@ -269,6 +279,7 @@ describe('node-waypoint demo (npm start)', () => {
     );
 
     expect((await getText({ ip: '127.10.0.2', port: 15021 }, '/healthz/ready')).status).toBe(200);
+    expect((await getText({ ip: '127.10.0.2', port: 15000 }, '/config_dump')).status).toBe(200);
     const target = parseHostPort(showcase!.slice('http://'.length));
     const pods = new Set<string>();
     for (let i = 0; i < 10; i++) {

@@ -153,8 +153,9 @@ export function accessLogCapture(): {
   return { stream, lines, lineFor };
 }
 
-/** The response-flags field of an Istio-format access-log line (`UT`, `UF,URX`, `-`). */
+/** The response-flags field of an Istio-format access-log line, text or JSON (`UT`, `UF,URX`, `-`). */
 export function flagsOf(line: string): string {
+  if (line.startsWith('{')) return String((JSON.parse(line) as { response_flags: string }).response_flags);
   const m = /^\[[^\]]+\] "[^"]*" \d+ (\S+) /.exec(line);
   if (!m) throw new Error(`not an access-log line: ${line}`);
   return m[1]!;

@@ -115,6 +115,8 @@ export interface WaypointProcess {
   readonly child: ChildProcess;
   readonly hbone: HostPort;
   readonly admin: HostPort;
+  /** The --ready listener: /healthz/ready and nothing else. */
+  readonly ready: HostPort;
   readonly metrics: HostPort;
   stdout(): string;
   stderr(): string;
@@ -284,6 +286,7 @@ export class TestMesh {
       gateway: { namespace: 'shop', name: 'waypoint' },
       hbone: { host: ip, port: 0 },
       admin: { host: ip, port: 0 },
+      ready: { host: ip, port: 0 },
       metrics: { host: ip, port: 0 },
       credentials: await this.credentials(opts.identity ?? id('shop', 'waypoint')),
       endpointHbonePort: 15008,
@@ -338,6 +341,8 @@ export class TestMesh {
         `${ip}:0`,
         '--admin',
         `${ip}:0`,
+        '--ready',
+        `${ip}:0`,
         '--metrics',
         `${ip}:0`,
         ...(opts.args ?? []),
@@ -345,11 +350,12 @@ export class TestMesh {
       { ...(opts.env ? { env: opts.env } : {}), register: (fn) => this.onClose(fn) },
     );
     const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
-    const parsed = JSON.parse(line) as { hbone: string; admin: string; metrics: string };
+    const parsed = JSON.parse(line) as { hbone: string; admin: string; ready: string; metrics: string };
     return {
       child: proc.child,
       hbone: parseHostPort(parsed.hbone),
       admin: parseHostPort(parsed.admin),
+      ready: parseHostPort(parsed.ready),
       metrics: parseHostPort(parsed.metrics),
       stdout: proc.stdout,
       stderr: proc.stderr,

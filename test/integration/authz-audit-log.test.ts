@@ -1,10 +1,10 @@
 // AUDIT AuthorizationPolicy marks the request for the access log (l7-semantics.md §2.2, §5.8; Istio
-// sets Envoy's access_log_hint on an AUDIT match): logged even in the default `errors` mode, with
-// ` audit=ns[NS]-policy[NAME]-rule[I]` at the end of the line; never in `off`.
-// Addresses: waypoints 127.0.140.2-3; VIPs 127.0.141.N:8080; pods 127.0.142.N:8080.
+// sets Envoy's access_log_hint on an AUDIT match): logged even in the default `errors` mode, the
+// JSON line naming the rule (`audit: ns[NS]-policy[NAME]-rule[I]`); never in `off`.
+// Addresses: waypoints 127.0.140.2-4; VIPs 127.0.141.N:8080; pods 127.0.142.N:8080.
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AccessLogMode } from '../../src/observe/access-log.ts';
+import type { AccessLogEncoding, AccessLogMode } from '../../src/observe/access-log.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
@@ -26,7 +26,11 @@ ${dryRun ? '  annotations:\n    istio.io/dry-run: "true"\n' : ''}spec:
 
 let mesh: TestMesh;
 
-async function start(ip: string, mode: AccessLogMode): Promise<{ waypoint: Waypoint; lines: string[] }> {
+async function start(
+  ip: string,
+  mode: AccessLogMode,
+  encoding: AccessLogEncoding = 'text',
+): Promise<{ waypoint: Waypoint; lines: string[] }> {
   const lines: string[] = [];
   const out = new PassThrough();
   out.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -34,6 +38,7 @@ async function start(ip: string, mode: AccessLogMode): Promise<{ waypoint: Waypo
     ip: ip,
     accessLog: mode,
     accessLogStream: out,
+    accessLogEncoding: encoding,
   });
   return { waypoint, lines };
 }
@@ -55,6 +60,7 @@ async function settle(lines: string[], n: number): Promise<void> {
 describe('AUDIT and the access log', () => {
   let errors: { waypoint: Waypoint; lines: string[] };
   let off: { waypoint: Waypoint; lines: string[] };
+  let json: { waypoint: Waypoint; lines: string[] };
 
   beforeAll(async () => {
     mesh = await TestMesh.create();
@@ -82,6 +88,7 @@ describe('AUDIT and the access log', () => {
     await mesh.pod('127.0.142.2', 8080, TestMesh.echoServer('s-0'), id('shop', 'shadow'));
     errors = await start('127.0.140.2', 'errors');
     off = await start('127.0.140.3', 'off');
+    json = await start('127.0.140.4', 'errors', 'json');
   });
   afterAll(() => mesh.close());
 
@@ -91,7 +98,23 @@ describe('AUDIT and the access log', () => {
     expect(errors.lines).toHaveLength(1);
     const line = errors.lines[0]!;
     expect(line).toContain('"GET /audit/one HTTP/1.1" 200 - via_upstream');
-    expect(line.endsWith(' - default audit=ns[shop]-policy[audit-it]-rule[1]')).toBe(true);
+    // Istio's format to the last field (the route), nothing after it.
+    expect(line.endsWith(' - default')).toBe(true);
+  });
+
+  it('names the AUDIT rule in the JSON access log', async () => {
+    expect(await get(json.waypoint, '127.0.141.1', '/audit/four')).toBe(200);
+    await settle(json.lines, 1);
+    expect(json.lines).toHaveLength(1);
+    expect(JSON.parse(json.lines[0]!)).toMatchObject({
+      method: 'GET',
+      path: '/audit/four',
+      response_code: 200,
+      response_code_details: 'via_upstream',
+      route_name: 'default',
+      waypoint_reason: 'via_upstream',
+      audit: 'ns[shop]-policy[audit-it]-rule[1]',
+    });
   });
 
   it('does not log a successful request no AUDIT rule matched', async () => {
