@@ -24,6 +24,12 @@ import { formatAuthority, type HostPort } from './hbone/authority.ts';
 import { HboneClient } from './hbone/client.ts';
 import { type ConnectDecision, type ConnectRequest, HboneServer } from './hbone/server.ts';
 import type { Credentials } from './identity/credentials.ts';
+import {
+  DEFAULT_OVERLOAD_LIMITS,
+  type HeapReading,
+  HeapShedder,
+  type OverloadLimits,
+} from './lifecycle/overload.ts';
 import { Readiness } from './lifecycle/readiness.ts';
 import { AccessLog, type AccessLogEncoding, type AccessLogMode } from './observe/access-log.ts';
 import type { Logger } from './observe/logger.ts';
@@ -31,9 +37,10 @@ import { Metrics } from './observe/metrics.ts';
 import { TELEMETRY, type TracingPolicy, telemetryCompiler } from './observe/telemetry-select.ts';
 import { Tracing, type TracingSettings } from './observe/tracing.ts';
 import { tracingSettings } from './observe/tracing-exporter.ts';
-import type { Binding, TunnelInfo } from './pipeline/context.ts';
+import type { TunnelInfo } from './pipeline/context.ts';
 import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
+import { LiveTunnel } from './proxy/live-tunnel.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
 import { CircuitBreakers } from './upstream/circuit-breaker.ts';
@@ -45,6 +52,7 @@ import { compose, pickEndpoint, transport } from './upstream/layers.ts';
 import { hostKey } from './upstream/load-balancer.ts';
 import { mirror } from './upstream/mirror.ts';
 import { OutlierDetector } from './upstream/outlier-detection.ts';
+import { type PendingLimit, pendingLimit } from './upstream/pending-limit.ts';
 import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
 import { traceAttempt } from './upstream/trace-attempt.ts';
@@ -102,6 +110,14 @@ export interface WaypointOptions {
   readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
+  /** Overload limits and heap marks (src/lifecycle/overload.ts); each unset one takes its default. */
+  readonly overload?: Partial<OverloadLimits>;
+  /** Where heap use is read (tests force the shedding state); default V8's heap statistics. */
+  readonly heapReader?: () => HeapReading;
+  /** Request head limit, inner HTTP/1.1 and HTTP/2 (Envoy's max_request_headers_kb: 60). */
+  readonly maxRequestHeadersBytes?: number;
+  /** Request body bytes kept per request so a retry can resend it (Envoy's per-request buffer). */
+  readonly maxReplayBufferBytes?: number;
   /** Where the configuration comes from instead of configPaths (`run --controller`). */
   readonly configSource?: (input: ConfigSourceInput) => ConfigSource;
   /** Request tracing at start (tests: an in-memory exporter); `waypoint.tracing.configure` changes it live. */
@@ -117,6 +133,9 @@ export class Waypoint {
   readonly metrics: Metrics;
   /** Spans per request and attempt; off until configured with an exporter. */
   readonly tracing: Tracing;
+  /** Heap-based shedding: sampled while the waypoint runs. */
+  readonly heap: HeapShedder;
+  readonly #pending: PendingLimit;
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: ConfigSource;
@@ -147,6 +166,8 @@ export class Waypoint {
   #tracingProviders: readonly OtlpProvider[];
   /** The Telemetry policy and providers tracing was last configured from (reconfigure on change only). */
   #tracingKey = '';
+  /** The snapshot in force, for tunnels accepted under an older one (one function for all). */
+  readonly #currentSnapshot = (): Snapshot | undefined => this.#snapshot;
   /** Where the listeners actually bound (port 0 picks one). */
   addresses: { hbone: HostPort; admin: HostPort; metrics: HostPort; ready?: HostPort } | undefined;
 
@@ -202,6 +223,25 @@ export class Waypoint {
       }),
     });
     this.#picker = picker;
+    const limits = { ...DEFAULT_OVERLOAD_LIMITS, ...opts.overload };
+    this.heap = new HeapShedder({
+      highWater: limits.heapHighWater,
+      lowWater: limits.heapLowWater,
+      maxBytes: limits.heapMaxBytes,
+      intervalMs: limits.heapIntervalMs,
+      ...(opts.heapReader ? { read: opts.heapReader } : {}),
+      onChange: (shedding, ratio) =>
+        opts.log.warn(shedding ? 'overload: heap above high water, shedding' : 'overload: heap recovered', {
+          heap_ratio: Number(ratio.toFixed(3)),
+          high_water: limits.heapHighWater,
+          low_water: limits.heapLowWater,
+        }),
+    });
+    this.#pending = pendingLimit({
+      maxPending: limits.maxPendingRequests,
+      shedding: () => this.heap.shedding,
+      onRefused: (limit) => this.metrics.overloadRefusals.labels(limit).inc(),
+    });
     this.#accessLog = new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream, opts.accessLogEncoding);
     this.metrics = new Metrics(
       {
@@ -212,6 +252,8 @@ export class Waypoint {
         upstreamHboneSessions: () => this.#hboneClient.sessionCount,
         draining: () => this.readiness.draining,
         configVersion: () => this.#snapshot?.version ?? 0,
+        overloadHeapShedding: () => (this.heap.shedding ? 1 : 0),
+        upstreamPendingRequests: () => this.#pending.pending(),
       },
       {
         defaultMetrics: opts.defaultMetrics ?? true,
@@ -224,12 +266,17 @@ export class Waypoint {
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
+        this.#pending.layer,
         mirror({
           onError: (m, err) =>
             opts.log.debug('mirror request failed', { cluster: m.cluster.name, error: String(err) }),
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
-        retry({ breakers: picker.breakers, defaultRetry: opts.defaultRetry ?? 'istio' }),
+        retry({
+          breakers: picker.breakers,
+          defaultRetry: opts.defaultRetry ?? 'istio',
+          ...(opts.maxReplayBufferBytes !== undefined ? { maxReplayBytes: opts.maxReplayBufferBytes } : {}),
+        }),
         traceAttempt(),
         pickEndpoint(picker),
       ],
@@ -279,6 +326,7 @@ export class Waypoint {
       },
       opts.log,
       {
+        ...(opts.maxRequestHeadersBytes !== undefined ? { maxHeaderBytes: opts.maxRequestHeadersBytes } : {}),
         ...(opts.requestHeadTimeoutMs !== undefined
           ? { requestHeadTimeoutMs: opts.requestHeadTimeoutMs }
           : {}),
@@ -291,9 +339,17 @@ export class Waypoint {
       credentials,
       {
         route: (req) => this.#route(req),
-        onRejected: (_req, reason) => this.metrics.tunnelRejected(reason),
+        onRejected: (_req, reason) => {
+          this.metrics.tunnelRejected(reason);
+          if (reason === 'overload_tunnels') this.metrics.overloadRefusals.labels('tunnels').inc();
+          if (reason === 'overload_heap') this.metrics.overloadRefusals.labels('heap').inc();
+        },
+        admit: (active) =>
+          active >= limits.maxTunnels ? 'overload_tunnels' : this.heap.shedding ? 'overload_heap' : undefined,
+        onConnectionDropped: () => this.metrics.overloadRefusals.labels('connections').inc(),
       },
       opts.log,
+      { maxConnections: limits.maxConnections, maxTunnelsPerConnection: limits.maxTunnelsPerConnection },
     );
     this.#admin = new AdminServer(
       adminRoutes({
@@ -402,6 +458,7 @@ export class Waypoint {
     const [hbone, admin, metrics, ready] = bound;
     this.addresses = { hbone, admin, metrics, ...(ready ? { ready } : {}) };
     this.readiness.pass('listeners');
+    this.heap.start();
     this.#log.info('waypoint listening', {
       gateway: `${this.#opts.gateway.namespace}/${this.#opts.gateway.name}`,
       identity: this.#opts.credentials.identity.uri,
@@ -458,6 +515,7 @@ export class Waypoint {
   }
 
   async close(): Promise<void> {
+    this.heap.stop();
     this.#config.close();
     this.#meshWatch?.close();
     await Promise.all([
@@ -615,34 +673,22 @@ export class Waypoint {
         detail: `${key} is not a Service VIP:port or pod bound to waypoint ${snapshot.gateway.ref.namespace}/${snapshot.gateway.ref.name}`,
       };
     }
-    // A tunnel can live for hours (keep-alive, HTTP/2, gRPC): each request on it must see the
-    // configuration in force when it starts, not the one the CONNECT arrived under. So binding and
-    // snapshot are looked up again on every read; if the binding is gone from the new snapshot,
-    // the tunnel keeps the version it was accepted with until it closes.
-    const isService = snapshot.services.has(key);
-    const current = (): { snapshot: Snapshot; binding: Binding } => {
-      const now = this.#snapshot;
-      if (now === snapshot || !now) return { snapshot, binding };
-      const b = isService ? now.services.get(key) : now.workloads.get(req.authority.ip);
-      return b ? { snapshot: now, binding: b } : { snapshot, binding };
-    };
-    const tunnel: TunnelInfo = {
-      get binding() {
-        return current().binding;
-      },
-      get snapshot() {
-        return current().snapshot;
-      },
-      peer: req.peer,
-      source: req.source,
-      destination: req.authority,
-      sourceWorkload: this.metrics.peers.source({
-        baggage: req.headers.baggage as string | undefined,
+    // Binding and snapshot are looked up again on every read (src/proxy/live-tunnel.ts).
+    const tunnel = new LiveTunnel(
+      { snapshot, binding, serviceKey: snapshot.services.has(key) ? key : undefined },
+      {
         peer: req.peer,
-        ip: req.source.ip,
-        pods: snapshot.pods,
-      }),
-    };
+        source: req.source,
+        destination: req.authority,
+        sourceWorkload: this.metrics.peers.source({
+          baggage: req.headers.baggage as string | undefined,
+          peer: req.peer,
+          ip: req.source.ip,
+          pods: snapshot.pods,
+        }),
+      },
+      this.#currentSnapshot,
+    );
     const opaque = binding.kind === 'service' && (binding.protocol === 'tcp' || binding.protocol === 'tls');
     return {
       accept: true,

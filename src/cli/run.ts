@@ -29,6 +29,7 @@ import {
   parseSeconds,
   UsageError,
 } from './flags.ts';
+import { OVERLOAD_FLAGS, overloadSettings } from './overload-flags.ts';
 import { RUN_USAGE } from './usage.ts';
 
 export { RUN_USAGE };
@@ -63,6 +64,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'mesh-config': { type: 'string' },
       'redis-url': { type: 'string' },
       'redis-failure-mode': { type: 'string' },
+      ...OVERLOAD_FLAGS,
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -153,6 +155,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     '--redis-failure-mode',
     fromEnv('redis-failure-mode', values['redis-failure-mode'], env, 'open')!,
   );
+  const overload = overloadSettings(values, env);
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
@@ -176,6 +179,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),
     ...(redisUrl ? { redisUrl } : {}),
     redisFailureMode,
+    ...overload,
     credentials,
     log,
     ...(controller

@@ -40,6 +40,17 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --redis-url URL            Redis for Global BackendTrafficPolicy rate limits, redis://HOST:PORT[/DB]  [WAYPOINT_REDIS_URL]
   --redis-failure-mode MODE  When Redis cannot answer: open (default: allow, warn, count) or closed
                              (refuse with 500, flag RLSE)                                             [WAYPOINT_REDIS_FAILURE_MODE]
+  --max-connections N        Concurrent HBONE connections; more are closed at accept (default 10000)   [WAYPOINT_MAX_CONNECTIONS]
+  --max-tunnels-per-connection N  CONNECT streams per HBONE connection (SETTINGS_MAX_CONCURRENT_STREAMS,
+                             default 1000)                                                             [WAYPOINT_MAX_TUNNELS_PER_CONNECTION]
+  --max-tunnels N            CONNECT tunnels in total; more get 503 overload_tunnels (default 50000)   [WAYPOINT_MAX_TUNNELS]
+  --max-pending-requests N   Requests waiting on upstream headers; more get 503 (default 10000)        [WAYPOINT_MAX_PENDING_REQUESTS]
+  --max-request-headers-kb N Request head limit, 431 over it (default 60, Envoy's)                    [WAYPOINT_MAX_REQUEST_HEADERS_KB]
+  --max-replay-buffer-kb N   Request body kept per request for retries (default 64)                    [WAYPOINT_MAX_REPLAY_BUFFER_KB]
+  --heap-high-water F        Heap use (fraction of the limit) from which new tunnels and requests get
+                             503 overload_heap (default 0.9)                                           [WAYPOINT_HEAP_HIGH_WATER]
+  --heap-low-water F         Heap use below which shedding stops (default 0.8)                         [WAYPOINT_HEAP_LOW_WATER]
+  --heap-max-mb N            The heap limit the marks are of (default 0: V8's heap_size_limit)         [WAYPOINT_HEAP_MAX_MB]
 `;
 
 export const DEMO_USAGE = `Usage: node-waypoint demo [--config PATH] [--gateway NS/NAME] [--waypoint-ip IP] [--client-ip IP]

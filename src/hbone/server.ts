@@ -39,6 +39,17 @@ export interface HboneServerHooks {
   /** Decides, synchronously, whether this waypoint serves the CONNECT's destination. */
   route(req: ConnectRequest): ConnectDecision;
   onRejected?(req: Partial<ConnectRequest>, reason: Reason, detail: string): void;
+  /** Overload admission of a well-formed CONNECT, before route(): a reason refuses it. */
+  admit?(activeTunnels: number): Reason | undefined;
+  /** A TCP connection was closed at accept because maxConnections are open. */
+  onConnectionDropped?(): void;
+}
+
+export interface HboneServerLimits {
+  /** Concurrent TLS connections; Node closes any beyond (net.Server maxConnections). */
+  readonly maxConnections?: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: nghttp2 resets streams beyond it with REFUSED_STREAM. */
+  readonly maxTunnelsPerConnection?: number;
 }
 
 export class HboneServer {
@@ -49,7 +60,12 @@ export class HboneServer {
   #draining = false;
   #activeTunnels = 0;
 
-  constructor(credentials: Credentials, hooks: HboneServerHooks, log: Logger) {
+  constructor(
+    credentials: Credentials,
+    hooks: HboneServerHooks,
+    log: Logger,
+    limits: HboneServerLimits = {},
+  ) {
     this.#credentials = credentials;
     this.#log = log;
     this.#server = http2.createSecureServer({
@@ -60,10 +76,21 @@ export class HboneServer {
       requestCert: true,
       rejectUnauthorized: true,
       allowHTTP1: false,
-      settings: inboundSettings,
+      settings: {
+        ...inboundSettings,
+        maxConcurrentStreams: limits.maxTunnelsPerConnection ?? inboundSettings.maxConcurrentStreams,
+      },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       // A client that never finishes its TLS handshake holds a socket; drop it.
       handshakeTimeout: 10_000,
+    });
+    if (limits.maxConnections) this.#server.maxConnections = limits.maxConnections;
+    this.#server.on('drop', (data) => {
+      hooks.onConnectionDropped?.();
+      this.#log.debug('hbone: connection refused', {
+        reason: 'overload_connections',
+        peer: data?.remoteAddress,
+      });
     });
     credentials.onChange(() => {
       // New handshakes use the new certificate and trust bundle; live sessions keep theirs.
@@ -198,6 +225,11 @@ export class HboneServer {
       refuse('draining', 'shutdown in progress', req);
       return;
     }
+    const overloaded = hooks.admit?.(this.#activeTunnels);
+    if (overloaded) {
+      refuse(overloaded, `${this.#activeTunnels} tunnels active`, req);
+      return;
+    }
     let decision: ConnectDecision;
     try {
       decision = hooks.route(req);
@@ -230,6 +262,7 @@ export function refuseTunnel(stream: ServerHttp2Stream, reason: Reason): void {
     ':status': info.status,
     'content-type': 'text/plain',
     'x-waypoint-reason': reason,
+    ...info.headers,
     ...extra,
   });
   stream.end(info.body);

@@ -99,6 +99,9 @@ export interface Gauges {
   upstreamHboneSessions(): number;
   draining(): boolean;
   configVersion(): number;
+  /** 1 while the heap sheds new tunnels and requests (src/lifecycle/overload.ts). */
+  overloadHeapShedding?(): number;
+  upstreamPendingRequests?(): number;
 }
 
 export class Metrics {
@@ -130,6 +133,8 @@ export class Metrics {
   /** Circuit-breaker overflows, by cluster and limit (requests, pending, retries). */
   readonly circuitBreakerOverflows: Counter<'cluster' | 'limit'>;
   readonly configReloads: Counter<'result'>;
+  /** Connections, tunnels and requests refused past an overload limit, by limit. */
+  readonly overloadRefusals: Counter<'limit'>;
   readonly configRejections: Counter;
   // Label sets repeat endlessly: a child is found once per distinct set (keyed by the interned
   // source/destination objects' ids, not by their label values).
@@ -228,6 +233,12 @@ export class Metrics {
       labelNames: ['cluster', 'limit'],
       registers,
     });
+    this.overloadRefusals = new client.Counter({
+      name: 'waypoint_overload_refusals_total',
+      help: 'Refused past an overload limit, by limit (connections, tunnels, pending_requests, heap). Per replica.',
+      labelNames: ['limit'],
+      registers,
+    });
     this.configReloads = new client.Counter({
       name: 'waypoint_config_reloads_total',
       help: 'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
@@ -271,6 +282,18 @@ export class Metrics {
       gauges.upstreamHttp2Connections,
     );
     gauge('waypoint_draining', '1 while the waypoint drains before exit.', () => (gauges.draining() ? 1 : 0));
+    if (gauges.overloadHeapShedding)
+      gauge(
+        'waypoint_overload_heap_shedding',
+        '1 while heap use is above the high-water mark: new tunnels and requests get 503.',
+        gauges.overloadHeapShedding,
+      );
+    if (gauges.upstreamPendingRequests)
+      gauge(
+        'waypoint_upstream_pending_requests',
+        'Requests waiting on upstream response headers.',
+        gauges.upstreamPendingRequests,
+      );
     gauge('waypoint_config_version', 'Version of the configuration snapshot in force.', gauges.configVersion);
     new client.Gauge({
       name: 'waypoint_build_info',

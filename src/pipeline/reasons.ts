@@ -127,6 +127,28 @@ export const REASONS = {
     doc: 'A circuit-breaker limit (connections, pending or active requests) was reached.',
     headers: { 'x-envoy-overloaded': 'true' },
   },
+  // Overload (src/lifecycle/overload.ts): Envoy's overload manager answers 503 "envoy overloaded".
+  overload_tunnels: {
+    status: 503,
+    body: 'envoy overloaded',
+    flag: 'OM',
+    doc: 'A new CONNECT arrived while the waypoint serves --max-tunnels tunnels, or --max-tunnels-per-connection on its connection.',
+    headers: { 'x-envoy-overloaded': 'true' },
+  },
+  overload_pending_requests: {
+    status: 503,
+    body: 'envoy overloaded',
+    flag: 'OM',
+    doc: 'A request arrived while --max-pending-requests requests wait on an upstream response.',
+    headers: { 'x-envoy-overloaded': 'true' },
+  },
+  overload_heap: {
+    status: 503,
+    body: 'envoy overloaded',
+    flag: 'OM',
+    doc: 'Heap use is above --heap-high-water (and has not yet fallen below --heap-low-water): new tunnels and requests are shed.',
+    headers: { 'x-envoy-overloaded': 'true' },
+  },
   upstream_request_timeout: {
     status: 504,
     body: 'upstream request timeout',

@@ -38,6 +38,7 @@ export class TunnelDispatcher {
   readonly #log: Logger;
   readonly #http1: http.Server;
   readonly #h2Sessions = new Set<ServerHttp2Session>();
+  readonly #maxHeaderBytes: number;
   /** Inner HTTP/1 connections and how many requests each has in flight (Node's server, fed
    * streams rather than listening, does not track them for closeIdleConnections). */
   readonly #http1Tunnels = new Map<TunnelStream, number>();
@@ -48,6 +49,7 @@ export class TunnelDispatcher {
     this.#engine = engine;
     this.#tcp = tcp;
     this.#log = log;
+    this.#maxHeaderBytes = opts.maxHeaderBytes ?? 60 * 1024;
     this.#heads = new HeadGuard({
       timeoutMs: opts.requestHeadTimeoutMs ?? 10_000,
       maxPendingPerIdentity: opts.maxPendingHeadsPerIdentity ?? 64,
@@ -58,7 +60,7 @@ export class TunnelDispatcher {
       headersTimeout: 0,
       // Whole-request deadlines belong to routes; a long upload must not be cut here.
       requestTimeout: 0,
-      maxHeaderSize: opts.maxHeaderBytes ?? 60 * 1024,
+      maxHeaderSize: this.#maxHeaderBytes,
     });
     this.#http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const stream = req.socket as TunnelStream;
@@ -194,7 +196,12 @@ export class TunnelDispatcher {
 
   #serveHttp2(stream: ServerHttp2Stream, info: TunnelInfo): void {
     const session = http2.performServerHandshake(stream, {
-      settings: { maxConcurrentStreams: 1000, initialWindowSize: 1024 * 1024, enablePush: false },
+      settings: {
+        maxConcurrentStreams: 1000,
+        initialWindowSize: 1024 * 1024,
+        enablePush: false,
+        maxHeaderListSize: this.#maxHeaderBytes,
+      },
       maxSessionMemory: 64,
     });
     this.#h2Sessions.add(session);
