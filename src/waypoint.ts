@@ -127,7 +127,9 @@ export class Waypoint {
     this.#opts = opts;
     this.#log = opts.log;
     const credentials = opts.credentials;
-    this.readiness.pass('certificate');
+    if (credentials.certificateReady)
+      void credentials.certificateReady.then(() => this.readiness.pass('certificate'));
+    else this.readiness.pass('certificate');
     this.#chain = opts.factories
       ? { factories: opts.factories, close: () => {} }
       : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
@@ -178,6 +180,7 @@ export class Waypoint {
       },
       { defaultMetrics: opts.defaultMetrics ?? true, version: opts.version ?? 'dev' },
     );
+    credentials.registerMetrics?.(this.metrics.registry);
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
