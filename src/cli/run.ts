@@ -2,7 +2,6 @@
 // environment (the container sets those); flags win.
 import { parseArgs } from 'node:util';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
-import { fileCredentials } from '../identity/credentials.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { Waypoint } from '../waypoint.ts';
@@ -17,6 +16,7 @@ import {
   parseSeconds,
   UsageError,
 } from './flags.ts';
+import { credentialsFor, IDENTITY_OPTIONS, identitySource } from './identity-flags.ts';
 import { RUN_USAGE } from './usage.ts';
 
 export { RUN_USAGE };
@@ -28,9 +28,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     options: {
       config: { type: 'string', multiple: true },
       gateway: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
+      ...IDENTITY_OPTIONS,
       hbone: { type: 'string' },
       admin: { type: 'string' },
       metrics: { type: 'string' },
@@ -58,12 +56,16 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const configPaths = values.config ?? env.WAYPOINT_CONFIG?.split(',').filter(Boolean) ?? [];
   if (configPaths.length === 0) throw new UsageError(`run: --config is required\n\n${RUN_USAGE}`);
   // Every flag is checked before anything is read or bound, so a typo fails fast with exit 2.
-  const files = {
-    cert: need('cert', fromEnv('cert', values.cert, env)),
-    key: need('key', fromEnv('key', values.key, env)),
-    ca: need('ca', fromEnv('ca', values.ca, env)),
-  };
-  const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
+  const identity = identitySource(values, env);
+  // In Istio's template the Deployment (ISTIO_META_WORKLOAD_NAME) is named after the Gateway.
+  const templateGateway =
+    env.POD_NAMESPACE && env.ISTIO_META_WORKLOAD_NAME
+      ? `${env.POD_NAMESPACE}/${env.ISTIO_META_WORKLOAD_NAME}`
+      : undefined;
+  const gateway = parseRef(
+    '--gateway',
+    need('gateway', fromEnv('gateway', values.gateway, env, templateGateway)),
+  );
   const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
     admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '0.0.0.0:15021')!)),
@@ -107,7 +109,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
-  const credentials = await fileCredentials(files, log);
+  const credentials = await credentialsFor(identity, log);
   const waypoint = new Waypoint({
     configPaths,
     gateway,
