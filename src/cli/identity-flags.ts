@@ -32,6 +32,8 @@ export type IdentitySource =
       clusterId: string;
       namespace: string;
       serviceAccount: string;
+      /** The name checked in the CA's certificate when it is not CA_ADDR's host (Istio's ISTIOD_SAN). */
+      serverName?: string;
     };
 
 const NAME = /^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/;
@@ -70,6 +72,7 @@ export function identitySource(values: IdentityValues, env: NodeJS.ProcessEnv): 
     clusterId: pick('cluster-id', env.ISTIO_META_CLUSTER_ID ?? env.CLUSTER_ID, 'Kubernetes')!,
     namespace,
     serviceAccount,
+    ...(env.ISTIOD_SAN ? { serverName: env.ISTIOD_SAN } : {}),
   };
 }
 
