@@ -175,7 +175,9 @@ export class Waypoint {
     this.#opts = opts;
     this.#log = opts.log;
     const credentials = opts.credentials;
-    this.readiness.pass('certificate');
+    if (credentials.certificateReady)
+      void credentials.certificateReady.then(() => this.readiness.pass('certificate'));
+    else this.readiness.pass('certificate');
     this.#chain = opts.factories
       ? { factories: opts.factories, close: () => {} }
       : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
@@ -263,6 +265,7 @@ export class Waypoint {
     );
     this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
     this.#tracingProviders = opts.tracingProviders ?? [];
+    credentials.registerMetrics?.(this.metrics.registry);
     const send = compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [

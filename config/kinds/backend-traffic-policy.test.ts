@@ -1,4 +1,4 @@
-// The CRD users apply (deploy/crds) and the schema the waypoint validates with must agree: same
+// The CRD users apply (deploy/base/crds) and the schema the waypoint validates with must agree: same
 // group, kind and version, same enums, same fields.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import {
 type Props = { properties: Record<string, Props>; items: Props; enum?: string[] };
 
 const crd = parse(
-  readFileSync(new URL('../../deploy/crds/backend-traffic-policy.yaml', import.meta.url), 'utf8'),
+  readFileSync(new URL('../../deploy/base/crds/backend-traffic-policy.yaml', import.meta.url), 'utf8'),
   { merge: true },
 ) as {
   spec: {
@@ -27,7 +27,7 @@ const spec = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.spec!;
 const rule = spec.properties.rateLimit!.properties.local!.properties.rules!.items;
 const selector = rule.properties.clientSelectors!.items;
 
-describe('deploy/crds/backend-traffic-policy.yaml', () => {
+describe('deploy/base/crds/backend-traffic-policy.yaml', () => {
   it('names the kind the waypoint registers', () => {
     expect(crd.spec.group).toBe(backendTrafficPolicyKind.groups[0]);
     expect(crd.spec.names.kind).toBe(backendTrafficPolicyKind.kind);

@@ -45,6 +45,11 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./run.ts')).runRun(rest);
       case 'demo':
         return await (await import('./demo.ts')).runDemo(rest);
+      case 'proxy': {
+        // Istio's waypoint template (1.22–1.25, image swapped by annotation): `proxy waypoint …`.
+        const { runArgsOfIstioProxy } = await import('./istio-proxy-args.ts');
+        return await (await import('./run.ts')).runRun(runArgsOfIstioProxy(rest));
+      }
       case 'dev-ca':
         return await (await import('./dev-ca.ts')).runDevCa(rest);
       case 'tunnel':

@@ -10,7 +10,6 @@ import {
   controllerConfigSource,
   defaultControllerIdentity,
 } from '../controller/config-client.ts';
-import { fileCredentials } from '../identity/credentials.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
@@ -29,6 +28,7 @@ import {
   parseSeconds,
   UsageError,
 } from './flags.ts';
+import { credentialsFor, IDENTITY_OPTIONS, identitySource } from './identity-flags.ts';
 import { OVERLOAD_FLAGS, overloadSettings } from './overload-flags.ts';
 import { RUN_USAGE } from './usage.ts';
 
@@ -43,14 +43,11 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       controller: { type: 'string' },
       'controller-identity': { type: 'string' },
       gateway: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
+      ...IDENTITY_OPTIONS,
       hbone: { type: 'string' },
       admin: { type: 'string' },
       metrics: { type: 'string' },
       ready: { type: 'string' },
-      'cluster-id': { type: 'string' },
       'access-log-encoding': { type: 'string' },
       'endpoint-hbone-port': { type: 'string' },
       'cluster-domain': { type: 'string' },
@@ -93,12 +90,16 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       `--controller-identity: expected spiffe://TD/ns/NS/sa/SA, got ${JSON.stringify(controllerIdentity)}`,
     );
   // Every flag is checked before anything is read or bound, so a typo fails fast with exit 2.
-  const files = {
-    cert: need('cert', fromEnv('cert', values.cert, env)),
-    key: need('key', fromEnv('key', values.key, env)),
-    ca: need('ca', fromEnv('ca', values.ca, env)),
-  };
-  const gateway = parseRef('--gateway', need('gateway', fromEnv('gateway', values.gateway, env)));
+  const identity = identitySource(values, env);
+  // In Istio's template the Deployment (ISTIO_META_WORKLOAD_NAME) is named after the Gateway.
+  const templateGateway =
+    env.POD_NAMESPACE && env.ISTIO_META_WORKLOAD_NAME
+      ? `${env.POD_NAMESPACE}/${env.ISTIO_META_WORKLOAD_NAME}`
+      : undefined;
+  const gateway = parseRef(
+    '--gateway',
+    need('gateway', fromEnv('gateway', values.gateway, env, templateGateway)),
+  );
   const listen = {
     hbone: host(parseListen('--hbone', fromEnv('hbone', values.hbone, env, '0.0.0.0:15008')!)),
     admin: host(parseListen('--admin', fromEnv('admin', values.admin, env, '127.0.0.1:15000')!)),
@@ -159,7 +160,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
-  const credentials = await fileCredentials(files, log);
+  const credentials = await credentialsFor(identity, log);
   const waypoint = new Waypoint({
     configPaths,
     gateway,

@@ -1,8 +1,9 @@
 // The usage texts of every command, kept apart from the commands so `--help` and usage errors load
 // none of a command's dependencies (the CLI imports a command only when it runs it).
 
-export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
-       node-waypoint run --controller HOST:PORT --gateway NAMESPACE/NAME --cert FILE --key FILE --ca FILE [flags]
+export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME [--cert FILE --key FILE --ca FILE] [flags]
+       node-waypoint run --controller HOST:PORT --gateway NAMESPACE/NAME [--cert FILE --key FILE --ca FILE] [flags]
+       node-waypoint proxy waypoint [Istio's template args, ignored but --domain and --proxyLogLevel]
 
   --config PATH              Kubernetes YAML/JSON manifests, file or directory (repeatable; watched)  [WAYPOINT_CONFIG, comma-separated]
   --controller HOST:PORT     Take the configuration from node-waypoint's controller instead of --config:
@@ -13,6 +14,13 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
   --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
   --ca FILE                  Trust bundle (PEM)                                                        [WAYPOINT_CA]
+                             Without --cert/--key/--ca, the certificate comes from istiod's CA:
+  --ca-addr HOST:PORT        The CA (default istiod.istio-system.svc:15012)                            [CA_ADDR]
+  --ca-root FILE             Root that signs the CA's TLS (default /var/run/secrets/istio/root-cert.pem; watched)
+  --ca-token FILE            Bearer token, re-read per call (default /var/run/secrets/tokens/istio-token)
+  --trust-domain TD          (default cluster.local)                                                   [TRUST_DOMAIN]
+  --cluster-id ID            clusterid metadata (default Kubernetes)                                   [ISTIO_META_CLUSTER_ID]
+  --service-account SA       Identity spiffe://TD/ns/$POD_NAMESPACE/sa/SA                              [SERVICE_ACCOUNT]
   --hbone ADDR:PORT          HBONE listener (default 0.0.0.0:15008)                                    [WAYPOINT_HBONE]
   --admin ADDR:PORT          Admin pages, Envoy style: /config_dump, /clusters, /stats, /server_info,
                              /logging, /certs, /ready, POST /debug/explain (default 127.0.0.1:15000)  [WAYPOINT_ADMIN]

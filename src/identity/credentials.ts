@@ -21,6 +21,10 @@ export interface Credentials {
   tlsOptions(): { cert: string; key: string; ca: string };
   onChange(listener: () => void): void;
   close(): void;
+  /** Credentials from a CA: resolves with the first certificate (readiness waits for it). */
+  readonly certificateReady?: Promise<void>;
+  /** Their own metrics (certificate expiry, renewals, failures) on the waypoint's registry. */
+  registerMetrics?(registry: import('prom-client').Registry): void;
 }
 
 /** Checks a bundle and returns its identity; throws an Error that says what is wrong. */

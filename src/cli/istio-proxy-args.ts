@@ -1,0 +1,40 @@
+// Istio 1.22–1.25 can only swap the image (`sidecar.istio.io/proxyImage`), so the container still
+// gets the template's `proxy waypoint --domain NS.svc.cluster.local --serviceCluster … --proxyLogLevel …
+// --proxyComponentLogLevel … --log_output_level …`. Those become `run` flags; the rest (Envoy's and
+// pilot-agent's) are ignored, and everything else comes from the template's environment.
+import { UsageError } from './flags.ts';
+
+const LOG_LEVELS: Record<string, string> = {
+  trace: 'debug',
+  debug: 'debug',
+  info: 'info',
+  warning: 'warn',
+  warn: 'warn',
+  error: 'error',
+  critical: 'error',
+  off: 'error',
+};
+
+/** `waypoint …` (after `proxy`) → `run` argv. Flags take `--f v` or `--f=v`. */
+export function runArgsOfIstioProxy(argv: readonly string[]): string[] {
+  const [kind, ...rest] = argv;
+  if (kind !== 'waypoint')
+    throw new UsageError(
+      `proxy: only \`proxy waypoint\` (Istio's waypoint template) is understood, got ${JSON.stringify(kind)}`,
+    );
+  const values = new Map<string, string>();
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (!arg.startsWith('--')) continue;
+    const eq = arg.indexOf('=');
+    if (eq > 0) values.set(arg.slice(2, eq), arg.slice(eq + 1));
+    else if (i + 1 < rest.length && !rest[i + 1]!.startsWith('--')) values.set(arg.slice(2), rest[++i]!);
+  }
+  const out: string[] = [];
+  // --domain NS.svc.cluster.local: the cluster domain is what follows `.svc.`.
+  const domain = values.get('domain')?.split('.svc.')[1];
+  if (domain) out.push('--cluster-domain', domain);
+  const level = LOG_LEVELS[values.get('proxyLogLevel') ?? ''];
+  if (level) out.push('--log-level', level);
+  return out;
+}
