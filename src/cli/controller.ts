@@ -2,9 +2,9 @@
 import { parseArgs } from 'node:util';
 import { startController } from '../controller/controller.ts';
 import { loadKubeConfig } from '../controller/kube-config.ts';
-import { fileCredentials } from '../identity/credentials.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
-import { checked, fromEnv, parseListen, parseRef, UsageError } from './flags.ts';
+import { checked, fromEnv, parseListen, parseRef } from './flags.ts';
+import { credentialsFor, IDENTITY_OPTIONS, identitySource } from './identity-flags.ts';
 import { untilSignal } from './run.ts';
 import { CONTROLLER_USAGE } from './usage.ts';
 
@@ -16,9 +16,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
       kubeconfig: { type: 'string' },
       listen: { type: 'string' },
       health: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
+      ...IDENTITY_OPTIONS,
       'root-namespace': { type: 'string' },
       'cluster-domain': { type: 'string' },
       'log-level': { type: 'string' },
@@ -29,12 +27,8 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     process.stdout.write(CONTROLLER_USAGE);
     return 0;
   }
-  const need = (name: string): string => {
-    const v = fromEnv(name, values[name as 'cert'], env);
-    if (!v) throw new UsageError(`controller: --${name} is required\n\n${CONTROLLER_USAGE}`);
-    return v;
-  };
-  const files = { cert: need('cert'), key: need('key'), ca: need('ca') };
+  // Files, or istiod's CA as the Deployment in deploy/base/controller.yaml sets it up.
+  const identity = identitySource(values, env);
   const listen = parseListen('--listen', fromEnv('listen', values.listen, env, '0.0.0.0:15012')!);
   const health = parseListen('--health', fromEnv('health', values.health, env, '0.0.0.0:15014')!);
   const rootNamespace = fromEnv('root-namespace', values['root-namespace'], env, 'istio-system')!;
@@ -44,7 +38,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
   const kubeConfig = checked('--kubeconfig', () => loadKubeConfig(values.kubeconfig, env));
-  const credentials = await fileCredentials(files, log);
+  const credentials = await credentialsFor(identity, log);
   const controller = await startController({
     kubeConfig,
     listen,

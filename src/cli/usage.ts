@@ -19,14 +19,14 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
   --ca-root FILE             Root that signs the CA's TLS (default /var/run/secrets/istio/root-cert.pem; watched)
   --ca-token FILE            Bearer token, re-read per call (default /var/run/secrets/tokens/istio-token)
   --trust-domain TD          (default cluster.local)                                                   [TRUST_DOMAIN]
-  --cluster-id ID            clusterid metadata (default Kubernetes)                                   [ISTIO_META_CLUSTER_ID]
   --service-account SA       Identity spiffe://TD/ns/$POD_NAMESPACE/sa/SA                              [SERVICE_ACCOUNT]
   --hbone ADDR:PORT          HBONE listener (default 0.0.0.0:15008)                                    [WAYPOINT_HBONE]
   --admin ADDR:PORT          Admin pages, Envoy style: /config_dump, /clusters, /stats, /server_info,
                              /logging, /certs, /ready, POST /debug/explain (default 127.0.0.1:15000)  [WAYPOINT_ADMIN]
   --ready ADDR:PORT          /healthz/ready only, for the kubelet (default 0.0.0.0:15021)              [WAYPOINT_READY]
   --metrics ADDR:PORT        Prometheus /stats/prometheus (default 0.0.0.0:15020)                      [WAYPOINT_METRICS]
-  --cluster-id ID            The cluster, for source/destination_cluster labels (default Kubernetes)   [WAYPOINT_CLUSTER_ID, ISTIO_META_CLUSTER_ID]
+  --cluster-id ID            The cluster: source/destination_cluster labels and the CA's clusterid
+                             (default Kubernetes)                                                      [WAYPOINT_CLUSTER_ID, ISTIO_META_CLUSTER_ID]
   --endpoint-hbone-port N    Where endpoints terminate HBONE (default 15008)                           [WAYPOINT_ENDPOINT_HBONE_PORT]
   --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
   --access-log MODE          errors (default: errors and local replies), all, off                      [WAYPOINT_ACCESS_LOG]
@@ -126,7 +126,7 @@ fields (methods, paths, hosts, requestPrincipals, request.*) on tcp/tls Service 
 Exit status: 0 no errors (warnings allowed), 1 some resource rejected, 2 usage error.
 `;
 
-export const CONTROLLER_USAGE = `Usage: node-waypoint controller --cert FILE --key FILE --ca FILE [flags]
+export const CONTROLLER_USAGE = `Usage: node-waypoint controller [--cert FILE --key FILE --ca FILE] [flags]
 
 Watches the Kubernetes API (read-only, cluster-wide) and streams each waypoint Gateway its slice of
 the configuration over gRPC with mutual TLS. Run two or more replicas: there is no leader election.
@@ -141,6 +141,9 @@ Flags (each also read from the environment variable shown):
   --cert FILE                Certificate chain (PEM, leaf first), reloaded on change                   [WAYPOINT_CERT]
   --key FILE                 Private key (PEM)                                                         [WAYPOINT_KEY]
   --ca FILE                  Trust bundle (PEM) that verifies the waypoints                            [WAYPOINT_CA]
+                             Without --cert/--key/--ca, the certificate comes from istiod's CA, with
+                             run's flags: --ca-addr, --ca-root, --ca-token, --trust-domain,
+                             --cluster-id, --service-account (POD_NAMESPACE from the environment)
   --root-namespace NS        Istio's root namespace: mesh config, GatewayClass policies (default istio-system)
                                                                                                        [WAYPOINT_ROOT_NAMESPACE]
   --cluster-domain DOMAIN    Kubernetes cluster domain (default cluster.local)                         [WAYPOINT_CLUSTER_DOMAIN]
