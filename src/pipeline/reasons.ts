@@ -159,30 +159,6 @@ export const REASONS = {
     flag: 'DPE',
     doc: 'The request headers exceed the configured limit.',
   },
-  downstream_bad_request_target: {
-    status: 400,
-    body: 'Bad Request',
-    flag: 'DPE',
-    doc: 'The request target is neither origin-form nor http(s) absolute-form (nor `*` with OPTIONS), or holds bytes that cannot be forwarded.',
-  },
-  downstream_asterisk_form: {
-    status: 404,
-    body: '',
-    flag: '-',
-    doc: '`OPTIONS *`: valid HTTP, but Envoy does not proxy it (absolute_path_rejected), and neither does the waypoint.',
-  },
-  downstream_duplicate_host: {
-    status: 400,
-    body: 'Bad Request',
-    flag: 'DPE',
-    doc: 'The request has more than one Host header (RFC 9112 §3.2).',
-  },
-  downstream_request_head_timeout: {
-    status: 408,
-    body: 'request timeout',
-    flag: 'DPE',
-    doc: 'The request head did not arrive in time (--request-head-timeout); the connection is closed.',
-  },
   downstream_reset: {
     status: 0,
     body: '',

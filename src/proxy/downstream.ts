@@ -12,7 +12,6 @@ import http2, {
 import type { Readable } from 'node:stream';
 import type { ResponseSink } from '../upstream/types.ts';
 import { encodeGrpcMessage, grpcStatusForHttp } from './grpc-status.ts';
-import type { HeadRefusal } from './request-target.ts';
 
 export interface Downstream {
   readonly method: string;
@@ -24,8 +23,6 @@ export interface Downstream {
   readonly body: Readable | null;
   /** The Upgrade header's protocol when this is an HTTP/1.1 upgrade (WebSocket, ...). */
   readonly upgrade?: string;
-  /** Set when the head itself is unacceptable (answered before any filter or body read). */
-  readonly refusal?: HeadRefusal;
   readonly headersSent: boolean;
   readonly bytesReceived: number;
   readonly bytesSent: number;
@@ -66,7 +63,6 @@ export class Http1Downstream extends ByteCounts implements Downstream {
   readonly protocol: 'HTTP/1.0' | 'HTTP/1.1';
   readonly body: Readable | null;
   readonly sink: ResponseSink;
-  readonly refusal?: HeadRefusal;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #draining: () => boolean;
@@ -83,8 +79,6 @@ export class Http1Downstream extends ByteCounts implements Downstream {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     this.body = hasBody ? req : null;
-    // Node keeps the first Host of several; RFC 9112 §3.2 wants a 400.
-    this.refusal = headRefusal(req);
     this.#draining = draining;
     const r = res;
     this.sink = {
@@ -243,11 +237,4 @@ export class Http2Downstream extends ByteCounts implements Downstream {
       cb(this.#stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && this.#stream.writableFinished),
     );
   }
-}
-
-/** What is wrong with an HTTP/1 head that Node's parser lets through: several Host headers. */
-export function headRefusal(req: IncomingMessage): HeadRefusal | undefined {
-  let hosts = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
-  return hosts > 1 ? { reason: 'downstream_duplicate_host', detail: 'more than one Host header' } : undefined;
 }

@@ -23,7 +23,6 @@ import type { Downstream } from './downstream.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { RequestBody } from './request-body.ts';
 import { newRequestContext } from './request-context.ts';
-import { checkRequestTarget, intakeVerdict } from './request-target.ts';
 
 export interface HttpEngineOptions {
   readonly factories: readonly FilterFactory[];
@@ -91,16 +90,13 @@ export class HttpEngine {
       ds.received(total - counted);
       counted = total;
     };
-    // Absolute-form becomes origin-form here, before any filter (path normalization included).
-    const target = checkRequestTarget(ds.method, ds.path);
-    const refused = intakeVerdict(ds.refusal, target, ds.protocol === 'HTTP/2');
     const ctx = newRequestContext({
       id: requestId,
       startNs,
       tunnel,
       method: ds.method,
-      path: target.ok ? target.path : ds.path,
-      authority: (target.ok && target.authority) || ds.authority,
+      path: ds.path,
+      authority: ds.authority,
       protocol: ds.protocol,
       headers: ds.headers,
       signal: abort.signal,
@@ -119,8 +115,6 @@ export class HttpEngine {
         ),
     });
     const headers = ctx.headers as OutgoingHttpHeaders;
-    // RFC 9112 §3.2.2: a proxy replaces Host with the absolute-form target's authority.
-    if (target.ok && target.authority && headers.host !== undefined) headers.host = target.authority;
     let reason: Reason = 'via_upstream';
     let detail: string | undefined;
     let upstreamHost: string | undefined;
@@ -153,7 +147,7 @@ export class HttpEngine {
     };
 
     try {
-      const verdict = refused ?? (await chain.onRequestHeaders(ctx));
+      const verdict = await chain.onRequestHeaders(ctx);
       if (abort.signal.aborted) {
         reason = 'downstream_reset';
       } else if (verdict.kind === 'reply') {
@@ -170,8 +164,8 @@ export class HttpEngine {
             countTo(upstreamBytes);
           },
         };
-        if (req.protocol !== 'http2' && headers.host === undefined && ctx.authority)
-          headers.host = ctx.authority;
+        if (req.protocol !== 'http2' && headers.host === undefined && ds.authority)
+          headers.host = ds.authority;
         if (ds.upgrade) headers.upgrade = ds.upgrade;
         try {
           const res = await this.#opts.send(req, ctx);

@@ -94,9 +94,6 @@ export class RequestBody {
         );
       },
     });
-    // Its consumer (an upstream) reports failures itself; if the upstream refused the request, no
-    // one reads this stream and its error must not be uncaught.
-    out.on('error', () => {});
     return out;
   }
 }

@@ -16,9 +16,8 @@ import { toProxyError } from '../upstream/connect-error.ts';
 import { openEndpoint } from '../upstream/open-endpoint.ts';
 import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from '../upstream/types.ts';
-import { ByteCounts, type Downstream, headRefusal } from './downstream.ts';
+import { ByteCounts, type Downstream } from './downstream.ts';
 import { encodeGrpcMessage } from './grpc-status.ts';
-import type { HeadRefusal } from './request-target.ts';
 
 function rawHead(status: number, headers: OutgoingHttpHeaders): string {
   let out = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n`;
@@ -40,7 +39,6 @@ export class UpgradeDownstream extends ByteCounts implements Downstream {
   readonly body: Duplex;
   readonly upgrade: string;
   readonly sink: ResponseSink;
-  readonly refusal?: HeadRefusal;
   #headersSent = false;
   readonly #socket: Duplex;
 
@@ -53,7 +51,6 @@ export class UpgradeDownstream extends ByteCounts implements Downstream {
     this.authority = req.headers.host ?? '';
     this.protocol = req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     this.upgrade = String(req.headers.upgrade ?? '');
-    this.refusal = headRefusal(req);
     if (head.length > 0) socket.unshift(head);
     socket.on('error', () => {});
     socket.pause();

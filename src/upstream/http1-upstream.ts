@@ -10,10 +10,9 @@ import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { ProxyError } from '../pipeline/proxy-error.ts';
 import { toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { tunnelHeadersForHost } from './tunnel-headers.ts';
+import { tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 interface PoolEntry {
@@ -50,16 +49,8 @@ export class Http1Upstream {
 
   send(req: UpstreamRequest, ctx: RequestContext): Promise<UpstreamResponse> {
     const endpoint = req.endpoint!;
+    const pool = this.#pool(endpoint, ctx);
     const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
-    // undici throws on such a path after taking the body; the engine refuses these at intake.
-    if (!req.path.startsWith('/'))
-      return Promise.reject(
-        new ProxyError('downstream_bad_request_target', `HTTP/1.1 cannot send target ${req.path}`, {
-          side: 'downstream',
-        }),
-      );
-    const pool = this.#pool(endpoint, forwardedHost(ctx));
-    const body = req.body ? detachable(req.body) : null;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       let sink: ResponseSink | undefined;
       let controller: Dispatcher.DispatchController | undefined;
@@ -113,8 +104,6 @@ export class Http1Upstream {
         },
         onResponseError(_c, err) {
           done();
-          // Refused or failed before undici finished with the body: let go of the client's stream.
-          body?.destroy();
           const proxyErr = toProxyError(err, `HTTP/1.1 to ${upstreamHost}`);
           if (!responded) {
             reject(proxyErr);
@@ -131,7 +120,7 @@ export class Http1Upstream {
             method: req.method,
             path: req.path,
             headers: req.headers as Record<string, string | string[]>,
-            body,
+            body: req.body ? detachable(req.body) : null,
             // Timeouts belong to the route (the timeout filter), not to the transport.
             headersTimeout: 0,
             bodyTimeout: 0,
@@ -144,7 +133,6 @@ export class Http1Upstream {
         );
       } catch (err) {
         done();
-        body?.destroy();
         reject(toProxyError(err, `HTTP/1.1 to ${upstreamHost}`));
       }
     });
@@ -157,25 +145,24 @@ export class Http1Upstream {
     return Promise.all(all).then(() => {});
   }
 
-  #pool(endpoint: Endpoint, host: string | undefined): Pool {
-    // A plain (egress) and an HBONE pool for the same ip:port never share connections; nor do two
-    // Services sharing an endpoint, since each tunnel's `forwarded: host=` names one of them.
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${host ?? ''}`;
+  #pool(endpoint: Endpoint, ctx: RequestContext): Pool {
+    // A plain (egress) and an HBONE pool for the same ip:port never share connections.
+    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}`;
     const found = this.#pools.get(key);
     if (found) {
       found.lastUsed = Date.now();
       return found.pool;
     }
     const authority = formatAuthority(endpoint.ip, endpoint.port);
-    // Only the host name is kept: a pool must not pin a binding or the snapshot it came from.
-    const headers = tunnelHeadersForHost(host, this.#opts.baggage);
+    const binding = ctx.tunnel.binding;
+    const baggage = this.#opts.baggage;
     const pool = new Pool(`http://${authority}`, {
       // Inner connections stay open across requests; undici's 4 s default idles out before Node
       // servers' 5 s keep-alive does, which avoids racing a server-side close.
       keepAliveTimeout: 4_000,
       pipelining: 1,
       connect: (_opts, callback) => {
-        openEndpoint(this.#hbone, this.#opts.hbonePort, endpoint, headers()).then(
+        openEndpoint(this.#hbone, this.#opts.hbonePort, endpoint, tunnelHeaders(binding, baggage)).then(
           (stream) => {
             this.#connections++;
             stream.once('close', () => this.#connections--);
@@ -209,20 +196,11 @@ export class Http1Upstream {
  */
 function detachable(body: Readable): Readable {
   const out = new PassThrough();
-  // undici reports body failures through the handler; without this listener an error on a body
-  // it refused (never consumed) would be uncaught and end the process.
-  out.on('error', () => {});
   body.pipe(out);
-  body.on('error', (err) => out.destroy(err));
+  body.once('error', (err) => out.destroy(err));
   body.once('close', () => {
     if (!body.readableEnded) out.destroy(new Error('request body aborted'));
   });
   out.once('close', () => body.unpipe(out));
   return out;
-}
-
-/** The Service a tunnel's `forwarded: host=` names: the routed backend's, else the dialled one. */
-function forwardedHost(ctx: RequestContext): string | undefined {
-  const b = ctx.tunnel.binding;
-  return ctx.target?.cluster.service.hostname ?? (b.kind === 'service' ? b.service.hostname : undefined);
 }

@@ -31,15 +31,3 @@ export function tunnelHeaders(binding: Binding, baggage: string, client?: HostPo
   if (parts.length > 0) headers.forwarded = parts.join(';');
   return headers;
 }
-
-/**
- * Headers for each new tunnel of a pool: `forwarded: host=` only (pooled tunnels carry many
- * clients), a fresh traceparent each time.
- */
-export function tunnelHeadersForHost(host: string | undefined, baggage: string): () => OutgoingHttpHeaders {
-  return () => {
-    const headers: OutgoingHttpHeaders = { baggage, traceparent: traceparent() };
-    if (host) headers.forwarded = `host=${host}`;
-    return headers;
-  };
-}
