@@ -498,7 +498,7 @@ export async function startMesh(opts: {
   framing: 'length' | 'chunked';
   withWaypoint: boolean;
   waypointArgs: readonly string[];
-  /** Node options for the waypoint process (e.g. --trace-gc, --cpu-prof). */
+  /** Node options for the waypoint process, after the production ones (e.g. --trace-gc, --cpu-prof). */
   waypointNodeArgs?: readonly string[];
 }): Promise<Mesh> {
   const { certs, pin, logDir, label } = opts;
@@ -563,8 +563,9 @@ export async function startMesh(opts: {
       waypoint = start(
         'waypoint',
         [
-          // The production flags unless the run overrides them.
-          ...(opts.waypointNodeArgs ?? WAYPOINT_NODE_FLAGS),
+          // The production flags, then the run's own (a later V8 flag wins over an earlier one).
+          ...WAYPOINT_NODE_FLAGS,
+          ...(opts.waypointNodeArgs ?? []),
           CLI,
           'run',
           '--config',

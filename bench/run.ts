@@ -53,7 +53,7 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
                       Global through a redis-server the bench starts on ${REDIS_IP})
   --sample-ms N       VmRSS sampling interval (default 100)
   --waypoint-arg A    extra argument for \`node-waypoint run\` (repeatable, e.g. --waypoint-arg=--access-log=off)
-  --waypoint-node-arg A  Node option for the waypoint process (repeatable, e.g. --waypoint-node-arg=--trace-gc;
+  --waypoint-node-arg A  Node option for the waypoint process, added to the production ones (repeatable, e.g. --waypoint-node-arg=--trace-gc;
                       its output lands in bench/out/logs-*/WORKLOAD.waypoint.log)
   --no-autocannon     skip the autocannon cross-check on the direct path (max workload)
   --no-pin            do not pin processes to cores with taskset

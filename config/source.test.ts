@@ -1,4 +1,5 @@
-import { rename, writeFile } from 'node:fs/promises';
+import { renameSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FileConfigSource, type UpdateResult } from './source.ts';
@@ -97,5 +98,88 @@ describe('FileConfigSource', () => {
     const fixed = w.next((x) => x.snapshot !== undefined);
     await writeFile(file, world('127.0.10.4'));
     expect((await fixed).snapshot?.version).toBe(2);
+  });
+
+  describe('sees every change however it is written, many times in a row', () => {
+    const ROUNDS = 3;
+    const ip = (i: number) => `127.0.11.${i + 1}`;
+    // An editor's pause between saves, not a wait for an event: Node's recursive watch lost a
+    // replaced file only once it had settled, so saves in a quick burst hid the bug.
+    const editorPause = () => new Promise((resolve) => setTimeout(resolve, 150));
+
+    /** Runs write(i) for each round and waits for the snapshot that serves round i's address. */
+    async function eachRound(source: FileConfigSource, write: (i: number) => Promise<void>): Promise<void> {
+      await source.load();
+      const w = watcher(source);
+      for (let i = 0; i < ROUNDS; i++) {
+        const served = w.next((r) => r.snapshot?.services.has(`${ip(i)}:80`) === true);
+        await write(i);
+        await served;
+        await editorPause();
+      }
+    }
+
+    it('edits in place', async () => {
+      const dir = await writeTree({ 'a/config.yaml': world('127.0.11.99') });
+      await eachRound(open([dir]), (i) => writeFile(join(dir, 'a/config.yaml'), world(ip(i))));
+    });
+
+    it('writes a new file and renames it over the old one, as editors save', async () => {
+      const dir = await writeTree({ 'config.yaml': world('127.0.11.99') });
+      await eachRound(open([dir]), async (i) => {
+        // Synchronous, as an editor's save is: one write and one rename with nothing in between.
+        writeFileSync(join(dir, '.config.yaml.tmp'), world(ip(i)));
+        renameSync(join(dir, '.config.yaml.tmp'), join(dir, 'config.yaml'));
+      });
+    });
+
+    it('renames over a file named on its own', async () => {
+      const dir = await writeTree({ 'config.yaml': world('127.0.11.99') });
+      await eachRound(open([join(dir, 'config.yaml')]), async (i) => {
+        await writeFile(join(dir, '.config.yaml.tmp'), world(ip(i)));
+        await rename(join(dir, '.config.yaml.tmp'), join(dir, 'config.yaml'));
+      });
+    });
+
+    /** A ConfigMap volume as kubelet writes it: config.yaml → ..data/config.yaml, ..data → ..vN. */
+    async function configMapVolume(): Promise<{ dir: string; swap: (i: number) => Promise<void> }> {
+      const dir = await writeTree({ '..v0/config.yaml': world('127.0.11.99') });
+      await symlink('..v0', join(dir, '..data'));
+      await symlink('..data/config.yaml', join(dir, 'config.yaml'));
+      const swap = async (i: number): Promise<void> => {
+        await mkdir(join(dir, `..v${i + 1}`));
+        await writeFile(join(dir, `..v${i + 1}/config.yaml`), world(ip(i)));
+        await symlink(`..v${i + 1}`, join(dir, '..data_tmp'));
+        await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+        await rm(join(dir, `..v${i}`), { recursive: true });
+      };
+      return { dir, swap };
+    }
+
+    it('follows a ConfigMap volume through its ..data link swaps', async () => {
+      const { dir, swap } = await configMapVolume();
+      await eachRound(open([dir]), swap);
+    });
+
+    it('follows a file of a ConfigMap volume named on its own', async () => {
+      const { dir, swap } = await configMapVolume();
+      await eachRound(open([join(dir, 'config.yaml')]), swap);
+    });
+
+    it('reads files added in new subdirectories, and their later edits', async () => {
+      const dir = await writeTree({ 'config.yaml': world('127.0.11.99') });
+      await rm(join(dir, 'config.yaml'));
+      await eachRound(open([dir]), async (i) => {
+        if (i > 0) await rm(join(dir, `new${i - 1}`), { recursive: true });
+        await mkdir(join(dir, `new${i}/deeper`), { recursive: true });
+        await writeFile(join(dir, `new${i}/deeper/config.yaml`), world(ip(i)));
+      });
+      const source = open([dir]);
+      await eachRound(source, async (i) => {
+        const last = join(dir, `new${ROUNDS - 1}/deeper`);
+        await writeFile(join(last, '.tmp'), world(ip(i)));
+        await rename(join(last, '.tmp'), join(last, 'config.yaml'));
+      });
+    });
   });
 });

@@ -1,13 +1,14 @@
 // Configuration from files: read → store (last good per resource) → compile, on demand and on every
-// change. Directories are watched recursively, and a file is watched through its directory, so an
-// editor that saves by writing a new file and renaming it over the old one (or a ConfigMap mount
-// swapping its `..data` link) is still seen.
+// change. Directories are watched one directory at a time (config/watch-tree.ts), and a file is
+// watched through its directory, so an editor that saves by writing a new file and renaming it over
+// the old one, or a ConfigMap mount swapping its `..data` link, is seen every time.
 import { type FSWatcher, watch as fsWatch, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
 import { readManifests } from './load.ts';
 import type { Snapshot } from './model.ts';
 import { ResourceStore, type UpdateReport } from './store.ts';
+import { TreeWatch } from './watch-tree.ts';
 
 export interface FileConfigSourceOptions extends CompileInput {
   /** Quiet time after the last file event before reloading. Default 100 ms. */
@@ -31,7 +32,7 @@ export class FileConfigSource {
   #current: Snapshot | undefined;
   /** Loads run one at a time, in order; a change during a load queues one more. */
   #queue: Promise<unknown> = Promise.resolve();
-  readonly #watchers = new Map<string, FSWatcher>();
+  readonly #watchers = new Map<string, FSWatcher | TreeWatch>();
   #timer: NodeJS.Timeout | undefined;
   #onUpdate: ((r: UpdateResult) => void) | undefined;
   #onError: ((err: unknown) => void) | undefined;
@@ -106,29 +107,50 @@ export class FileConfigSource {
     this.#watchers.clear();
   }
 
-  /** Starts a watcher for every path that has none (again after a watched directory was removed). */
+  /**
+   * Starts a watcher for every path that has none (again after a watched directory was removed), and
+   * has each watched tree pick up the directories created since.
+   */
   #arm(): void {
     if (this.#closed || !this.#onUpdate) return;
     for (const p of this.#paths) {
       const target = watchTarget(p);
       if (!target) continue;
       const key = target.only ?? target.dir;
-      if (this.#watchers.has(key)) continue;
-      try {
-        const w = fsWatch(target.dir, { recursive: target.recursive }, (_event, filename) => {
-          if (target.only && filename !== null && resolve(target.dir, filename.toString()) !== target.only)
-            return;
-          this.#schedule();
-        });
-        w.on('error', () => {
-          w.close();
-          this.#watchers.delete(key);
-          this.#schedule();
-        });
-        this.#watchers.set(key, w);
-      } catch {
-        // The directory vanished between stat and watch; the next reload re-arms.
+      const existing = this.#watchers.get(key);
+      // A directory that became a missing path (or the reverse) is watched the other way now.
+      if (existing && existing instanceof TreeWatch === !target.only) {
+        if (existing instanceof TreeWatch) existing.rescan();
+        continue;
       }
+      existing?.close();
+      if (target.only) this.#watchFile(key, target.dir, target.only);
+      else this.#watchTree(key, target.dir);
+    }
+  }
+
+  #watchTree(key: string, dir: string): void {
+    const tree = new TreeWatch(dir, () => this.#schedule());
+    this.#watchers.set(key, tree);
+    tree.rescan();
+  }
+
+  /** A file through its directory: its own name, or a kubelet `..data` swap behind a link to it. */
+  #watchFile(key: string, dir: string, file: string): void {
+    const name = basename(file);
+    try {
+      const w = fsWatch(dir, { persistent: false }, (_event, filename) => {
+        const f = filename?.toString();
+        if (f === undefined || f === name || f.startsWith('..')) this.#schedule();
+      });
+      w.on('error', () => {
+        w.close();
+        this.#watchers.delete(key);
+        this.#schedule();
+      });
+      this.#watchers.set(key, w);
+    } catch {
+      // The directory vanished between stat and watch; the next reload re-arms.
     }
   }
 
@@ -136,6 +158,8 @@ export class FileConfigSource {
     if (this.#closed) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
+      // Watch new directories before reading, so a file written into one right after is not missed.
+      this.#arm();
       this.load().then(
         (r) => {
           if (this.#closed) return;
@@ -152,25 +176,24 @@ export class FileConfigSource {
 
 interface WatchTarget {
   readonly dir: string;
-  readonly recursive: boolean;
   /** For a file: its absolute path, since its directory may hold other files. */
   readonly only?: string;
 }
 
 /**
- * A directory is watched itself, recursively. A file, or a path that does not exist yet, is
+ * A directory is watched itself, with everything under it. A file, or a path that does not exist yet, is
  * watched through its parent, so replacing or creating it is seen.
  */
 function watchTarget(path: string): WatchTarget | undefined {
   const abs = resolve(path);
   try {
-    if (statSync(abs).isDirectory()) return { dir: abs, recursive: true };
+    if (statSync(abs).isDirectory()) return { dir: abs };
   } catch {
     // Missing: fall through to the parent.
   }
   const parent = dirname(abs);
   try {
-    if (statSync(parent).isDirectory()) return { dir: parent, recursive: false, only: abs };
+    if (statSync(parent).isDirectory()) return { dir: parent, only: abs };
   } catch {
     return undefined;
   }

@@ -71,6 +71,10 @@ export interface WaypointOptions {
   readonly drainDeadlineMs?: number;
   /** A stream with no byte either way for this long ends (Envoy's stream_idle_timeout; default 5 min, 0: none). */
   readonly streamIdleTimeoutMs?: number;
+  /** An inner HTTP/1.x request head must be complete this long after its first byte (default 10 s). */
+  readonly requestHeadTimeoutMs?: number;
+  /** Tunnels one client identity may hold with their first request head incomplete (default 64). */
+  readonly maxPendingHeadsPerIdentity?: number;
   /** `safe`: a route without a retry field retries only requests that never reached the app. */
   readonly defaultRetry?: 'istio' | 'safe';
   readonly factories?: readonly FilterFactory[];
@@ -232,6 +236,14 @@ export class Waypoint {
         route: tcpRoute,
       },
       opts.log,
+      {
+        ...(opts.requestHeadTimeoutMs !== undefined
+          ? { requestHeadTimeoutMs: opts.requestHeadTimeoutMs }
+          : {}),
+        ...(opts.maxPendingHeadsPerIdentity !== undefined
+          ? { maxPendingHeadsPerIdentity: opts.maxPendingHeadsPerIdentity }
+          : {}),
+      },
     );
     this.#server = new HboneServer(
       credentials,

@@ -5,6 +5,7 @@
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
+import { HOP_BY_HOP } from '../../src/proxy/headers.ts';
 import type { ExtensionProvider, GrpcProvider, HttpProvider } from './mesh-config.ts';
 
 /** A provider whose service has been resolved to an address in this snapshot. */
@@ -301,7 +302,7 @@ export class ExtAuthzClients {
     const headers: OutgoingHttpHeaders = {};
     const allowed = p.includeRequestHeadersInCheck;
     for (const [k, v] of Object.entries(ctx.headers)) {
-      if (v === undefined || HOP_BY_HOP.has(k)) continue;
+      if (v === undefined || NOT_COPIED.has(k)) continue;
       if (allowed && k !== 'authorization' && !allowed(k)) continue;
       headers[k] = Array.isArray(v) ? v.join(',') : v;
     }
@@ -343,16 +344,8 @@ export class ExtAuthzClients {
   }
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'content-length',
-  'expect',
-]);
+/** Hop-by-hop headers, plus the framing the check request and the decision set for themselves. */
+const NOT_COPIED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'expect']);
 
 /** Envoy's raw HTTP ext_authz: 200 allows, any other status denies with that status. */
 export function httpDecision(
@@ -363,7 +356,7 @@ export function httpDecision(
 ): CheckResult {
   const pairs: Array<[string, string]> = [];
   for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k)) continue;
+    if (v === undefined || NOT_COPIED.has(k)) continue;
     pairs.push([k, Array.isArray(v) ? v.join(',') : v]);
   }
   const pick = (match: ((n: string) => boolean) | undefined): HeaderMutation[] =>

@@ -127,8 +127,6 @@ export function authzFilterWith(
   };
 }
 
-export const authzFilter: FilterFactory = authzFilterWith([]);
-
 /** `factory` (an authz factory) with a decision sink: the waypoint passes its metrics. */
 export function withDecisionSink(factory: FilterFactory, sink: AuthzDecisionSink): FilterFactory {
   return {

@@ -49,6 +49,13 @@ export function parseSeconds(flag: string, value: string): number {
   return n * 1000;
 }
 
+export function parseCount(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 /** `--flag` value, else WAYPOINT_FLAG from the environment, else the default. */
 export function fromEnv(
   name: string,

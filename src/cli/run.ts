@@ -9,6 +9,7 @@ import { Waypoint } from '../waypoint.ts';
 import {
   checked,
   fromEnv,
+  parseCount,
   parseFailureMode,
   parseListen,
   parsePort,
@@ -40,6 +41,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'log-level': { type: 'string' },
       'drain-deadline': { type: 'string' },
       'stream-idle-timeout': { type: 'string' },
+      'request-head-timeout': { type: 'string' },
+      'max-pending-heads': { type: 'string' },
       'default-retry': { type: 'string' },
       'mesh-config': { type: 'string' },
       'redis-url': { type: 'string' },
@@ -85,6 +88,14 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     '--stream-idle-timeout',
     fromEnv('stream-idle-timeout', values['stream-idle-timeout'], env, '300')!,
   );
+  const requestHeadTimeoutMs = parseSeconds(
+    '--request-head-timeout',
+    fromEnv('request-head-timeout', values['request-head-timeout'], env, '10')!,
+  );
+  const maxPendingHeadsPerIdentity = parseCount(
+    '--max-pending-heads',
+    fromEnv('max-pending-heads', values['max-pending-heads'], env, '64')!,
+  );
   const defaultRetry = fromEnv('default-retry', values['default-retry'], env, 'istio')!;
   if (defaultRetry !== 'istio' && defaultRetry !== 'safe')
     throw new UsageError(`--default-retry: expected istio or safe, got ${JSON.stringify(defaultRetry)}`);
@@ -117,6 +128,8 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     accessLog,
     drainDeadlineMs,
     streamIdleTimeoutMs,
+    requestHeadTimeoutMs,
+    maxPendingHeadsPerIdentity,
     defaultRetry,
     extensionProviders,
     ...(meshConfig ? { meshConfigPath: meshConfig } : {}),

@@ -21,6 +21,10 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
                              app (safe: connect failure, refused stream)                             [WAYPOINT_DEFAULT_RETRY]
   --stream-idle-timeout SECONDS  A stream with no byte either way for this long ends: 408 before the
                              response, a reset after (WebSocket included; default 300, 0 = none)     [WAYPOINT_STREAM_IDLE_TIMEOUT]
+  --request-head-timeout SECONDS  An inner HTTP/1.x request head must be complete this long after its
+                             first byte: else 408 and the connection closes (default 10, 0 = none)  [WAYPOINT_REQUEST_HEAD_TIMEOUT]
+  --max-pending-heads N      Tunnels one client identity may hold before their first request head is
+                             complete; past it 503 overloaded (default 64, 0 = no bound)            [WAYPOINT_MAX_PENDING_HEADS]
   --mesh-config FILE         Istio MeshConfig YAML (or the istio ConfigMap): ext_authz extensionProviders
                              for CUSTOM AuthorizationPolicy (watched: reloaded on change)              [WAYPOINT_MESH_CONFIG]
   --redis-url URL            Redis for Global BackendTrafficPolicy rate limits, redis://HOST:PORT[/DB]  [WAYPOINT_REDIS_URL]

@@ -48,7 +48,7 @@ export interface RequestContext {
   readonly grpc: boolean;
   /** Request headers as they will go upstream; filters may change them. Lower-case names. */
   readonly headers: IncomingHttpHeaders;
-  /** Aborted when the downstream goes away or the request is answered locally. */
+  /** Aborted when the downstream goes away (a local reply does not abort it). */
   readonly signal: AbortSignal;
   /** Typed per-request values filters hand to each other (keys are symbols owned by a filter). */
   readonly attributes: Map<symbol, unknown>;

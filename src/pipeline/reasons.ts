@@ -153,6 +153,31 @@ export const REASONS = {
     flag: 'DPE',
     doc: 'The client sent bytes that are not valid HTTP.',
   },
+  invalid_request_target: {
+    status: 400,
+    body: 'Bad Request',
+    flag: 'DPE',
+    doc: 'The request target is neither origin-form nor absolute-form http(s) (or asterisk-form with a method other than OPTIONS), or holds characters no request may carry; answered before any filter or body is read, and the connection closed.',
+  },
+  absolute_path_rejected: {
+    status: 404,
+    body: '',
+    flag: '-',
+    doc: "`OPTIONS *`: like Envoy, the waypoint routes only paths that start with '/'.",
+  },
+  request_header_timeout: {
+    status: 408,
+    body: 'request header timeout',
+    flag: '-',
+    doc: 'An inner HTTP/1.x request head was not complete within run --request-head-timeout (Envoy: request_headers_timeout); the connection is closed.',
+  },
+  overload_pending_heads: {
+    status: 503,
+    body: 'envoy overloaded',
+    flag: 'OM',
+    headers: { 'x-envoy-overloaded': 'true' },
+    doc: 'The client identity already holds run --max-pending-heads tunnels whose first request head is incomplete; the new one is refused at once.',
+  },
   downstream_headers_too_large: {
     status: 431,
     body: 'Request Header Fields Too Large',
@@ -241,4 +266,9 @@ export function reasonInfo(reason: Reason): ReasonInfo {
   return REASONS[reason];
 }
 
-export const ALL_REASONS = Object.keys(REASONS) as Reason[];
+/** The connection to the endpoint broke after it was made: what Envoy's `reset` retry_on means. */
+export const UPSTREAM_RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'upstream_remote_reset',
+  'upstream_connection_termination',
+  'upstream_protocol_error',
+]);

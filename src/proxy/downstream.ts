@@ -23,6 +23,8 @@ export interface Downstream {
   readonly body: Readable | null;
   /** The Upgrade header's protocol when this is an HTTP/1.1 upgrade (WebSocket, ...). */
   readonly upgrade?: string;
+  /** More than one Host header (RFC 9112 §3.2: 400); Node keeps only the first in `headers`. */
+  readonly repeatedHost?: boolean;
   readonly headersSent: boolean;
   readonly bytesReceived: number;
   readonly bytesSent: number;
@@ -63,6 +65,7 @@ export class Http1Downstream extends ByteCounts implements Downstream {
   readonly protocol: 'HTTP/1.0' | 'HTTP/1.1';
   readonly body: Readable | null;
   readonly sink: ResponseSink;
+  readonly repeatedHost: boolean;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #draining: () => boolean;
@@ -75,6 +78,7 @@ export class Http1Downstream extends ByteCounts implements Downstream {
     this.path = req.url ?? '/';
     this.headers = req.headers;
     this.authority = req.headers.host ?? '';
+    this.repeatedHost = hostHeaderCount(req.rawHeaders) > 1;
     this.protocol = req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     const hasBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
@@ -237,4 +241,11 @@ export class Http2Downstream extends ByteCounts implements Downstream {
       cb(this.#stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && this.#stream.writableFinished),
     );
   }
+}
+
+/** Host headers among raw name/value pairs. */
+export function hostHeaderCount(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') n++;
+  return n;
 }

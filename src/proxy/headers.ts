@@ -2,7 +2,8 @@
 // forbids connection-specific ones outright (RFC 9113 §8.2.2), and pseudo-headers belong to one hop.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
-const HOP_BY_HOP = new Set([
+/** Headers that belong to one hop: never forwarded, in either direction. */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

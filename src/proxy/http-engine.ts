@@ -12,9 +12,9 @@ import type { Metrics } from '../observe/metrics.ts';
 import { auditHint } from '../pipeline/access-log-hint.ts';
 import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
-import type { FilterFactory } from '../pipeline/filter.ts';
+import type { FilterFactory, Verdict } from '../pipeline/filter.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
-import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
+import { REASONS, type Reason, type ReasonInfo, UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
 import { clusterName } from '../upstream/cluster.ts';
 import { retriedResetBody, retryState } from '../upstream/retry.ts';
@@ -23,6 +23,7 @@ import type { Downstream } from './downstream.ts';
 import { downstreamResponseHeaders } from './headers.ts';
 import { RequestBody } from './request-body.ts';
 import { newRequestContext } from './request-context.ts';
+import { type RequestTarget, requestTarget } from './request-target.ts';
 
 export interface HttpEngineOptions {
   readonly factories: readonly FilterFactory[];
@@ -80,6 +81,10 @@ export class HttpEngine {
     const start = new Date();
     const abort = new AbortController();
     const requestId = (ds.headers['x-request-id'] as string | undefined) ?? randomUUID();
+    const target = requestTarget(ds.method, ds.path, ds.authority, ds.protocol !== 'HTTP/2');
+    const origin = target.kind === 'origin' ? target : undefined;
+    // Absolute-form: the URI's authority replaces Host (RFC 9112 §3.2.2), for filters and upstream alike.
+    if (origin && origin.authority !== ds.authority) ds.headers.host = origin.authority;
     // Body bytes count once, when first read from the client: by a filter's readBody or by the
     // upstream (which sees the read bytes again, replayed).
     const reqBody = new RequestBody(ds.body);
@@ -95,8 +100,8 @@ export class HttpEngine {
       startNs,
       tunnel,
       method: ds.method,
-      path: ds.path,
-      authority: ds.authority,
+      path: origin?.path ?? '/',
+      authority: origin?.authority ?? ds.authority,
       protocol: ds.protocol,
       headers: ds.headers,
       signal: abort.signal,
@@ -147,7 +152,8 @@ export class HttpEngine {
     };
 
     try {
-      const verdict = await chain.onRequestHeaders(ctx);
+      // A request no upstream could be sent is answered before any filter runs or any body is read.
+      const verdict = refusal(target, ds) ?? (await chain.onRequestHeaders(ctx));
       if (abort.signal.aborted) {
         reason = 'downstream_reset';
       } else if (verdict.kind === 'reply') {
@@ -210,7 +216,7 @@ export class HttpEngine {
           } else {
             const retried = (retryState(ctx)?.retries ?? 0) > 0;
             const body =
-              retried && RESET_REASONS.has(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
+              retried && hasRetriedBody(e.reason) ? retriedResetBody(REASONS[e.reason].body) : undefined;
             // An error may name its own grpc-status (the client's grpc-timeout: DEADLINE_EXCEEDED).
             const extra =
               ctx.grpc && e.grpcStatus !== undefined ? { 'grpc-status': String(e.grpcStatus) } : undefined;
@@ -339,13 +345,30 @@ export class HttpEngine {
   }
 }
 
+/** What Envoy's codec and connection manager refuse outright; the HTTP/1 connection is closed after. */
+function refusal(target: RequestTarget, ds: Downstream): Verdict | undefined {
+  const close = ds.protocol === 'HTTP/2' ? undefined : { connection: 'close' };
+  if (target.kind === 'reject')
+    return {
+      kind: 'reply',
+      reason: target.reason,
+      detail: target.detail,
+      ...(close ? { headers: close } : {}),
+    };
+  if (ds.repeatedHost)
+    return {
+      kind: 'reply',
+      reason: 'downstream_protocol_error',
+      detail: 'more than one Host header',
+      ...(close ? { headers: close } : {}),
+    };
+  return undefined;
+}
+
 /** Failures whose local-reply body Envoy rewrites to `retried and the latest reset reason: ...`. */
-const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
-  'upstream_connect_failure',
-  'upstream_remote_reset',
-  'upstream_connection_termination',
-  'upstream_protocol_error',
-]);
+function hasRetriedBody(reason: Reason): boolean {
+  return reason === 'upstream_connect_failure' || UPSTREAM_RESET_REASONS.has(reason);
+}
 
 function joinDetail(a: string | undefined, b: string): string {
   return a ? `${a}; ${b}` : b;

@@ -13,7 +13,7 @@ import type { TunnelInfo } from '../pipeline/context.ts';
 import type { Cluster } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
 import { isPlain, openEndpoint } from '../upstream/open-endpoint.ts';
-import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
+import { serviceHostOf, tunnelHeaders } from '../upstream/tunnel-headers.ts';
 
 export interface TcpProxyDeps {
   readonly hbone: HboneClient;
@@ -169,7 +169,7 @@ export async function proxyTcp(
       deps.hbone,
       deps.hbonePort,
       endpoint,
-      tunnelHeaders(binding, deps.baggage, tunnel.source),
+      tunnelHeaders(serviceHostOf(binding), deps.baggage, tunnel.source),
     );
     if (stream.destroyed) {
       upstream.destroy();

@@ -9,23 +9,27 @@ import { acceptTunnel } from '../hbone/server.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
 import type { Verdict } from '../pipeline/filter.ts';
-import { REASONS } from '../pipeline/reasons.ts';
+import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
 import { Http1Downstream, Http2Downstream } from './downstream.ts';
+import { HeadGuard, type HeadVerdict, type HeadWatch } from './head-guard.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { sniffStream } from './sniff.ts';
 import { proxyTcp, type TcpProxyDeps } from './tcp-proxy.ts';
 import { UpgradeDownstream } from './upgrade.ts';
 
 const TUNNEL = Symbol('tunnel');
-type TunnelStream = Duplex & { [TUNNEL]?: TunnelInfo };
+const HEAD = Symbol('head');
+type TunnelStream = Duplex & { [TUNNEL]?: TunnelInfo; [HEAD]?: HeadWatch };
 
 export interface DispatchOptions {
   /** Inner HTTP/1.1 keep-alive idle timeout (Envoy's default idle timeout is 1 h). */
   readonly keepAliveTimeoutMs?: number;
   /** Request header block limit (Envoy: 60 KiB); over it the client gets 431. */
   readonly maxHeaderBytes?: number;
-  /** Time allowed for a request head to arrive (slowloris protection). */
-  readonly headersTimeoutMs?: number;
+  /** Time a request head may take, from its first byte (slowloris protection); default 10 s, 0: none. */
+  readonly requestHeadTimeoutMs?: number;
+  /** Tunnels one client identity may hold with their first head incomplete; default 64, 0: no bound. */
+  readonly maxPendingHeadsPerIdentity?: number;
 }
 
 export class TunnelDispatcher {
@@ -37,23 +41,31 @@ export class TunnelDispatcher {
   /** Inner HTTP/1 connections and how many requests each has in flight (Node's server, fed
    * streams rather than listening, does not track them for closeIdleConnections). */
   readonly #http1Tunnels = new Map<TunnelStream, number>();
+  readonly #heads: HeadGuard;
   #draining = false;
 
   constructor(engine: HttpEngine, tcp: TcpProxyDeps, log: Logger, opts: DispatchOptions = {}) {
     this.#engine = engine;
     this.#tcp = tcp;
     this.#log = log;
+    this.#heads = new HeadGuard({
+      timeoutMs: opts.requestHeadTimeoutMs ?? 10_000,
+      maxPendingPerIdentity: opts.maxPendingHeadsPerIdentity ?? 64,
+    });
     this.#http1 = http.createServer({
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 3_600_000,
-      headersTimeout: opts.headersTimeoutMs ?? 60_000,
+      // Enforced by HeadGuard: Node applies it only to servers that listen().
+      headersTimeout: 0,
       // Whole-request deadlines belong to routes; a long upload must not be cut here.
       requestTimeout: 0,
       maxHeaderSize: opts.maxHeaderBytes ?? 60 * 1024,
     });
     this.#http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const stream = req.socket as TunnelStream;
+      stream[HEAD]?.headComplete();
       this.#http1Tunnels.set(stream, (this.#http1Tunnels.get(stream) ?? 0) + 1);
       res.once('close', () => {
+        stream[HEAD]?.responseDone();
         const left = (this.#http1Tunnels.get(stream) ?? 1) - 1;
         if (this.#http1Tunnels.has(stream)) this.#http1Tunnels.set(stream, left);
       });
@@ -61,12 +73,12 @@ export class TunnelDispatcher {
     });
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const info = (socket as TunnelStream)[TUNNEL]!;
+      (socket as TunnelStream)[HEAD]?.close();
       void this.#engine.handle(new UpgradeDownstream(req, socket, head), info);
     });
     this.#http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       const reason =
         err.code === 'HPE_HEADER_OVERFLOW' ? 'downstream_headers_too_large' : 'downstream_protocol_error';
-      const info = REASONS[reason];
       const tunnel = (socket as TunnelStream)[TUNNEL];
       this.#log.info('http: malformed request', {
         reason,
@@ -74,9 +86,7 @@ export class TunnelDispatcher {
         source: tunnel?.peer.uri,
       });
       if (socket.writable && err.code !== 'ECONNRESET') {
-        socket.end(
-          `HTTP/1.1 ${info.status} ${http.STATUS_CODES[info.status]}\r\ncontent-type: text/plain\r\ncontent-length: ${info.body.length}\r\nx-waypoint-reason: ${reason}\r\nconnection: close\r\n\r\n${info.body}`,
-        );
+        socket.end(rawLocalReply(reason));
       } else {
         socket.destroy();
       }
@@ -162,11 +172,24 @@ export class TunnelDispatcher {
   }
 
   #serveHttp1(stream: ServerHttp2Stream, info: TunnelInfo): void {
+    const watch = this.#heads.watch(stream, info.peer.uri, (v) => this.#headFailed(stream, info, v));
+    if (!watch) return;
+    (stream as TunnelStream)[HEAD] = watch;
+    stream.once('close', () => watch.close());
     (stream as TunnelStream)[TUNNEL] = info;
     this.#http1Tunnels.set(stream, 0);
     stream.once('close', () => this.#http1Tunnels.delete(stream));
     this.#http1.emit('connection', stream);
     stream.resume();
+  }
+
+  /** A head too slow, or one tunnel too many with an unfinished head: answer, then close. */
+  #headFailed(stream: ServerHttp2Stream, info: TunnelInfo, v: HeadVerdict): void {
+    const reason: Reason = v === 'timeout' ? 'request_header_timeout' : 'overload_pending_heads';
+    this.#log.info('http: request head refused', { reason, source: info.peer.uri });
+    this.#tcp.metrics.tunnelRejected(reason);
+    if (!stream.writable) return;
+    stream.end(rawLocalReply(reason));
   }
 
   #serveHttp2(stream: ServerHttp2Stream, info: TunnelInfo): void {
@@ -182,4 +205,12 @@ export class TunnelDispatcher {
     });
     if (this.#draining) session.close();
   }
+}
+
+/** A local reply written before (or instead of) Node's HTTP server: the connection closes after it. */
+function rawLocalReply(reason: Reason): string {
+  const info: ReasonInfo = REASONS[reason];
+  let extra = '';
+  for (const [k, v] of Object.entries(info.headers ?? {})) extra += `${k}: ${v}\r\n`;
+  return `HTTP/1.1 ${info.status} ${http.STATUS_CODES[info.status]}\r\ncontent-type: text/plain\r\ncontent-length: ${info.body.length}\r\n${extra}x-waypoint-reason: ${reason}\r\nconnection: close\r\n\r\n${info.body}`;
 }

@@ -14,9 +14,9 @@ import type { RequestContext } from '../pipeline/context.ts';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 import { toProxyError } from '../upstream/connect-error.ts';
 import { openEndpoint } from '../upstream/open-endpoint.ts';
-import { tunnelHeaders } from '../upstream/tunnel-headers.ts';
+import { serviceHostOf, tunnelHeaders } from '../upstream/tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from '../upstream/types.ts';
-import { ByteCounts, type Downstream } from './downstream.ts';
+import { ByteCounts, type Downstream, hostHeaderCount } from './downstream.ts';
 import { encodeGrpcMessage } from './grpc-status.ts';
 
 function rawHead(status: number, headers: OutgoingHttpHeaders): string {
@@ -39,6 +39,7 @@ export class UpgradeDownstream extends ByteCounts implements Downstream {
   readonly body: Duplex;
   readonly upgrade: string;
   readonly sink: ResponseSink;
+  readonly repeatedHost: boolean;
   #headersSent = false;
   readonly #socket: Duplex;
 
@@ -49,6 +50,7 @@ export class UpgradeDownstream extends ByteCounts implements Downstream {
     this.path = req.url ?? '/';
     this.headers = req.headers;
     this.authority = req.headers.host ?? '';
+    this.repeatedHost = hostHeaderCount(req.rawHeaders) > 1;
     this.protocol = req.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
     this.upgrade = String(req.headers.upgrade ?? '');
     if (head.length > 0) socket.unshift(head);
@@ -121,7 +123,7 @@ export function upgradeTransport(hbone: HboneClient, hbonePort: number, baggage:
         hbone,
         hbonePort,
         endpoint,
-        tunnelHeaders(ctx.tunnel.binding, baggage, ctx.tunnel.source),
+        tunnelHeaders(serviceHostOf(ctx.tunnel.binding), baggage, ctx.tunnel.source),
       );
     } catch (err) {
       throw toProxyError(err, `upgrade to ${upstreamHost}`);

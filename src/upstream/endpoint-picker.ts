@@ -6,7 +6,7 @@ import type { Endpoint } from '../../config/model.ts';
 import type { Binding } from '../pipeline/context.ts';
 import { CircuitBreakers } from './circuit-breaker.ts';
 import type { Cluster, LoadBalancerPolicy } from './cluster.ts';
-import { type HashInput, LoadBalancer, type Pick } from './load-balancer.ts';
+import { type EndpointChoice, type HashInput, LoadBalancer } from './load-balancer.ts';
 import { OutlierDetector } from './outlier-detection.ts';
 
 const LEAST_REQUEST: LoadBalancerPolicy = Object.freeze({ kind: 'LEAST_REQUEST' as const });
@@ -18,7 +18,7 @@ export interface EndpointPickerParts {
 }
 
 export type ClusterChoice =
-  | ({ readonly kind: 'endpoint' } & Pick)
+  | ({ readonly kind: 'endpoint' } & EndpointChoice)
   /** Every candidate ejected and no panic, or no candidate at all. */
   | { readonly kind: 'none'; readonly ejected: boolean };
 
@@ -94,10 +94,6 @@ export class EndpointPicker {
       request,
     });
     return chosen ? { kind: 'endpoint', ...chosen } : { kind: 'none', ejected: true };
-  }
-
-  load(e: Endpoint): number {
-    return this.balancer.load(e);
   }
 
   /** Counts a request as active on e until the returned function is called. */

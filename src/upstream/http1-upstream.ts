@@ -12,7 +12,7 @@ import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { tunnelHeaders } from './tunnel-headers.ts';
+import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 interface PoolEntry {
@@ -51,6 +51,7 @@ export class Http1Upstream {
     const endpoint = req.endpoint!;
     const pool = this.#pool(endpoint, ctx);
     const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
+    const body = req.body ? detachable(req.body) : null;
     return new Promise<UpstreamResponse>((resolve, reject) => {
       let sink: ResponseSink | undefined;
       let controller: Dispatcher.DispatchController | undefined;
@@ -120,7 +121,7 @@ export class Http1Upstream {
             method: req.method,
             path: req.path,
             headers: req.headers as Record<string, string | string[]>,
-            body: req.body ? detachable(req.body) : null,
+            body,
             // Timeouts belong to the route (the timeout filter), not to the transport.
             headersTimeout: 0,
             bodyTimeout: 0,
@@ -132,7 +133,9 @@ export class Http1Upstream {
           handler,
         );
       } catch (err) {
+        // undici refused the request outright: nothing will ever read the body we gave it.
         done();
+        body?.destroy();
         reject(toProxyError(err, `HTTP/1.1 to ${upstreamHost}`));
       }
     });
@@ -146,15 +149,17 @@ export class Http1Upstream {
   }
 
   #pool(endpoint: Endpoint, ctx: RequestContext): Pool {
-    // A plain (egress) and an HBONE pool for the same ip:port never share connections.
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}`;
+    // A plain (egress) and an HBONE pool for the same ip:port never share connections, nor do two
+    // Services: a tunnel's CONNECT names one Service in `forwarded: host=`. Only that name is kept,
+    // never the binding (it would pin its snapshot for the pool's life).
+    const serviceHost = serviceHostOf(ctx.tunnel.binding);
+    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
     const found = this.#pools.get(key);
     if (found) {
       found.lastUsed = Date.now();
       return found.pool;
     }
     const authority = formatAuthority(endpoint.ip, endpoint.port);
-    const binding = ctx.tunnel.binding;
     const baggage = this.#opts.baggage;
     const pool = new Pool(`http://${authority}`, {
       // Inner connections stay open across requests; undici's 4 s default idles out before Node
@@ -162,7 +167,7 @@ export class Http1Upstream {
       keepAliveTimeout: 4_000,
       pipelining: 1,
       connect: (_opts, callback) => {
-        openEndpoint(this.#hbone, this.#opts.hbonePort, endpoint, tunnelHeaders(binding, baggage)).then(
+        openEndpoint(this.#hbone, this.#opts.hbonePort, endpoint, tunnelHeaders(serviceHost, baggage)).then(
           (stream) => {
             this.#connections++;
             stream.once('close', () => this.#connections--);
@@ -196,6 +201,8 @@ export class Http1Upstream {
  */
 function detachable(body: Readable): Readable {
   const out = new PassThrough();
+  // The client's failure is reported through the client's own stream; undici sees this one end.
+  out.on('error', () => {});
   body.pipe(out);
   body.once('error', (err) => out.destroy(err));
   body.once('close', () => {

@@ -8,7 +8,7 @@ import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { tunnelHeaders } from './tunnel-headers.ts';
+import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
@@ -151,7 +151,9 @@ export class Http2Upstream {
   }
 
   #acquire(endpoint: Endpoint, ctx: RequestContext): Session {
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}`;
+    // Per Service too: a session's CONNECT names one Service in `forwarded: host=`.
+    const serviceHost = serviceHostOf(ctx.tunnel.binding);
+    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
     let list = this.#sessions.get(key);
     if (!list) {
       list = [];
@@ -172,7 +174,7 @@ export class Http2Upstream {
         this.#hbone,
         this.#opts.hbonePort,
         endpoint,
-        tunnelHeaders(ctx.tunnel.binding, this.#opts.baggage),
+        tunnelHeaders(serviceHost, this.#opts.baggage),
       ).then((tunnel) => {
         const session = http2.connect(`http://${authority}`, { createConnection: () => tunnel as never });
         entry.session = session;

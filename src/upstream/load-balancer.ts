@@ -35,7 +35,7 @@ export interface PickInput {
   readonly request: HashInput;
 }
 
-export interface Pick {
+export interface EndpointChoice {
   readonly endpoint: Endpoint;
   /** A `set-cookie` value to add to the response: the hash cookie Envoy generates when missing. */
   readonly setCookie?: string;
@@ -65,7 +65,7 @@ export class LoadBalancer {
     this.#random = opts.random ?? Math.random;
   }
 
-  pick(input: PickInput): Pick | undefined {
+  pick(input: PickInput): EndpointChoice | undefined {
     const { candidates, policy } = input;
     if (candidates.length === 0) return undefined;
     if (policy.kind === 'CONSISTENT_HASH') return this.#hashPick(input, policy);
@@ -124,7 +124,10 @@ export class LoadBalancer {
     return pool[i % pool.length]!;
   }
 
-  #hashPick(input: PickInput, policy: Extract<LoadBalancerPolicy, { kind: 'CONSISTENT_HASH' }>): Pick {
+  #hashPick(
+    input: PickInput,
+    policy: Extract<LoadBalancerPolicy, { kind: 'CONSISTENT_HASH' }>,
+  ): EndpointChoice {
     const table = this.#table(input.cluster, input.candidates, policy);
     const key = hashKeyValue(policy.key, input.request);
     if (key !== undefined) return { endpoint: table.lookup(murmur3(key, 0)) };

@@ -150,6 +150,30 @@ describe('consecutive 5xx', () => {
     expect(healthy()).not.toContain(host(0));
   });
 
+  it('starts every consecutive count from zero when a host comes back', () => {
+    const { detector, c, healthy, clock, host } = setup(3, {
+      consecutive5xxErrors: 3,
+      consecutiveGatewayErrors: 3,
+      splitExternalLocalOriginErrors: true,
+      consecutiveLocalOriginFailures: 3,
+    });
+    const report = (outcome: Parameters<typeof detector.report>[2], times: number) => {
+      for (let i = 0; i < times; i++) detector.report(c, host(0), outcome);
+    };
+    report({ kind: 'status', status: 500 }, 3);
+    expect(healthy()).not.toContain(host(0));
+    // Requests still in flight at the ejection fail while it lasts: two of each kind, one short.
+    report({ kind: 'status', status: 500 }, 2);
+    report({ kind: 'status', status: 502 }, 2);
+    report({ kind: 'localOriginFailure' }, 2);
+    clock.advance(30_000);
+    expect(healthy()).toContain(host(0));
+    // Back with clean counts: one more failure of any kind is not a third in a row.
+    report({ kind: 'status', status: 502 }, 1);
+    report({ kind: 'localOriginFailure' }, 1);
+    expect(healthy()).toContain(host(0));
+  });
+
   it('counts local-origin failures unless split', () => {
     const a = setup(3, { consecutive5xxErrors: 2 });
     a.detector.report(a.c, a.host(0), { kind: 'localOriginFailure' });

@@ -17,7 +17,7 @@
 // treats a per-try timeout as a reset). The route timeout above (timeout.ts) covers the whole loop.
 import type { RequestContext } from '../pipeline/context.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
-import type { Reason } from '../pipeline/reasons.ts';
+import { UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
 import { hostKey } from './load-balancer.ts';
 import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
@@ -68,17 +68,11 @@ const GRPC_TOKENS: Readonly<Record<string, number>> = {
 /** How an attempt failed, as Envoy's retry predicates see it. */
 type FailureKind = 'connect-failure' | 'refused-stream' | 'reset' | 'per-try-timeout' | 'final';
 
-const RESET_REASONS: ReadonlySet<Reason> = new Set<Reason>([
-  'upstream_remote_reset',
-  'upstream_connection_termination',
-  'upstream_protocol_error',
-]);
-
 function failureKind(err: ProxyError): FailureKind {
   if (err.reason === 'upstream_connect_failure') {
     return err.refusedStream ? 'refused-stream' : 'connect-failure';
   }
-  if (RESET_REASONS.has(err.reason)) return 'reset';
+  if (UPSTREAM_RESET_REASONS.has(err.reason)) return 'reset';
   if (err.reason === 'upstream_request_timeout' && err.message.startsWith(PER_TRY_DETAIL))
     return 'per-try-timeout';
   return 'final'; // overflow, no healthy upstream, internal errors, downstream errors

@@ -23,10 +23,19 @@ function traceparent(): string {
   return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
 }
 
-export function tunnelHeaders(binding: Binding, baggage: string, client?: HostPort): OutgoingHttpHeaders {
+/** The Service FQDN a tunnel's `forwarded: host=` names; pooled tunnels are keyed by it too. */
+export function serviceHostOf(binding: Binding): string | undefined {
+  return binding.kind === 'service' ? binding.service.hostname : undefined;
+}
+
+export function tunnelHeaders(
+  serviceHost: string | undefined,
+  baggage: string,
+  client?: HostPort,
+): OutgoingHttpHeaders {
   const parts: string[] = [];
   if (client) parts.push(`for="${formatAuthority(client.ip, client.port)}"`);
-  if (binding.kind === 'service') parts.push(`host=${binding.service.hostname}`);
+  if (serviceHost) parts.push(`host=${serviceHost}`);
   const headers: OutgoingHttpHeaders = { baggage, traceparent: traceparent() };
   if (parts.length > 0) headers.forwarded = parts.join(';');
   return headers;

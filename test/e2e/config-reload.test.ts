@@ -52,6 +52,15 @@ describe('config changes on a running waypoint', () => {
   const endpointsOf = async (key: string): Promise<string[] | undefined> =>
     (await dump()).services[key]?.endpoints.map((e) => e.ip).sort();
   const scrape = async (): Promise<string> => (await getText(wp.metrics, '/stats/prometheus')).body;
+  /** Each case starts from the reviews endpoints it needs, whatever ran before it. */
+  const setReviews = async (...pods: Array<keyof typeof POD>): Promise<void> => {
+    await mesh.writeConfig('reviews.yaml', reviews(...pods));
+    const want = pods
+      .map((p) => POD[p]!.ip)
+      .sort()
+      .join();
+    await eventually(async () => (await endpointsOf('127.0.52.10:9080'))?.join() === want, `reviews ${want}`);
+  };
 
   beforeAll(async () => {
     mesh = await TestMesh.create();
@@ -86,6 +95,8 @@ describe('config changes on a running waypoint', () => {
   };
 
   it('serves a Service added to the config directory, without restarting', async () => {
+    await rm(join(mesh.configDir, 'details.yaml'), { force: true });
+    await eventually(async () => (await endpointsOf('127.0.52.20:9080')) === undefined, 'details gone');
     const client = await mesh.hboneClient(id('shop', 'productpage'));
     const refused = await TestMesh.tunnel(client, wp.hbone, DETAILS).catch((e: unknown) => e);
     expect(refused).toMatchObject({ failure: 'refused', status: 503 });
@@ -108,6 +119,7 @@ describe('config changes on a running waypoint', () => {
   });
 
   it('moves traffic, on connections already open, to changed endpoints', async () => {
+    await setReviews('a', 'b');
     const client = await mesh.hboneClient(id('shop', 'productpage'));
     const pool = mesh.httpPool(client, wp.hbone, REVIEWS, { connections: 2 });
     expect(await podsAnswering(pool, 20)).toEqual(['reviews-a', 'reviews-b']);
@@ -125,6 +137,7 @@ describe('config changes on a running waypoint', () => {
   });
 
   it('loses no request while the files change several times under load', async () => {
+    await setReviews('b'); // so that each of the sets below is a change
     const client = await mesh.hboneClient(id('shop', 'productpage'));
     const pool = mesh.httpPool(client, wp.hbone, REVIEWS, { connections: 6 });
     const statuses = new Map<number | string, number>();
@@ -183,6 +196,8 @@ describe('config changes on a running waypoint', () => {
   });
 
   it('rejects a bad edit alone, naming file, kind, object and field, and keeps the last good version', async () => {
+    await setReviews('a', 'b');
+    const logged = wp.stderr().length;
     const before = metricValue(await scrape(), 'waypoint_config_resources_rejected_total');
     const file = await mesh.writeConfig(
       'reviews.yaml',
@@ -202,14 +217,14 @@ spec:
     );
     // One line per rejection on stderr (JSON log), each with file, kind, namespace/name and field.
     const eighty = await eventually(
-      () => rejections(wp.stderr()).find((m) => m.includes('reviews.yaml')),
+      () => rejections(wp.stderr().slice(logged)).find((m) => m.includes('reviews.yaml')),
       'the reviews.yaml rejection',
     );
     expect(eighty).toContain(`${file}#1: Service shop/reviews: spec.ports[0].port:`);
     expect(eighty).toContain('"eighty"');
     expect(eighty).toContain('keeping the last good version');
     const noName = await eventually(
-      () => rejections(wp.stderr()).find((m) => m.includes('broken.yaml')),
+      () => rejections(wp.stderr().slice(logged)).find((m) => m.includes('broken.yaml')),
       'the broken.yaml rejection',
     );
     expect(noName).toContain(join(mesh.configDir, 'broken.yaml'));
@@ -267,9 +282,12 @@ spec:
   });
 
   it('keeps everything a file defined when the file stops parsing', async () => {
+    await setReviews('c');
+    const logged = wp.stderr().length;
     const file = await mesh.writeConfig('reviews.yaml', 'apiVersion: v1\nkind: Service\nmetadata: [oops\n');
     const msg = await eventually(
-      () => rejections(wp.stderr()).find((m) => m.startsWith(`config: rejected: ${file}: line`)),
+      () =>
+        rejections(wp.stderr().slice(logged)).find((m) => m.startsWith(`config: rejected: ${file}: line`)),
       'the parse error',
     );
     expect(msg).toContain('keeping the');

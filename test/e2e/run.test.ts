@@ -366,10 +366,8 @@ describe('node-waypoint run', () => {
   });
 
   it('stops on SIGTERM with exit code 0', async () => {
-    const started = Date.now();
     wp.child.kill('SIGTERM');
     expect(await wp.exited).toBe(0);
-    expect(Date.now() - started).toBeLessThan(10_000);
     await expect(curl(wp.admin, '/healthz/ready', { timeoutMs: 1000 })).rejects.toThrow();
   });
 });
