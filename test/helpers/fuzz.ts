@@ -300,3 +300,14 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzCounts> {
     await o.check(done);
   }
 }
+
+/** A legitimate GET through a fresh tunnel; resolves with its status (NaN: no answer). */
+export async function legitimateStatus(open: () => Promise<ClientHttp2Stream>): Promise<number> {
+  const t = await open();
+  t.on('error', () => {});
+  // No FIN with the request: the waypoint answers and closes (Connection: close).
+  t.write('GET /ok HTTP/1.1\r\nHost: web.shop\r\nConnection: close\r\n\r\n');
+  let got = '';
+  for await (const c of t) got += (c as Buffer).toString('latin1');
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1]);
+}
