@@ -51,16 +51,26 @@ describe('fuzz: hostile bytes inside tunnels never take the waypoint down', () =
   it('20,000 mutated HTTP/1.1 requests and 2,000 mutated h2c connections, seed 9', {
     timeout: 180_000,
   }, async () => {
-    const counts = await runFuzz({
-      seed: 9,
-      http1: 20_000,
-      http2: 2_000,
-      perTunnel: 4,
-      batch: 250,
-      lingerMs: 500,
-      open,
-      check: alive,
-    });
+    let counts: Awaited<ReturnType<typeof runFuzz>> | undefined;
+    try {
+      counts = await runFuzz({
+        seed: 9,
+        http1: 20_000,
+        http2: 2_000,
+        perTunnel: 4,
+        batch: 250,
+        lingerMs: 500,
+        open,
+        check: alive,
+      });
+    } catch (err) {
+      // A tunnel that cannot open usually means the process is gone: say so, with its last words.
+      // (Bounded: on a failed check the process is alive and never exits by itself.)
+      await Promise.race([waypoint.exited.catch(() => {}), new Promise((r) => setTimeout(r, 2_000))]);
+      throw new Error(
+        `${String(err)}; waypoint exit code ${waypoint.child.exitCode}:\n${waypoint.stderr().slice(-1500)}`,
+      );
+    }
     expect(counts).toMatchObject({ http1: 20_000, http2: 2_000 });
     await alive();
   });
