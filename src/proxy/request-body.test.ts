@@ -113,4 +113,17 @@ describe('RequestBody', () => {
     await expect(read).rejects.toThrow('client gone');
     await expect(drain(b.upstream()!)).rejects.toThrow('client gone');
   });
+
+  it('a replay its consumer abandoned does not throw when the client fails (the one-request crash class)', async () => {
+    const src = new PassThrough();
+    const b = new RequestBody(src);
+    src.write('abc');
+    await b.read(2);
+    const up = b.upstream()!;
+    up.read(); // an upstream starts reading, then gives up without listening for errors
+    await new Promise((r) => setImmediate(r));
+    src.destroy(new Error('client reset'));
+    await new Promise((r) => up.once('close', r));
+    expect(up.errored?.message).toBe('client reset');
+  });
 });

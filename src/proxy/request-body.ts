@@ -94,6 +94,9 @@ export class RequestBody {
         );
       },
     });
+    // Its consumer (an upstream) reports failures itself; an upstream that refused the request
+    // never reads this stream, and its error must not be uncaught.
+    out.on('error', () => {});
     return out;
   }
 }

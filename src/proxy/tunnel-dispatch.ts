@@ -62,6 +62,9 @@ export class TunnelDispatcher {
       requestTimeout: 0,
       maxHeaderSize: this.#maxHeaderBytes,
     });
+    // A client's FIN after its request (`printf ... | nc -N`) must not end the tunnel before the
+    // answer: the response goes out, then the tunnel closes (Node's own switch for it).
+    (this.#http1 as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#http1.on('request', (req: IncomingMessage, res: ServerResponse) => {
       const stream = req.socket as TunnelStream;
       stream[HEAD]?.headComplete();

@@ -105,6 +105,8 @@ export class Http1Upstream {
         },
         onResponseError(_c, err) {
           done();
+          // Failed or refused after dispatch: let go of the client's stream, read or not.
+          body?.destroy();
           const proxyErr = toProxyError(err, `HTTP/1.1 to ${upstreamHost}`);
           if (!responded) {
             reject(proxyErr);

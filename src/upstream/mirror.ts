@@ -42,6 +42,8 @@ export function mirror(opts: MirrorOptions = {}): UpstreamLayer {
           done();
         },
       });
+      // The primary's transport reports body failures; one that refused the body never reads it.
+      tee.on('error', () => {});
       source.once('error', (err) => tee.destroy(err));
       tee.once('close', () => {
         for (const c of copies) c.endIfUnfinished();

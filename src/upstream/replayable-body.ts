@@ -77,6 +77,8 @@ export class ReplayableBody {
         );
       },
     });
+    // The attempt's transport reports body failures; an attempt refused before reading never listens.
+    out.on('error', () => {});
     this.#current = out;
     return out;
   }

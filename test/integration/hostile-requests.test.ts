@@ -140,3 +140,13 @@ it('refuses two Host headers with 400 (RFC 9112 §3.2)', async () => {
   expect(reply).toContain('x-waypoint-reason: downstream_protocol_error');
   expect(seen.length).toBe(before);
 });
+
+it('answers a request whose FIN comes in the same write (printf | nc -N), then closes the tunnel', async () => {
+  const tunnel = await TestMesh.tunnel(client, wp.hbone, WEB);
+  tunnel.on('error', () => {});
+  tunnel.end('GET /ok HTTP/1.1\r\nHost: web\r\n\r\n');
+  let reply = '';
+  for await (const c of tunnel) reply += (c as Buffer).toString('latin1');
+  expect(statusOf(reply)).toBe(200);
+  expect(reply.endsWith('ok')).toBe(true);
+});
