@@ -221,7 +221,10 @@ describe('node-waypoint controller → run --controller', () => {
   it('exits 2 on a missing flag or a kubeconfig it cannot read, naming it', async () => {
     const files = await mesh.certFiles(id('istio-system', 'node-waypoint-controller'));
     const cases: Array<[string[], RegExp]> = [
-      [['controller', '--kubeconfig', kubeconfig], /controller: --cert is required/],
+      [
+        ['controller', '--kubeconfig', kubeconfig],
+        /without --cert\/--key\/--ca, POD_NAMESPACE must name the namespace/,
+      ],
       [
         [
           'controller',

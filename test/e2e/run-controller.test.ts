@@ -56,7 +56,7 @@ describe('node-waypoint run --controller', () => {
     await wp.waitForStderr(/"msg":"controller: connected, full snapshot received"/);
     await eventually(async () => (await getText(wp.admin, '/healthz/ready')).status === 200, 'readiness');
     const dump = JSON.parse((await getText(wp.admin, '/config_dump')).body) as Record<string, unknown>;
-    expect(dump.source).toMatchObject({
+    expect(dump.configSource).toMatchObject({
       type: 'controller',
       address: `${CONTROLLER}:${server.address.port}`,
       identity: 'spiffe://cluster.local/ns/istio-system/sa/node-waypoint-controller',
