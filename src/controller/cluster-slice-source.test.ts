@@ -32,6 +32,31 @@ describe('ClusterSliceSource', () => {
     expect(s.synced).toBe(true);
   });
 
+  it("carries the Telemetry of the root namespace, the waypoint's and its Services' namespaces", () => {
+    const telemetry = (namespace: string, name: string): KubeDocument => ({
+      apiVersion: 'telemetry.istio.io/v1',
+      kind: 'Telemetry',
+      metadata: { namespace, name },
+      spec: { tracing: [{ randomSamplingPercentage: 10 }] },
+    });
+    load([
+      ...fixture(),
+      telemetry('istio-system', 'mesh-default'),
+      telemetry('shop', 'shop-logs'),
+      telemetry('bank', 'bank-logs'),
+      telemetry('elsewhere', 'not-ours'),
+    ]);
+    const got = names('shop/waypoint');
+    expect(got).toEqual(
+      expect.arrayContaining([
+        'Telemetry istio-system/mesh-default',
+        'Telemetry shop/shop-logs',
+        'Telemetry bank/bank-logs',
+      ]),
+    );
+    expect(got).not.toContain('Telemetry elsewhere/not-ours');
+  });
+
   it('finds waypoint Gateways by class name or mesh controller, and maps ns/sa to them', () => {
     expect(source.waypoints().sort()).toEqual(['other/wp2', 'shop/waypoint']);
     expect(source.gatewaysFor('shop', 'waypoint')).toEqual(['shop/waypoint']);

@@ -77,6 +77,7 @@ export function computeSlice(index: ClusterIndex, gateway: Ref, opts: SliceOptio
   }
   addRoutes(b, gateway);
   addPolicies(b, gateway, className);
+  addTelemetry(b, gateway);
   addHostRules(b);
   return b;
 }
@@ -216,6 +217,16 @@ function addPolicies(b: SliceBuilder, gateway: Ref, className: string | undefine
       }
     }
   }
+}
+
+/**
+ * Telemetry of the root namespace (the mesh default), the waypoint's namespace and its Services'
+ * namespaces: the waypoint's own compile picks what applies (targetRefs, selector, levels).
+ */
+function addTelemetry(b: SliceBuilder, gateway: Ref): void {
+  const namespaces = new Set([b.opts.rootNamespace, gateway.namespace]);
+  for (const key of b.services) namespaces.add(key.split('/')[1]!);
+  for (const t of b.index.ofKind('Telemetry')) if (namespaces.has(t.metadata.namespace ?? '')) b.add(t);
 }
 
 function targets(

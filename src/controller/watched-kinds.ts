@@ -114,6 +114,7 @@ export function watchedKinds(rootNamespace: string): WatchedKind[] {
     kind('security.istio.io', 'v1', 'AuthorizationPolicy', 'authorizationpolicies'),
     kind('security.istio.io', 'v1', 'RequestAuthentication', 'requestauthentications'),
     kind('waypoint.node-waypoint.io', 'v1alpha1', 'BackendTrafficPolicy', 'backendtrafficpolicies'),
+    kind('telemetry.istio.io', 'v1', 'Telemetry', 'telemetries'),
     {
       ...kind('', 'v1', 'ConfigMap', 'configmaps', meshConfig),
       namespace: rootNamespace,
