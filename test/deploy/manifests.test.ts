@@ -75,6 +75,8 @@ describe('kubectl apply -k deploy/', () => {
       'CustomResourceDefinition/backendtrafficpolicies.waypoint.node-waypoint.io',
       'Deployment/node-waypoint-controller',
       'GatewayClass/node-waypoint',
+      'Role/node-waypoint-controller',
+      'RoleBinding/node-waypoint-controller',
       'Service/node-waypoint-controller',
       'ServiceAccount/node-waypoint-controller',
     ]);
@@ -93,6 +95,17 @@ describe('kubectl apply -k deploy/', () => {
       rules: Array<{ verbs: string[] }>;
     };
     expect(new Set(role.rules.flatMap((r) => r.verbs))).toEqual(new Set(['get', 'list', 'watch']));
+    // ConfigMaps only in the root namespace (the mesh config), never cluster-wide.
+    const rules = role.rules as Array<{ verbs: string[]; resources: string[] }>;
+    expect(rules.flatMap((r) => r.resources)).not.toContain('configmaps');
+    const rootRole = find(objs, 'Role', 'node-waypoint-controller') as unknown as {
+      metadata: { namespace: string };
+      rules: Array<{ verbs: string[]; resources: string[] }>;
+    };
+    expect(rootRole.metadata.namespace).toBe('istio-system');
+    expect(rootRole.rules).toEqual([
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] },
+    ]);
     const pod = find(objs, 'Deployment', 'node-waypoint-controller').spec as {
       replicas: number;
       template: {

@@ -260,6 +260,15 @@ export const SCHEMAS: Record<string, z.ZodType> = {
       subjects: z.array(z.object({ kind: z.literal('ServiceAccount'), name, namespace: name }).strict()),
     },
   ),
+  'rbac.authorization.k8s.io/v1/Role': obj('rbac.authorization.k8s.io/v1', 'Role', true, {
+    rules: z.array(policyRule),
+  }),
+  'rbac.authorization.k8s.io/v1/RoleBinding': obj('rbac.authorization.k8s.io/v1', 'RoleBinding', true, {
+    roleRef: z
+      .object({ apiGroup: z.literal('rbac.authorization.k8s.io'), kind: z.literal('Role'), name })
+      .strict(),
+    subjects: z.array(z.object({ kind: z.literal('ServiceAccount'), name, namespace: name }).strict()),
+  }),
   'gateway.networking.k8s.io/v1/GatewayClass': obj('gateway.networking.k8s.io/v1', 'GatewayClass', false, {
     spec: z
       .object({
