@@ -155,19 +155,27 @@ export class Tracing {
   ): ServerTrace | undefined {
     const active = this.#active;
     if (!active) return undefined;
-    const url = `http://${authority}${path}`;
     const parent = extractor.extract(ROOT_CONTEXT, headers, getter);
-    const span = active.tracer.startSpan(
-      url.replace(/\?.*$/, ''),
-      { kind: SpanKind.SERVER, attributes: this.#baseAttributes(method, url, requestId, headers) },
-      parent,
-    );
+    const span = active.tracer.startSpan(path.replace(/\?.*$/, ''), { kind: SpanKind.SERVER }, parent);
+    // Attributes only for a span that records: at 1% sampling the other 99 requests build none.
+    if (span.isRecording()) {
+      const url = `http://${authority}${path}`;
+      span.updateName(url.replace(/\?.*$/, ''));
+      span.setAttributes(this.#baseAttributes(method, url, requestId, headers));
+    }
     return {
       span,
       context: trace.setSpan(parent, span),
       b3Single: typeof headers.b3 === 'string',
       tracing: this,
     };
+  }
+
+  /** An unsampled request's attempt: no span, only the request's context written on the way out. */
+  propagate(server: ServerTrace, headers: Record<string, unknown>): void {
+    for (const h of TRACE_HEADERS) delete headers[h];
+    extractor.inject(server.context, headers, setter);
+    if (server.b3Single) b3Single.inject(server.context, headers, setter);
   }
 
   /** Starts an attempt's CLIENT span and writes its context into the outgoing headers. */

@@ -1,6 +1,6 @@
 // One CLIENT span per upstream attempt (below retry, so each retry is its own span), child of the
 // request's SERVER span; the attempt's request carries that span as its parent. An untraced
-// request passes straight through.
+// request passes straight through, and an unsampled one only has its context written out.
 
 import { formatAuthority } from '../hbone/authority.ts';
 import { endSpan, type ServerTrace, serverTrace } from '../observe/tracing.ts';
@@ -13,6 +13,10 @@ export function traceAttempt(): UpstreamLayer {
   return (next) => (req, ctx) => {
     const server = serverTrace(ctx);
     if (!server) return next(req, ctx);
+    if (!server.span.isRecording()) {
+      server.tracing.propagate(server, req.headers as Record<string, unknown>);
+      return next(req, ctx);
+    }
     return tracedAttempt(next, req, ctx, server);
   };
 }
