@@ -68,7 +68,7 @@ describe('GlobalStore', () => {
     expect((await store.consume(r, 'k2'))?.allowed).toBe(true);
     // Longer than the loop below can take (12 calls of at most 250 ms), so a call that waited for
     // Redis instead of timing out would get an answer, and fail the test.
-    await admin.call('CLIENT', 'PAUSE', '8000', 'ALL');
+    await admin.call('CLIENT', 'PAUSE', '5000', 'ALL');
     // Once half of the recent calls failed, the breaker opens.
     for (let i = 0; i < 12 && store.breakerState !== 'open'; i++) {
       expect(await store.consume(r, 'k2')).toBeUndefined();

@@ -1,7 +1,6 @@
 // How a command gets its identity: --cert/--key/--ca files, or istiod's CA with flags that default
 // to the environment Istio's waypoint template sets (CA_ADDR, TRUST_DOMAIN, ISTIO_META_CLUSTER_ID,
 // SERVICE_ACCOUNT, POD_NAMESPACE) and the files it mounts. Shared by `run` and the controller.
-import { caCredentials } from '../identity/ca-credentials.ts';
 import { type Credentials, fileCredentials } from '../identity/credentials.ts';
 import type { Logger } from '../observe/logger.ts';
 import { clusterIdFrom, fromEnv, UsageError } from './flags.ts';
@@ -84,5 +83,7 @@ export async function credentialsFor(source: IdentitySource, log: Logger): Promi
     identity: `spiffe://${source.trustDomain}/ns/${source.namespace}/sa/${source.serviceAccount}`,
     cluster_id: source.clusterId,
   });
+  // Loaded only here: the CA client and its X.509 library are megabytes a file-certificate run skips.
+  const { caCredentials } = await import('../identity/ca-credentials.ts');
   return caCredentials({ ...source, log });
 }

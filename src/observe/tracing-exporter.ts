@@ -2,8 +2,9 @@
 // over gRPC, or HTTP when it has `http`), else the standard OTEL_* variables
 // (OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT and _PROTOCOL, OTEL_TRACES_SAMPLER[_ARG],
 // OTEL_TRACES_EXPORTER=none). Neither: tracing off.
-import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as HttpExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { createRequire } from 'node:module';
+import type * as OtlpGrpc from '@opentelemetry/exporter-trace-otlp-grpc';
+import type * as OtlpProto from '@opentelemetry/exporter-trace-otlp-proto';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { OtlpProvider } from '../../config/tracing-providers.ts';
 import type { TracingPolicy } from './telemetry-select.ts';
@@ -11,12 +12,20 @@ import type { TracingSettings } from './tracing.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+// The exporters are loaded when one is configured: together they weigh about 25 MB of RSS that a
+// waypoint without tracing should not carry.
+const load = createRequire(import.meta.url);
+const GrpcExporter = (...args: ConstructorParameters<typeof OtlpGrpc.OTLPTraceExporter>) =>
+  new (load('@opentelemetry/exporter-trace-otlp-grpc') as typeof OtlpGrpc).OTLPTraceExporter(...args);
+const HttpExporter = (...args: ConstructorParameters<typeof OtlpProto.OTLPTraceExporter>) =>
+  new (load('@opentelemetry/exporter-trace-otlp-proto') as typeof OtlpProto).OTLPTraceExporter(...args);
+
 /** An OTLP exporter for a mesh config provider (`ns/` prefix of the service dropped). */
 export function providerExporter(p: OtlpProvider): SpanExporter {
   const host = p.service.includes('/') ? p.service.slice(p.service.indexOf('/') + 1) : p.service;
   const authority = host.includes(':') ? `[${host}]:${p.port}` : `${host}:${p.port}`;
-  if (!p.http) return new GrpcExporter({ url: `http://${authority}` });
-  return new HttpExporter({
+  if (!p.http) return GrpcExporter({ url: `http://${authority}` });
+  return HttpExporter({
     url: `http://${authority}${p.http.path}`,
     headers: { ...p.http.headers },
     timeoutMillis: p.http.timeoutMs,
@@ -31,8 +40,8 @@ export function envExporter(env: Env): SpanExporter | undefined {
   if (!traces && !base) return undefined;
   const protocol =
     env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  if (protocol === 'grpc') return new GrpcExporter({ url: traces ?? base });
-  return new HttpExporter({ url: traces ?? `${base?.replace(/\/$/, '')}/v1/traces` });
+  if (protocol === 'grpc') return GrpcExporter({ url: traces ?? base });
+  return HttpExporter({ url: traces ?? `${base?.replace(/\/$/, '')}/v1/traces` });
 }
 
 /** OTEL_TRACES_SAMPLER(_ARG) as a percentage for requests without a decision; undefined: not set. */
