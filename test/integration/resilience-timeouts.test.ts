@@ -204,6 +204,8 @@ const send = requester({
   client: id('shop', 'sleep'),
 });
 
+// The backend sleeps 2 s and would then answer 200: a 504 with UT is the waypoint's timer, so no
+// test here needs an upper bound on the time taken (a busy machine only makes requests slower).
 it('answers 504 `upstream request timeout` (UT) when the backend sleeps past timeouts.request', async () => {
   backend.always({ delayMs: 2_000 });
   const r = await send(ROUTED, '/request');
@@ -211,7 +213,6 @@ it('answers 504 `upstream request timeout` (UT) when the backend sleeps past tim
   expect(r.body).toBe('upstream request timeout');
   expect(r.headers['x-waypoint-reason']).toBe('upstream_request_timeout');
   expect(r.ms).toBeGreaterThanOrEqual(290);
-  expect(r.ms).toBeLessThan(1_500);
   const line = await r.line();
   expect(flagsOf(line)).toBe('UT');
   expect(line).toContain('upstream_response_timeout');
@@ -234,7 +235,6 @@ it('ends a slow try after backendRequest with 504 UT, well before timeouts.reque
   expect(r.status).toBe(504);
   expect(r.body).toBe('upstream request timeout');
   expect(r.ms).toBeGreaterThanOrEqual(290);
-  expect(r.ms).toBeLessThan(1_500);
   // HTTPRoute retry_on has no 5xx / gateway-error / reset, so a per-try timeout is not retried.
   expect(backend.count('routed-0')).toBe(1);
   expect(flagsOf(await r.line())).toContain('UT');
@@ -255,7 +255,6 @@ it('honours a VirtualService timeout', async () => {
   expect(r.status).toBe(504);
   expect(r.body).toBe('upstream request timeout');
   expect(r.ms).toBeGreaterThanOrEqual(290);
-  expect(r.ms).toBeLessThan(1_500);
   expect(flagsOf(await r.line())).toBe('UT');
 });
 
@@ -266,7 +265,6 @@ it('retries a VirtualService perTryTimeout under the route timeout, which covers
   expect(r.body).toBe('upstream request timeout');
   // 1 s for everything: about three 300 ms tries, never the eleven attempts allowed.
   expect(r.ms).toBeGreaterThanOrEqual(990);
-  expect(r.ms).toBeLessThan(2_500);
   expect(backend.count('vs-0')).toBeGreaterThanOrEqual(2);
   expect(backend.count('vs-0')).toBeLessThanOrEqual(4);
   expect(flagsOf(await r.line())).toContain('UT');
