@@ -4,10 +4,11 @@
 // the old one, or a ConfigMap mount swapping its `..data` link, is seen every time.
 import { type FSWatcher, watch as fsWatch, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { type CompileInput, compileSnapshot, type FilterCompiler } from './compile.ts';
+import type { CompileInput, FilterCompiler } from './compile.ts';
 import { readManifests } from './load.ts';
 import type { Snapshot } from './model.ts';
 import type { Resource } from './resource.ts';
+import { SnapshotSeries } from './snapshot-series.ts';
 import { ResourceStore, type UpdateReport } from './store.ts';
 import { TreeWatch } from './watch-tree.ts';
 
@@ -58,8 +59,7 @@ export class FileConfigSource implements ConfigSource {
   readonly #paths: readonly string[];
   readonly #opts: FileConfigSourceOptions;
   readonly #store = new ResourceStore();
-  #version = 0;
-  #current: Snapshot | undefined;
+  readonly #snapshots: SnapshotSeries;
   /** Loads run one at a time, in order; a change during a load queues one more. */
   #queue: Promise<unknown> = Promise.resolve();
   readonly #watchers = new Map<string, FSWatcher | TreeWatch>();
@@ -71,11 +71,12 @@ export class FileConfigSource implements ConfigSource {
   constructor(paths: readonly string[], opts: FileConfigSourceOptions) {
     this.#paths = [...paths];
     this.#opts = opts;
+    this.#snapshots = new SnapshotSeries(opts, opts.filterCompilers);
   }
 
   /** The latest compiled snapshot, if any load has produced one. */
   get current(): Snapshot | undefined {
-    return this.#current;
+    return this.#snapshots.current;
   }
 
   /** The resources in force, each with the file (and document) it came from. */
@@ -105,15 +106,7 @@ export class FileConfigSource implements ConfigSource {
   }
 
   #compileNow(): Snapshot {
-    const snapshot = compileSnapshot(
-      this.#store.resources(),
-      this.#opts,
-      this.#version + 1,
-      this.#opts.filterCompilers,
-    );
-    this.#version = snapshot.version;
-    this.#current = snapshot;
-    return snapshot;
+    return this.#snapshots.compile(this.#store.resources());
   }
 
   async #loadNow(): Promise<UpdateResult> {
@@ -135,7 +128,7 @@ export class FileConfigSource implements ConfigSource {
   }
 
   describe(): Readonly<Record<string, unknown>> {
-    return { type: 'files', paths: this.#paths, version: this.#current?.version ?? null };
+    return { type: 'files', paths: this.#paths, version: this.#snapshots.current?.version ?? null };
   }
 
   /** Stops watching; a load in progress still completes, but reports nothing. */

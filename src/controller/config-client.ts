@@ -4,10 +4,11 @@
 // stream ends, the configuration in force stays and the source reconnects with capped back-off.
 
 import * as grpc from '@grpc/grpc-js';
-import { type CompileInput, compileSnapshot, type FilterCompiler } from '../../config/compile.ts';
+import type { CompileInput, FilterCompiler } from '../../config/compile.ts';
 import type { LoadedDocument } from '../../config/load.ts';
 import type { Snapshot } from '../../config/model.ts';
 import type { Resource } from '../../config/resource.ts';
+import { SnapshotSeries } from '../../config/snapshot-series.ts';
 import type { ConfigSource, ConfigSourceInput, UpdateResult } from '../../config/source.ts';
 import { ResourceStore, type UpdateReport } from '../../config/store.ts';
 import type { Credentials } from '../identity/credentials.ts';
@@ -47,8 +48,7 @@ export class ControllerConfigSource implements ConfigSource {
   readonly #backoff: Backoff;
   /** The documents as the controller sent them, by key (a bad one too: the store decides). */
   #docs = new Map<string, unknown>();
-  #version = 0;
-  #current: Snapshot | undefined;
+  readonly #snapshots: SnapshotSeries;
   /** The controller's version last applied; undefined before the first full snapshot. */
   #applied: string | undefined;
   #connected = false;
@@ -65,12 +65,13 @@ export class ControllerConfigSource implements ConfigSource {
 
   constructor(opts: ControllerSourceOptions) {
     this.#opts = opts;
+    this.#snapshots = new SnapshotSeries(opts, opts.filterCompilers);
     this.#origin = `controller ${opts.address}`;
     this.#backoff = new Backoff(opts.backoff);
   }
 
   get current(): Snapshot | undefined {
-    return this.#current;
+    return this.#snapshots.current;
   }
 
   /** The controller's version in force, if any. */
@@ -117,7 +118,7 @@ export class ControllerConfigSource implements ConfigSource {
       identity: this.#opts.identity,
       connected: this.#connected,
       version: this.#applied ?? null,
-      snapshotVersion: this.#current?.version ?? null,
+      snapshotVersion: this.#snapshots.current?.version ?? null,
       documents: this.#docs.size,
       ...(this.#lastError ? { lastError: this.#lastError } : {}),
     };
@@ -261,15 +262,7 @@ export class ControllerConfigSource implements ConfigSource {
   }
 
   #compile(): Snapshot {
-    const snapshot = compileSnapshot(
-      this.#store.resources(),
-      this.#opts,
-      this.#version + 1,
-      this.#opts.filterCompilers,
-    );
-    this.#version = snapshot.version;
-    this.#current = snapshot;
-    return snapshot;
+    return this.#snapshots.compile(this.#store.resources());
   }
 }
 
