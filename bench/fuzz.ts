@@ -4,10 +4,10 @@
 // Bounded: a fixed count, and --max-seconds (default 600).
 //
 //   node bench/fuzz.ts --count 200000 --seed 42 [--h2 20000] [--max-seconds 600]
-import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { legitimateStatus, runFuzz } from '../test/helpers/fuzz.ts';
-import { id, serviceYaml, TestMesh, waypointYaml } from '../test/helpers/mesh.ts';
+import { startFuzzTarget } from '../test/helpers/fuzz-target.ts';
+import { TestMesh } from '../test/helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.9.6.1';
 const WEB = { ip: '127.9.6.10', port: 8080 };
@@ -33,23 +33,11 @@ if (![count, seed, h2].every(Number.isInteger)) {
 const mesh = await TestMesh.create();
 let failed = false;
 try {
-  await mesh.writeConfig(
-    'mesh.yaml',
-    [
-      waypointYaml(),
-      serviceYaml({ name: 'web', vip: WEB.ip, port: WEB.port, pods: [{ name: 'web-a', ip: POD_IP }] }),
-    ].join('---\n'),
-  );
-  const backend = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.end('ok'));
-    req.on('error', () => {});
+  const { waypoint, open } = await startFuzzTarget(mesh, {
+    waypointIp: WAYPOINT_IP,
+    web: WEB,
+    podIp: POD_IP,
   });
-  backend.on('clientError', (_e, socket) => socket.destroy());
-  await mesh.pod(POD_IP, WEB.port, backend, id('shop', 'web'));
-  const waypoint = await mesh.spawnWaypoint(['--access-log', 'off'], { hboneIp: WAYPOINT_IP });
-  const client = await mesh.hboneClient(id('shop', 'curl'));
-  const open = () => TestMesh.tunnel(client, waypoint.hbone, WEB);
   const started = Date.now();
   const counts = await runFuzz({
     seed,

@@ -2,11 +2,10 @@
 // tunnels into a waypoint run as a child process (`node-waypoint run`), so a crash is an exit the
 // test sees. Fixed seed and count; after every batch the process must be alive and a legitimate
 // request must still get 200. bench/fuzz.ts runs the same generator longer (--count, --seed).
-import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HboneClient } from '../../src/hbone/client.ts';
 import { legitimateStatus, runFuzz } from '../helpers/fuzz.ts';
-import { id, serviceYaml, TestMesh, type WaypointProcess, waypointYaml } from '../helpers/mesh.ts';
+import { type FuzzTarget, startFuzzTarget } from '../helpers/fuzz-target.ts';
+import { TestMesh, type WaypointProcess } from '../helpers/mesh.ts';
 
 const WAYPOINT_IP = '127.9.4.1';
 const WEB = { ip: '127.9.4.10', port: 8080 };
@@ -15,32 +14,13 @@ const POD_IP = '127.9.4.20';
 describe('fuzz: hostile bytes inside tunnels never take the waypoint down', () => {
   let mesh: TestMesh;
   let waypoint: WaypointProcess;
-  let client: HboneClient;
+  let open: FuzzTarget['open'];
 
   beforeAll(async () => {
     mesh = await TestMesh.create();
-    await mesh.writeConfig(
-      'mesh.yaml',
-      [
-        waypointYaml(),
-        serviceYaml({ name: 'web', vip: WEB.ip, port: WEB.port, pods: [{ name: 'web-a', ip: POD_IP }] }),
-      ].join('---\n'),
-    );
-    const backend = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => res.end('ok'));
-      req.on('error', () => {});
-    });
-    backend.on('clientError', (_e, socket) => socket.destroy());
-    await mesh.pod(POD_IP, WEB.port, backend, id('shop', 'web'));
-    waypoint = await mesh.spawnWaypoint(['--access-log', 'off'], {
-      hboneIp: WAYPOINT_IP,
-    });
-    client = await mesh.hboneClient(id('shop', 'curl'));
+    ({ waypoint, open } = await startFuzzTarget(mesh, { waypointIp: WAYPOINT_IP, web: WEB, podIp: POD_IP }));
   });
   afterAll(() => mesh.close());
-
-  const open = () => TestMesh.tunnel(client, waypoint.hbone, WEB);
 
   async function alive(): Promise<void> {
     expect(waypoint.child.exitCode, waypoint.stderr().slice(-2000)).toBeNull();
