@@ -9,7 +9,7 @@ import type { FilterFactory } from './pipeline/filter.ts';
 import { Waypoint, type WaypointOptions } from './waypoint.ts';
 
 export interface ComposeOptions extends Omit<WaypointOptions, 'filters'> {
-  /** These filters instead of the default chain (tests); no mesh config is read for them. */
+  /** These filters instead of the default chain (tests); no mesh config or Redis is wired to them. */
   readonly factories?: readonly FilterFactory[];
   /** The mesh config's ext_authz providers at start (`run --mesh-config`), for CUSTOM policies. */
   readonly extensionProviders?: readonly ExtensionProvider[];
