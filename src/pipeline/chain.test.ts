@@ -103,7 +103,13 @@ describe('FilterChain', () => {
 
   it('hands every factory the context it is built with', () => {
     const seen: Array<FilterContext | undefined> = [];
-    const factory: FilterFactory = { name: 'f', create: (_s, c) => (seen.push(c), undefined) };
+    const factory: FilterFactory = {
+      name: 'f',
+      create: (_s, c) => {
+        seen.push(c);
+        return undefined;
+      },
+    };
     const context: FilterContext = { log: silentLogger, metrics: NO_FILTER_METRICS, explaining: true };
     FilterChain.build([factory, factory], snapshot, silentLogger, context);
     FilterChain.build([factory], snapshot, silentLogger);
