@@ -3,9 +3,9 @@
 // JSON line of heap and RSS figures and the tunnels the waypoint holds.
 import { createInterface } from 'node:readline';
 import { writeHeapSnapshot } from 'node:v8';
+import { composeWaypoint } from '../src/compose.ts';
 import { memoryCredentials } from '../src/identity/credentials.ts';
 import { silentLogger } from '../src/observe/logger.ts';
-import { Waypoint } from '../src/waypoint.ts';
 import { announceReady, childConfig } from './child.ts';
 
 interface Config {
@@ -17,7 +17,7 @@ interface Config {
 }
 
 const cfg = childConfig<Config>();
-const waypoint = new Waypoint({
+const waypoint = composeWaypoint({
   configPaths: [cfg.configDir],
   gateway: { namespace: 'bench', name: 'waypoint' },
   hbone: { host: cfg.ip, port: 15008 },

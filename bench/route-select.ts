@@ -5,9 +5,11 @@
 // are far below its resolution. Bounded: a fixed count per case, and at most 2 s each.
 //
 //   node bench/route-select.ts
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FILTER_ORDER } from '../filters/index.ts';
 import { matchesRoute, pathOf } from '../filters/routing/match.ts';
 import type { RoutingConfig } from '../filters/routing/model.ts';
 import { portKey } from '../filters/routing/model.ts';
@@ -31,6 +33,7 @@ async function table(count: number, shape: RouteShape) {
       gateway: { namespace: NS, name: 'waypoint' },
       trustDomain: TD,
       clusterDomain: 'cluster.local',
+      factories: FILTER_ORDER,
     });
     const routing = snapshot?.filters[ROUTING] as RoutingConfig | undefined;
     const t = routing?.ports.get(portKey(NS, 'backend', ADDR.vip.port))?.producer;

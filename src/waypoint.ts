@@ -1,6 +1,7 @@
 // The waypoint process, assembled: credentials, configuration source, HBONE in, tunnel dispatch,
 // HTTP engine with the filter chain, upstream layers, HBONE out, admin and metrics ports, and the
-// drain sequence. main.ts parses flags; this file only wires.
+// drain sequence. main.ts parses flags; src/compose.ts chooses the filters; this file only wires
+// the engine, and knows no filter (src/README.md).
 import { readFile } from 'node:fs/promises';
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Writable } from 'node:stream';
@@ -8,16 +9,7 @@ import type { ConfigMessage, ObjectRef, Snapshot } from '../config/model.ts';
 import { type ConfigSource, type ConfigSourceInput, FileConfigSource } from '../config/source.ts';
 import { type OtlpProvider, parseTracingProviders } from '../config/tracing-providers.ts';
 import { type FileWatch, watchFile } from '../config/watch-file.ts';
-import { AUTHZ, withDecisionSink } from '../filters/authz/index.ts';
-import { type ExtensionProvider, parseMeshConfig } from '../filters/authz/mesh-config.ts';
-import { type FilterChain, filterChain } from '../filters/index.ts';
-import {
-  FILTER_NAME as RATE_LIMIT,
-  type RateLimitFactory,
-  rateLimitFactory,
-} from '../filters/rate-limit/index.ts';
-import { tcpTarget } from '../filters/routing/tcp.ts';
-import { adminRoutes, prometheusRoute, readyRoute } from './admin/admin-routes.ts';
+import { type AdminSources, adminRoutes, prometheusRoute, readyRoute } from './admin/admin-routes.ts';
 import { AdminServer } from './admin/admin-server.ts';
 import { explainRequest } from './explain/explain.ts';
 import { formatAuthority, type HostPort } from './hbone/authority.ts';
@@ -37,14 +29,17 @@ import { Metrics } from './observe/metrics.ts';
 import { TELEMETRY, type TracingPolicy, telemetryCompiler } from './observe/telemetry-select.ts';
 import { Tracing, type TracingSettings } from './observe/tracing.ts';
 import { tracingSettings } from './observe/tracing-exporter.ts';
-import type { TunnelInfo } from './pipeline/context.ts';
-import { type FilterFactory, filterCompilers } from './pipeline/filter.ts';
+import {
+  type ChainFactories,
+  type FilterMetrics,
+  filterCompilers,
+  type MeshConfigCheck,
+} from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { LiveTunnel } from './proxy/live-tunnel.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
 import { upgradeTransport } from './proxy/upgrade.ts';
 import { CircuitBreakers } from './upstream/circuit-breaker.ts';
-import type { Cluster } from './upstream/cluster.ts';
 import { EndpointPicker } from './upstream/endpoint-picker.ts';
 import { Http1Upstream } from './upstream/http1-upstream.ts';
 import { Http2Upstream } from './upstream/http2-upstream.ts';
@@ -57,6 +52,7 @@ import { retry } from './upstream/retry.ts';
 import { timeout } from './upstream/timeout.ts';
 import { traceAttempt } from './upstream/trace-attempt.ts';
 import { baggageOf } from './upstream/tunnel-headers.ts';
+import type { Send } from './upstream/types.ts';
 
 export interface Listen {
   readonly host: string;
@@ -91,23 +87,18 @@ export interface WaypointOptions {
   readonly requestHeadTimeoutMs?: number;
   /** Tunnels one client identity may hold with their first request head incomplete (default 64). */
   readonly maxPendingHeadsPerIdentity?: number;
-  /** `safe`: a route without a retry field retries only requests that never reached the app. */
-  readonly defaultRetry?: 'istio' | 'safe';
-  readonly factories?: readonly FilterFactory[];
   /**
-   * The mesh config's ext_authz providers (`run --mesh-config`), for CUSTOM AuthorizationPolicy.
-   * Used by the default filter chain (ignored when `factories` is given).
+   * `safe`: a route without a retry field retries only requests that never reached the app. The
+   * routing filter applies it (src/compose.ts); the engine reports it in /server_info.
    */
-  readonly extensionProviders?: readonly ExtensionProvider[];
+  readonly defaultRetry?: 'istio' | 'safe';
+  /** The filters (src/compose.ts builds them): each snapshot's chain, explain's, the mesh config hook. */
+  readonly filters: ChainFactories;
   /**
-   * The `--mesh-config` file `extensionProviders` came from: watched, and on a change re-read and
-   * applied without a restart (a bad file is logged and the providers in force stay).
+   * The `--mesh-config` file: watched, and on a change re-read and handed to the filters and
+   * tracing without a restart (a bad file is logged and what is in force stays).
    */
   readonly meshConfigPath?: string;
-  /** Redis for Global rate limits (`run --redis-url`); without it Global rules take the failure mode. */
-  readonly redisUrl?: string;
-  /** What a request gets when Redis cannot answer a Global rate limit (default open). */
-  readonly redisFailureMode?: 'open' | 'closed';
   readonly version?: string;
   readonly defaultMetrics?: boolean;
   /** Overload limits and heap marks (src/lifecycle/overload.ts); each unset one takes its default. */
@@ -139,9 +130,7 @@ export class Waypoint {
   readonly #opts: WaypointOptions;
   readonly #log: Logger;
   readonly #config: ConfigSource;
-  /** The rate-limit filter wired to Redis and the metrics (closed with the waypoint). */
-  readonly #rateLimit: RateLimitFactory;
-  readonly #chain: FilterChain;
+  readonly #filters: ChainFactories;
   readonly #hboneClient: HboneClient;
   readonly #http1: Http1Upstream;
   readonly #http2: Http2Upstream;
@@ -174,42 +163,81 @@ export class Waypoint {
   constructor(opts: WaypointOptions) {
     this.#opts = opts;
     this.#log = opts.log;
+    this.#filters = opts.filters;
     const credentials = opts.credentials;
     if (credentials.certificateReady)
       void credentials.certificateReady.then(() => this.readiness.pass('certificate'));
     else this.readiness.pass('certificate');
-    this.#chain = opts.factories
-      ? { factories: opts.factories, close: () => {} }
-      : filterChain({ extensionProviders: opts.extensionProviders ?? [] });
-    const configInput = {
-      gateway: opts.gateway,
-      trustDomain: credentials.identity.trustDomain,
-      clusterDomain: opts.clusterDomain ?? 'cluster.local',
-      filterCompilers: {
-        ...filterCompilers(this.#chain.factories),
-        [TELEMETRY]: telemetryCompiler(opts.gateway, opts.rootNamespace ?? 'istio-system'),
-      },
-    };
-    this.#config =
-      opts.configSource?.({
-        ...configInput,
-        // A --mesh-config file, when given, stays the one source of ext_authz providers.
-        ...(opts.meshConfigPath ? {} : { applyMeshConfig: (text) => this.#applyMeshText(text) }),
-      }) ?? new FileConfigSource([...opts.configPaths], configInput);
-    this.#hboneClient = new HboneClient(credentials);
+    this.#config = this.#configSource();
+    const hbonePort = opts.endpointHbonePort;
     const baggage = baggageOf({
       namespace: credentials.identity.namespace,
       name: opts.gateway.name,
       cluster: opts.clusterId ?? 'Kubernetes',
     });
-    const hbonePort = opts.endpointHbonePort;
+    this.#hboneClient = new HboneClient(credentials);
     this.#http1 = new Http1Upstream(this.#hboneClient, { hbonePort, baggage });
     this.#http2 = new Http2Upstream(this.#hboneClient, { hbonePort, baggage });
-    const picker = new EndpointPicker({
+    this.#picker = this.#endpointPicker();
+    const limits = { ...DEFAULT_OVERLOAD_LIMITS, ...opts.overload };
+    this.heap = heapShedder(opts, limits);
+    this.#pending = pendingLimit({
+      maxPending: limits.maxPendingRequests,
+      shedding: () => this.heap.shedding,
+      onRefused: (limit) => this.metrics.overloadRefusals.labels(limit).inc(),
+    });
+    this.#accessLog = new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream, opts.accessLogEncoding);
+    this.metrics = this.#newMetrics();
+    this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
+    this.#tracingProviders = opts.tracingProviders ?? [];
+    credentials.registerMetrics?.(this.metrics.registry);
+    this.#engine = new HttpEngine({
+      factories: this.#filters.serving,
+      filterContext: { log: opts.log, metrics: filterMetrics(this.metrics) },
+      send: this.#upstreamLayers(baggage),
+      metrics: this.metrics,
+      accessLog: this.#accessLog,
+      log: opts.log,
+      tracing: this.tracing,
+      localAddress: () =>
+        this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
+    });
+    this.#dispatcher = this.#tunnelDispatcher(baggage);
+    this.#server = this.#hboneServer(limits);
+    this.#admin = new AdminServer(adminRoutes(this.#adminSources()));
+    this.#ready = new AdminServer({ 'GET /healthz/ready': readyRoute(this.readiness) });
+    this.#metricsServer = new AdminServer({ 'GET /stats/prometheus': prometheusRoute(this.metrics) });
+  }
+
+  /** The configuration source (files, or `opts.configSource`), compiling with the filters' compilers. */
+  #configSource(): ConfigSource {
+    const opts = this.#opts;
+    const input = {
+      gateway: opts.gateway,
+      trustDomain: opts.credentials.identity.trustDomain,
+      clusterDomain: opts.clusterDomain ?? 'cluster.local',
+      filterCompilers: {
+        ...filterCompilers(this.#filters.serving),
+        [TELEMETRY]: telemetryCompiler(opts.gateway, opts.rootNamespace ?? 'istio-system'),
+      },
+    };
+    return (
+      opts.configSource?.({
+        ...input,
+        // A --mesh-config file, when given, stays the one source of ext_authz providers.
+        ...(opts.meshConfigPath ? {} : { applyMeshConfig: (text) => this.#applyMeshText(text) }),
+      }) ?? new FileConfigSource([...opts.configPaths], input)
+    );
+  }
+
+  /** Endpoint choice with outlier detection and circuit breakers, both counted and logged. */
+  #endpointPicker(): EndpointPicker {
+    const log = this.#log;
+    return new EndpointPicker({
       outlier: new OutlierDetector({
         onEject: (e) => {
           this.metrics.outlierEjections.labels(e.cluster, e.type).inc();
-          opts.log.info('outlier detection: endpoint ejected', {
+          log.info('outlier detection: endpoint ejected', {
             cluster: e.cluster,
             host: e.host,
             type: e.type,
@@ -217,35 +245,17 @@ export class Waypoint {
             duration_ms: e.durationMs,
           });
         },
-        onUnEject: (e) =>
-          opts.log.info('outlier detection: endpoint back', { cluster: e.cluster, host: e.host }),
+        onUnEject: (e) => log.info('outlier detection: endpoint back', { cluster: e.cluster, host: e.host }),
       }),
       breakers: new CircuitBreakers({
         onOverflow: (cluster, limit) => this.metrics.circuitBreakerOverflows.labels(cluster, limit).inc(),
       }),
     });
-    this.#picker = picker;
-    const limits = { ...DEFAULT_OVERLOAD_LIMITS, ...opts.overload };
-    this.heap = new HeapShedder({
-      highWater: limits.heapHighWater,
-      lowWater: limits.heapLowWater,
-      maxBytes: limits.heapMaxBytes,
-      intervalMs: limits.heapIntervalMs,
-      ...(opts.heapReader ? { read: opts.heapReader } : {}),
-      onChange: (shedding, ratio) =>
-        opts.log.warn(shedding ? 'overload: heap above high water, shedding' : 'overload: heap recovered', {
-          heap_ratio: Number(ratio.toFixed(3)),
-          high_water: limits.heapHighWater,
-          low_water: limits.heapLowWater,
-        }),
-    });
-    this.#pending = pendingLimit({
-      maxPending: limits.maxPendingRequests,
-      shedding: () => this.heap.shedding,
-      onRefused: (limit) => this.metrics.overloadRefusals.labels(limit).inc(),
-    });
-    this.#accessLog = new AccessLog(opts.accessLog ?? 'errors', opts.accessLogStream, opts.accessLogEncoding);
-    this.metrics = new Metrics(
+  }
+
+  #newMetrics(): Metrics {
+    const opts = this.#opts;
+    return new Metrics(
       {
         hboneSessions: () => this.#server.sessionCount,
         hboneTunnels: () => this.#server.activeTunnels,
@@ -263,10 +273,13 @@ export class Waypoint {
         clusterId: opts.clusterId ?? 'Kubernetes',
       },
     );
-    this.tracing = new Tracing(tracingIdentity(opts), opts.tracing);
-    this.#tracingProviders = opts.tracingProviders ?? [];
-    credentials.registerMetrics?.(this.metrics.registry);
-    const send = compose(
+  }
+
+  /** The upstream layers, outermost first, down to the HBONE transports. */
+  #upstreamLayers(baggage: string): Send {
+    const opts = this.#opts;
+    const hbonePort = opts.endpointHbonePort;
+    return compose(
       // The route timeout covers every attempt; each retry picks an endpoint again.
       [
         this.#pending.layer,
@@ -276,55 +289,29 @@ export class Waypoint {
         }),
         timeout({ defaultIdleMs: opts.streamIdleTimeoutMs ?? 300_000 }),
         retry({
-          breakers: picker.breakers,
-          defaultRetry: opts.defaultRetry ?? 'istio',
+          breakers: this.#picker.breakers,
           ...(opts.maxReplayBufferBytes !== undefined ? { maxReplayBytes: opts.maxReplayBufferBytes } : {}),
         }),
         traceAttempt(),
-        pickEndpoint(picker),
+        pickEndpoint(this.#picker),
       ],
       transport(this.#http1, this.#http2, upgradeTransport(this.#hboneClient, hbonePort, baggage)),
     );
-    // The rate-limit filter gets Redis (--redis-url) and counts into waypoint_rate_limit_*.
-    this.#rateLimit = rateLimitFactory({
-      ...(opts.redisUrl ? { redis: { url: opts.redisUrl } } : {}),
-      failureMode: opts.redisFailureMode ?? 'open',
-      log: opts.log,
-      sink: {
-        decision: (policy, type, result) => this.metrics.rateLimitDecision(policy, type, result),
-        redisFailure: (mode) => this.metrics.rateLimitRedisFailures.labels(mode).inc(),
-      },
-    });
-    // The proxy's authz filter reports each decision to waypoint_authz_decisions_total.
-    const factories = this.#chain.factories.map((f) =>
-      f.name === AUTHZ
-        ? withDecisionSink(f, (_set, d) => {
-            for (const r of d.records) this.metrics.authzDecision(r.policy, r.action, r.decision);
-          })
-        : f.name === RATE_LIMIT
-          ? this.#rateLimit
-          : f,
-    );
-    this.#engine = new HttpEngine({
-      factories,
-      send,
-      metrics: this.metrics,
-      accessLog: this.#accessLog,
-      log: opts.log,
-      tracing: this.tracing,
-      localAddress: () =>
-        this.addresses ? formatAuthority(this.addresses.hbone.ip, this.addresses.hbone.port) : '-',
-    });
-    this.#dispatcher = new TunnelDispatcher(
+  }
+
+  /** What runs in an accepted tunnel: sniffing, HTTP into the engine, opaque TCP routed by the filters. */
+  #tunnelDispatcher(baggage: string): TunnelDispatcher {
+    const opts = this.#opts;
+    return new TunnelDispatcher(
       this.#engine,
       {
         hbone: this.#hboneClient,
-        picker,
+        picker: this.#picker,
         metrics: this.metrics,
         log: opts.log,
-        hbonePort,
+        hbonePort: opts.endpointHbonePort,
         baggage,
-        route: tcpRoute,
+        route: (tunnel) => this.#engine.chainFor(tunnel.snapshot).tcpRoute(tunnel),
         accessLog: this.#accessLog,
       },
       opts.log,
@@ -338,8 +325,12 @@ export class Waypoint {
           : {}),
       },
     );
-    this.#server = new HboneServer(
-      credentials,
+  }
+
+  /** HBONE in: admission (tunnel and heap limits), rejections counted, CONNECTs routed. */
+  #hboneServer(limits: OverloadLimits): HboneServer {
+    return new HboneServer(
+      this.#opts.credentials,
       {
         route: (req) => this.#route(req),
         onRejected: (_req, reason) => {
@@ -351,35 +342,35 @@ export class Waypoint {
           active >= limits.maxTunnels ? 'overload_tunnels' : this.heap.shedding ? 'overload_heap' : undefined,
         onConnectionDropped: () => this.metrics.overloadRefusals.labels('connections').inc(),
       },
-      opts.log,
+      this.#opts.log,
       { maxConnections: limits.maxConnections, maxTunnelsPerConnection: limits.maxTunnelsPerConnection },
     );
-    this.#admin = new AdminServer(
-      adminRoutes({
-        snapshot: () => this.#snapshot,
-        rejected: () => this.#rejected,
-        configSource: () => ({
-          ...this.#config.describe(),
-          resources: this.#config.resources.map((r) => ({
-            kind: r.kind,
-            namespace: r.namespace,
-            name: r.name,
-            origin: r.origin,
-          })),
-        }),
-        readiness: this.readiness,
-        metrics: this.metrics,
-        picker,
-        credentials,
-        log: opts.log,
-        serverInfo: () => this.#serverInfo(),
-        startedAt: new Date(),
-        // The chain is built apart from the engine's, so explaining counts no metrics.
-        explain: (snapshot, input) => explainRequest(snapshot, this.#chain.factories, input, this.#log),
+  }
+
+  /** What the admin pages read. */
+  #adminSources(): AdminSources {
+    return {
+      snapshot: () => this.#snapshot,
+      rejected: () => this.#rejected,
+      configSource: () => ({
+        ...this.#config.describe(),
+        resources: this.#config.resources.map((r) => ({
+          kind: r.kind,
+          namespace: r.namespace,
+          name: r.name,
+          origin: r.origin,
+        })),
       }),
-    );
-    this.#ready = new AdminServer({ 'GET /healthz/ready': readyRoute(this.readiness) });
-    this.#metricsServer = new AdminServer({ 'GET /stats/prometheus': prometheusRoute(this.metrics) });
+      readiness: this.readiness,
+      metrics: this.metrics,
+      picker: this.#picker,
+      credentials: this.#opts.credentials,
+      log: this.#log,
+      serverInfo: () => this.#serverInfo(),
+      startedAt: new Date(),
+      // explain builds chains of its own from the explaining factories: it counts no metrics.
+      explain: (snapshot, input) => explainRequest(snapshot, this.#filters.explaining, input, this.#log),
+    };
   }
 
   /** /server_info: the node as Istio names a waypoint's, and the options in force. */
@@ -428,7 +419,7 @@ export class Waypoint {
       },
     );
     const meshPath = this.#opts.meshConfigPath;
-    if (meshPath && this.#chain.setExtensionProviders) {
+    if (meshPath && this.#filters.meshConfig) {
       this.#meshText = await readFile(meshPath, 'utf8').catch(() => undefined);
       this.#meshWatch = watchFile(meshPath, () => {
         this.#meshReload = this.#meshReload.then(() => this.#reloadMeshConfig(meshPath));
@@ -530,9 +521,8 @@ export class Waypoint {
     ]);
     this.#http2.close();
     this.#hboneClient.close();
-    this.#chain.close();
     this.#picker.close();
-    await this.#rateLimit.close();
+    await this.#filters.close();
     await this.tracing.close();
   }
 
@@ -550,21 +540,33 @@ export class Waypoint {
     }
   }
 
-  /** A mesh config from the configuration source: its providers, for the next compile. */
+  /** A mesh config from the configuration source: the filters' part and tracing's, for the next compile. */
   #applyMeshText(text: string | undefined): string | undefined {
-    if (!this.#chain.setExtensionProviders) return undefined;
-    let providers: ExtensionProvider[];
+    const checked = this.#checkMeshText(text);
+    if (checked === undefined || 'error' in checked) return checked?.error;
+    this.#log.info('mesh config: applied', checked.commit());
+    return undefined;
+  }
+
+  /**
+   * The filters check a mesh config text, then tracing reads its providers; `commit` applies both.
+   * Undefined when no filter reads a mesh config (explicit factories).
+   */
+  #checkMeshText(text: string | undefined): MeshConfigCheck | undefined {
+    const filters = this.#filters.meshConfig?.(text);
+    if (filters === undefined || 'error' in filters) return filters;
     let tracingProviders: OtlpProvider[];
     try {
-      providers = text === undefined ? [] : parseMeshConfig(text);
       tracingProviders = text === undefined ? [] : parseTracingProviders(text);
     } catch (err) {
-      return (err as Error).message;
+      return { error: (err as Error).message };
     }
-    this.#chain.setExtensionProviders(providers);
-    this.#tracingProviders = tracingProviders;
-    this.#log.info('mesh config: applied', { providers: providers.map((p) => p.name) });
-    return undefined;
+    return {
+      commit: () => {
+        this.#tracingProviders = tracingProviders;
+        return filters.commit();
+      },
+    };
   }
 
   /** Reconfigures tracing when the Telemetry policy or the providers changed (`opts.tracing` pins it). */
@@ -595,25 +597,20 @@ export class Waypoint {
       return;
     }
     if (text === this.#meshText) return;
-    let providers: ExtensionProvider[];
-    try {
-      providers = parseMeshConfig(text);
-      this.#tracingProviders = parseTracingProviders(text);
-    } catch (err) {
+    const checked = this.#checkMeshText(text);
+    if (checked === undefined) return;
+    if ('error' in checked) {
       this.#log.error('mesh config: reload failed, keeping the ext_authz providers in force', {
         file: path,
-        error: (err as Error).message,
+        error: checked.error,
       });
       return;
     }
     this.#meshText = text;
-    this.#chain.setExtensionProviders?.(providers);
+    const applied = checked.commit();
     try {
       const snapshot = await this.#config.recompile();
-      this.#log.info('mesh config: reloaded', {
-        file: path,
-        providers: providers.map((p) => p.name),
-      });
+      this.#log.info('mesh config: reloaded', { file: path, ...applied });
       this.#applySnapshot(snapshot);
     } catch (err) {
       this.metrics.configReloads.labels('failed').inc();
@@ -713,11 +710,30 @@ function configuredHosts(snapshot: Snapshot): Set<string> {
   return out;
 }
 
-/** Routing's choice for an opaque TCP tunnel, in the shape the TCP proxy takes. */
-function tcpRoute(tunnel: TunnelInfo): { cluster: Cluster } | { invalid: string } | undefined {
-  const t = tcpTarget(tunnel);
-  if (t.kind === 'binding') return undefined;
-  return t.kind === 'cluster' ? { cluster: t.cluster } : { invalid: t.why };
+/** The engine's counters, as the filters report to them. */
+function filterMetrics(m: Metrics): FilterMetrics {
+  return {
+    authzDecision: (policy, action, decision) => m.authzDecision(policy, action, decision),
+    rateLimitDecision: (policy, type, result) => m.rateLimitDecision(policy, type, result),
+    rateLimitRedisFailure: (mode) => m.rateLimitRedisFailures.labels(mode).inc(),
+  };
+}
+
+/** Heap-based shedding, logged when it starts and ends. */
+function heapShedder(opts: WaypointOptions, limits: OverloadLimits): HeapShedder {
+  return new HeapShedder({
+    highWater: limits.heapHighWater,
+    lowWater: limits.heapLowWater,
+    maxBytes: limits.heapMaxBytes,
+    intervalMs: limits.heapIntervalMs,
+    ...(opts.heapReader ? { read: opts.heapReader } : {}),
+    onChange: (shedding, ratio) =>
+      opts.log.warn(shedding ? 'overload: heap above high water, shedding' : 'overload: heap recovered', {
+        heap_ratio: Number(ratio.toFixed(3)),
+        high_water: limits.heapHighWater,
+        low_water: limits.heapLowWater,
+      }),
+  });
 }
 
 /** The waypoint's Istio tracing tags: its Gateway as canonical service, Envoy's node id form. */

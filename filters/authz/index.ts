@@ -5,11 +5,19 @@ import { authorizationPolicyKind } from '../../config/kinds/authorization-policy
 import { registerKind } from '../../config/kinds/registry.ts';
 import { setAuditHint } from '../../src/pipeline/access-log-hint.ts';
 import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
-import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
+import {
+  CONTINUE,
+  type Filter,
+  type FilterFactory,
+  type FilterMetrics,
+  NO_FILTER_METRICS,
+  type Verdict,
+} from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
 import { pathOnly } from '../path-normalization/normalize.ts';
 import { compileAuthz, compileAuthzWith } from './config.ts';
 import { type Decision, evaluate } from './evaluate.ts';
+import { explainAuthz } from './explain.ts';
 import type { ExtensionProvider } from './mesh-config.ts';
 import { type Attributes, type AuthzConfig, EMPTY_SET, type PolicySet } from './model.ts';
 
@@ -78,19 +86,32 @@ export function setFor(b: Binding, config: AuthzConfig): PolicySet {
   return config.waypoint;
 }
 
-/** Told of every decision the filter makes (HTTP and TCP), e.g. for waypoint_authz_decisions_total. */
-export type AuthzDecisionSink = (set: PolicySet, decision: Decision) => void;
+/** Counts every decision the filter makes (HTTP and TCP) into waypoint_authz_decisions_total. */
+function count(metrics: FilterMetrics, d: Decision): void {
+  for (const r of d.records) metrics.authzDecision(r.policy, r.action, r.decision);
+}
 
-export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzDecisionSink): Filter {
+/**
+ * `metrics` counts the decisions. `explaining` (explain's chain): the filter keeps each decision,
+ * by request context or TCP tunnel, for its explain hook.
+ */
+export function createAuthzFilter(
+  config: AuthzConfig | undefined,
+  metrics: FilterMetrics = NO_FILTER_METRICS,
+  explaining = false,
+): Filter {
+  const kept = explaining ? new WeakMap<object, Decision>() : undefined;
   return {
     name: AUTHZ,
+    explain: (run) => explainAuthz(config, run, kept?.get(run.ctx ?? run.tunnel)),
     onTcpConnection(tunnel, explain): Verdict {
       if (!config || config.policyCount === 0) return CONTINUE;
       const set = setFor(tunnel.binding, config);
       if (isEmpty(set)) return CONTINUE;
       const d = evaluate(set, tcpAttributes(tunnel), true, customDecidedTcp.has(tunnel));
       explain.push(...d.explain);
-      sink?.(set, d);
+      count(metrics, d);
+      kept?.set(tunnel, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
     },
@@ -101,7 +122,8 @@ export function createAuthzFilter(config: AuthzConfig | undefined, sink?: AuthzD
       const d = evaluate(set, attributes(ctx), false, ctx.attributes.has(CUSTOM_DECIDED));
       ctx.explain.push(...d.explain);
       if (d.audit) setAuditHint(ctx, d.audit);
-      sink?.(set, d);
+      count(metrics, d);
+      kept?.set(ctx, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
     },
@@ -121,18 +143,9 @@ export function authzFilterWith(
       typeof extensionProviders === 'function' || extensionProviders.length
         ? compileAuthzWith(extensionProviders)
         : compileAuthz,
-    create(snapshot) {
-      return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined);
-    },
-  };
-}
-
-/** `factory` (an authz factory) with a decision sink: the waypoint passes its metrics. */
-export function withDecisionSink(factory: FilterFactory, sink: AuthzDecisionSink): FilterFactory {
-  return {
-    ...factory,
-    create(snapshot) {
-      return createAuthzFilter(snapshot.filters[AUTHZ] as AuthzConfig | undefined, sink);
+    create(snapshot, context) {
+      const config = snapshot.filters[AUTHZ] as AuthzConfig | undefined;
+      return createAuthzFilter(config, context?.metrics, context?.explaining);
     },
   };
 }

@@ -11,7 +11,13 @@ import type { Snapshot } from '../../config/model.ts';
 import type { Logger } from '../../src/observe/logger.ts';
 import { silentLogger } from '../../src/observe/logger.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
-import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
+import {
+  CONTINUE,
+  type Filter,
+  type FilterContext,
+  type FilterFactory,
+  type Verdict,
+} from '../../src/pipeline/filter.ts';
 import { selectedRoute } from '../routing/select.ts';
 import { compileRateLimit } from './compile.ts';
 import { type FailureMode, GlobalStore, type GlobalStoreOptions } from './global.ts';
@@ -31,7 +37,7 @@ export { FILTER_NAME } from './model.ts';
 
 export type RateLimitResult = 'ok' | 'over_limit' | 'failure_allowed' | 'failure_denied';
 
-/** Where decisions are counted (the waypoint wires its Metrics here). */
+/** Where decisions are counted (default: the counters of the engine's FilterContext). */
 export interface RateLimitSink {
   decision(policy: string, type: 'Local' | 'Global', result: RateLimitResult): void;
   /** A global rule could not be checked; `mode` is what the request got. */
@@ -53,6 +59,16 @@ export interface RateLimitFactory extends FilterFactory {
 }
 
 const RESPONSE_HEADERS = Symbol('rate-limit.headers');
+
+function contextSink(context: FilterContext | undefined): RateLimitSink | undefined {
+  const m = context?.metrics;
+  return (
+    m && {
+      decision: (policy, type, result) => m.rateLimitDecision(policy, type, result),
+      redisFailure: (mode) => m.rateLimitRedisFailure(mode),
+    }
+  );
+}
 
 function allRules(config: RateLimitConfig): RateLimitRule[] {
   const out: RateLimitRule[] = [];
@@ -96,7 +112,8 @@ export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory 
     return (await s.consume(a.rule, key)) ?? 'failed';
   }
 
-  function create(snapshot: Snapshot): Filter | undefined {
+  function create(snapshot: Snapshot, context?: FilterContext): Filter | undefined {
+    const sink = opts.sink ?? contextSink(context);
     const config = snapshot.filters[FILTER_NAME] as RateLimitConfig | undefined;
     if (!config) return undefined;
     const rules = allRules(config);
@@ -141,15 +158,15 @@ export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory 
           const rule = applying[i]!.a.rule;
           if (o === 'failed') {
             failed ??= rule;
-            opts.sink?.redisFailure(failureMode);
-            opts.sink?.decision(
+            sink?.redisFailure(failureMode);
+            sink?.decision(
               rule.policy,
               rule.type,
               failureMode === 'open' ? 'failure_allowed' : 'failure_denied',
             );
             continue;
           }
-          opts.sink?.decision(rule.policy, rule.type, o.allowed ? 'ok' : 'over_limit');
+          sink?.decision(rule.policy, rule.type, o.allowed ? 'ok' : 'over_limit');
           if (!o.allowed && !over) over = { rule, d: o };
           if (rule.headers && (!tightest || o.remaining < tightest.d.remaining)) tightest = { rule, d: o };
         }

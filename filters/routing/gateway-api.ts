@@ -16,7 +16,6 @@ import type { TcpRoute } from '../../config/kinds/tcp-route.ts';
 import type { AppProtocol } from '../../config/model.ts';
 import type { Resource } from '../../config/resource.ts';
 import {
-  MESH_DEFAULT_RETRY,
   type Mirror,
   NO_RETRY,
   NO_TIMEOUTS,
@@ -36,6 +35,7 @@ import {
   regexMatch,
 } from './builders.ts';
 import type { ClusterCatalog } from './clusters.ts';
+import { MESH_DEFAULT_RETRY } from './defaults.ts';
 import type {
   Backend,
   CorsPolicy,

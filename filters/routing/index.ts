@@ -8,11 +8,13 @@ import { referenceGrantKind } from '../../config/kinds/reference-grant.ts';
 import { registerKind } from '../../config/kinds/registry.ts';
 import { tcpRouteKind } from '../../config/kinds/tcp-route.ts';
 import { virtualServiceKind } from '../../config/kinds/virtual-service.ts';
-import type { FilterFactory } from '../../src/pipeline/filter.ts';
+import type { Filter, FilterFactory } from '../../src/pipeline/filter.ts';
 import { compileRouting } from './compile.ts';
+import { type DefaultRetry, withDefaultRetry } from './defaults.ts';
 import type { RoutingConfig } from './model.ts';
 import { router } from './router.ts';
 import { ROUTING } from './select.ts';
+import { tcpRoute } from './tcp.ts';
 
 registerKind(httpRouteKind);
 registerKind(grpcRouteKind);
@@ -23,12 +25,35 @@ registerKind(destinationRuleKind);
 
 export { ROUTING };
 
-export const routingFilter: FilterFactory = {
-  name: ROUTING,
-  compile: compileRouting,
-  create(snapshot) {
-    const config = snapshot.filters[ROUTING] as RoutingConfig | undefined;
-    if (!config || config.ports.size === 0) return undefined;
-    return router();
-  },
-};
+/**
+ * The router, and the TCP routing phase of opaque tunnels. `defaultRetry` (run --default-retry):
+ * what a route without a retry field retries (defaults.ts).
+ */
+export function routingFactory(opts: { defaultRetry?: DefaultRetry } = {}): FilterFactory {
+  const mode = opts.defaultRetry ?? 'istio';
+  return {
+    name: ROUTING,
+    compile: compileRouting,
+    create(snapshot) {
+      const config = snapshot.filters[ROUTING] as RoutingConfig | undefined;
+      if (!config || config.ports.size === 0) return undefined;
+      const filter: Filter = { ...router(), onTcpRoute: tcpRoute };
+      return mode === 'istio' ? filter : withRetryDefault(filter, withDefaultRetry(mode));
+    },
+  };
+}
+
+/** The router with the target it chose passed through `retryDefault`. */
+function withRetryDefault(filter: Filter, retryDefault: ReturnType<typeof withDefaultRetry>): Filter {
+  const route = filter.onRequestHeaders!;
+  return {
+    ...filter,
+    onRequestHeaders(ctx) {
+      const verdict = route(ctx);
+      if (ctx.target) ctx.target = retryDefault(ctx.target);
+      return verdict;
+    },
+  };
+}
+
+export const routingFilter: FilterFactory = routingFactory();

@@ -1,6 +1,7 @@
 // Where an opaque TCP tunnel goes: TCPRoute (or VirtualService tcp) weighted backends of the
 // dialled Service port, else the port's own cluster. Chosen once per connection.
 import type { TunnelInfo } from '../../src/pipeline/context.ts';
+import type { TcpRoute } from '../../src/pipeline/filter.ts';
 import type { Cluster } from '../../src/upstream/cluster.ts';
 import type { RoutingConfig } from './model.ts';
 import { portKey } from './model.ts';
@@ -25,4 +26,11 @@ export function tcpTarget(tunnel: TunnelInfo, random: () => number = Math.random
   if (!backend) return { kind: 'invalid', why: `${port.tcp.ref.display} has no backend with weight above 0` };
   if (!backend.cluster) return { kind: 'invalid', why: backend.invalid ?? 'backend does not resolve' };
   return { kind: 'cluster', cluster: backend.cluster, routeName: port.tcp.ref.display };
+}
+
+/** The TCP routing phase (Filter.onTcpRoute): a cluster, why none, or undefined for the binding. */
+export function tcpRoute(tunnel: TunnelInfo): TcpRoute | undefined {
+  const t = tcpTarget(tunnel);
+  if (t.kind === 'binding') return undefined;
+  return t.kind === 'cluster' ? { cluster: t.cluster } : { invalid: t.why };
 }

@@ -11,13 +11,7 @@ import type {
 } from '../../config/kinds/virtual-service.ts';
 import type { ConfigMessage } from '../../config/model.ts';
 import type { Resource } from '../../config/resource.ts';
-import {
-  MESH_DEFAULT_RETRY,
-  type Mirror,
-  NO_RETRY,
-  NO_TIMEOUTS,
-  type RetryPolicy,
-} from '../../src/upstream/target.ts';
+import { type Mirror, NO_RETRY, NO_TIMEOUTS, type RetryPolicy } from '../../src/upstream/target.ts';
 import { NO_HEADER_OPS } from './actions.ts';
 import {
   compileRegex,
@@ -30,6 +24,7 @@ import {
   RouteConfigError,
 } from './builders.ts';
 import type { ClusterCatalog, ServiceRecord } from './clusters.ts';
+import { MESH_DEFAULT_RETRY } from './defaults.ts';
 import { matchesValue } from './match.ts';
 import type {
   Backend,

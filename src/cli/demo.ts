@@ -8,13 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Endpoint, ServicePortBinding } from '../../config/model.ts';
 import { FileConfigSource } from '../../config/source.ts';
+import { composeWaypoint } from '../compose.ts';
 import { formatAuthority, type HostPort } from '../hbone/authority.ts';
 import { memoryCredentials } from '../identity/credentials.ts';
 import { createDevCa } from '../identity/dev-ca.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
-import { Waypoint } from '../waypoint.ts';
 import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
 import { checked, parseListen, parseRef } from './flags.ts';
@@ -124,7 +124,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
   }
 
-  const waypoint = new Waypoint({
+  const waypoint = composeWaypoint({
     configPaths,
     gateway,
     hbone: { host: waypointIp, port: 15008 },

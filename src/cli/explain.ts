@@ -1,7 +1,9 @@
 // `node-waypoint explain`: what the waypoint would decide for one hypothetical request, on the
 // configuration `run` would load (same source, same compilers, same filter chain). Exit 0 when
 // allowed, 3 when denied, 2 on usage errors, 1 when the configuration or destination is unusable.
+
 import { parseArgs } from 'node:util';
+import { FILTER_ORDER } from '../../filters/index.ts';
 import {
   ExplainDestinationError,
   ExplainInputError,
@@ -68,6 +70,7 @@ export async function runExplain(argv: string[], env: NodeJS.ProcessEnv = proces
     paths: configPaths,
     gateway,
     trustDomain: peer.trustDomain,
+    factories: FILTER_ORDER,
     clusterDomain: fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!,
   });
   if (!snapshot) throw new Error('no configuration was loaded');
@@ -80,7 +83,7 @@ export async function runExplain(argv: string[], env: NodeJS.ProcessEnv = proces
       `node-waypoint: explain: gateway ${gateway.namespace}/${gateway.name} not found in the configuration\n`,
     );
   try {
-    const result = await explainRequest(snapshot, undefined, input, silentLogger);
+    const result = await explainRequest(snapshot, FILTER_ORDER, input, silentLogger);
     process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : formatExplain(result));
     return result.allowed ? 0 : EXIT_DENIED;
   } catch (err) {

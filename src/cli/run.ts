@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type OtlpProvider, parseTracingProviders } from '../../config/tracing-providers.ts';
 import { type ExtensionProvider, loadMeshConfig, MeshConfigError } from '../../filters/authz/mesh-config.ts';
+import { composeWaypoint } from '../compose.ts';
 import {
   checkControllerAddress,
   controllerConfigSource,
@@ -14,7 +15,6 @@ import { parseSpiffeId } from '../identity/spiffe.ts';
 import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { meshAccessLogEncoding } from '../observe/mesh-access-log.ts';
-import { Waypoint } from '../waypoint.ts';
 import {
   checked,
   clusterIdFrom,
@@ -161,7 +161,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
   const credentials = await credentialsFor(identity, log);
-  const waypoint = new Waypoint({
+  const waypoint = composeWaypoint({
     configPaths,
     gateway,
     ...listen,

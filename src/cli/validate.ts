@@ -3,10 +3,12 @@
 // waypoint, invalid or unknown rule parts, targets that attach to nothing) and validate's own check
 // for HTTP-only policy fields on tcp/tls Service ports. Exit 0 without errors (warnings allowed), 1
 // when anything was rejected, 2 on usage errors.
+
 import { parseArgs } from 'node:util';
 import { readManifests } from '../../config/load.ts';
 import type { ConfigMessage, ObjectRef } from '../../config/model.ts';
 import { lintAuthz } from '../../filters/authz/lint.ts';
+import { FILTER_ORDER } from '../../filters/index.ts';
 import { loadOnce } from '../explain/load-once.ts';
 import { fromEnv, parseRef, UsageError } from './flags.ts';
 import { VALIDATE_USAGE } from './usage.ts';
@@ -53,6 +55,7 @@ export async function runValidate(argv: string[], env: NodeJS.ProcessEnv = proce
     gateway,
     trustDomain: fromEnv('trust-domain', values['trust-domain'], env, 'cluster.local')!,
     clusterDomain: fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!,
+    factories: FILTER_ORDER,
     extraCompilers: { 'authz-lint': lintAuthz },
   });
   const messages: ConfigMessage[] = [...report.rejected, ...report.warnings, ...(snapshot?.messages ?? [])];

@@ -2,21 +2,17 @@
 // The destination is resolved through the snapshot's bindings as a CONNECT would be, the request
 // context is built by the engine's helper, and the snapshot's real filter chain runs over it (path
 // normalization, JWT, authorization); the result reads the chain's verdict and ctx.explain. Nothing
-// here decides anything itself: the per-rule table only re-runs the compiled rules' own predicates
-// over the same attributes, to show why no rule matched. Used by `node-waypoint explain` and the
-// admin port's POST /debug/explain.
+// here decides anything itself, nor knows any filter: each filter's explain hook adds its own part
+// (authz: the policies attached and each rule re-checked, filters/authz/explain.ts). Used by
+// `node-waypoint explain` and the admin port's POST /debug/explain.
 import { isIP } from 'node:net';
 import type { Snapshot } from '../../config/model.ts';
-import type { DecisionRecord } from '../../filters/authz/evaluate.ts';
-import { AUTHZ, attributes, setFor, tcpAttributes, withDecisionSink } from '../../filters/authz/index.ts';
-import type { AuthzConfig, CompiledPolicy } from '../../filters/authz/model.ts';
-import { FILTER_ORDER } from '../../filters/index.ts';
 import { formatAuthority, type HostPort, parseAuthority } from '../hbone/authority.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import type { Logger } from '../observe/logger.ts';
 import { FilterChain } from '../pipeline/chain.ts';
 import type { Binding, TunnelInfo } from '../pipeline/context.ts';
-import type { FilterFactory, Verdict } from '../pipeline/filter.ts';
+import { type FilterFactory, NO_FILTER_METRICS, type Verdict } from '../pipeline/filter.ts';
 import { newRequestContext } from '../proxy/request-context.ts';
 
 export interface ExplainInput {
@@ -42,23 +38,6 @@ export class ExplainDestinationError extends Error {
   override name = 'ExplainDestinationError';
 }
 
-export interface PolicyView {
-  readonly policy: string;
-  readonly action: CompiledPolicy['action'];
-  readonly dryRun: boolean;
-  readonly provider?: string;
-  /** Rules in force (rules dropped at compile time are not here; `validate` lists them). */
-  readonly rules: number;
-  /** `waypoint` (Gateway or GatewayClass target) or `service` (Service target). */
-  readonly attachedVia: 'waypoint' | 'service';
-}
-
-export interface RuleView {
-  readonly policy: string;
-  readonly rule: number;
-  readonly matched: boolean;
-}
-
 export interface ExplainResult {
   readonly request: {
     readonly from: string;
@@ -79,12 +58,8 @@ export interface ExplainResult {
     /** `http`: the request filter chain; `tcp`: the network phase (tcp/tls ports). */
     readonly phase: 'http' | 'tcp';
   };
-  readonly policies: readonly PolicyView[];
-  /** CUSTOM → DENY → ALLOW, AUDIT and dry-run flagged, one line per step. */
-  readonly order: readonly string[];
-  readonly rules: readonly RuleView[];
-  /** The authorization outcome as counted in waypoint_authz_decisions_total (empty if authz did not decide). */
-  readonly decisions: readonly DecisionRecord[];
+  /** Each filter's own fields (authz: policies, order, rules, decisions), after `destination`. */
+  readonly [field: string]: unknown;
   /** ctx.explain: every decision of the chain, in order. */
   readonly explain: readonly string[];
   readonly allowed: boolean;
@@ -187,14 +162,52 @@ function verdictText(v: Verdict): string {
   return `denied: ${v.reason}${v.detail ? ` (${v.detail})` : ''}`;
 }
 
+/** The text paragraphs of each result's filters (kept out of the JSON). */
+const filterText = new WeakMap<ExplainResult, ReadonlyArray<readonly string[]>>();
+
+/** The request explain runs, resolved as the waypoint would resolve it. */
+interface ExplainRequest {
+  readonly request: ExplainResult['request'];
+  readonly destination: ExplainResult['destination'];
+  readonly tunnel: TunnelInfo;
+}
+
 /** Runs the snapshot's filter chain over the request; the chain is built from `factories`, as the engine does. */
 export async function explainRequest(
   snapshot: Snapshot,
-  factories: readonly FilterFactory[] = FILTER_ORDER,
+  factories: readonly FilterFactory[],
   input: ExplainInput,
   log: Logger,
 ): Promise<ExplainResult> {
   validate(input);
+  const q = explainedRequest(snapshot, input);
+  // A chain of its own: explaining counts nothing, and filters keep what their explain hook reads.
+  const chain = FilterChain.build(factories, snapshot, log, {
+    log,
+    metrics: NO_FILTER_METRICS,
+    explaining: true,
+  });
+  const { verdict, explain, ctx } = await runChain(chain, q);
+  const explanations = chain.explanations({ phase: q.destination.phase, tunnel: q.tunnel, ctx, verdict });
+  const result: ExplainResult = {
+    request: q.request,
+    destination: q.destination,
+    ...Object.assign({}, ...explanations.map((e) => e.fields)),
+    explain,
+    allowed: verdict.kind === 'continue',
+    ...(verdict.kind === 'reply'
+      ? { reason: verdict.reason, ...(verdict.detail ? { detail: verdict.detail } : {}) }
+      : {}),
+    verdict: verdictText(verdict),
+  };
+  filterText.set(
+    result,
+    explanations.map((e) => e.text),
+  );
+  return result;
+}
+
+function explainedRequest(snapshot: Snapshot, input: ExplainInput): ExplainRequest {
   const peer = parseSpiffeId(input.from)!;
   const { binding, destination } = resolveDestination(snapshot, input.to);
   const sourceIp = input.sourceIp ?? '127.0.0.1';
@@ -204,90 +217,7 @@ export async function explainRequest(
   for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
   const authority = headers.host ?? input.to;
   headers.host = authority;
-  const tunnel: TunnelInfo = {
-    binding,
-    snapshot,
-    peer,
-    source: { ip: sourceIp, port: 0 },
-    destination,
-  };
   const protocol = binding.kind === 'service' ? binding.protocol : 'unknown';
-  const phase = protocol === 'tcp' || protocol === 'tls' ? 'tcp' : 'http';
-  // The authz filter reports its decision records here, as it reports them to the metrics.
-  const records: DecisionRecord[] = [];
-  const chain = FilterChain.build(
-    factories.map((f) =>
-      f.name === AUTHZ ? withDecisionSink(f, (_set, d) => records.push(...d.records)) : f,
-    ),
-    snapshot,
-    log,
-  );
-
-  let verdict: Verdict;
-  let explain: string[];
-  let attrs: ReturnType<typeof attributes>;
-  if (phase === 'tcp') {
-    explain = [];
-    verdict = await chain.onTcpConnection(tunnel, explain);
-    attrs = tcpAttributes(tunnel);
-  } else {
-    const ctx = newRequestContext({
-      id: 'explain',
-      startNs: process.hrtime.bigint(),
-      tunnel,
-      method,
-      path,
-      authority,
-      protocol: 'HTTP/1.1',
-      headers,
-      signal: new AbortController().signal,
-    });
-    verdict = await chain.onRequestHeaders(ctx);
-    explain = ctx.explain;
-    attrs = attributes(ctx);
-  }
-
-  const config = snapshot.filters[AUTHZ] as AuthzConfig | undefined;
-  const set = config ? setFor(binding, config) : undefined;
-  const waypointWide = new Set<CompiledPolicy>(
-    config
-      ? [config.waypoint.custom, config.waypoint.deny, config.waypoint.allow, config.waypoint.audit].flat()
-      : [],
-  );
-  const ordered = set ? [...set.custom, ...set.deny, ...set.allow, ...set.audit] : [];
-  const ref = (p: CompiledPolicy) => `${p.namespace}/${p.name}`;
-  const policies: PolicyView[] = ordered.map((p) => ({
-    policy: ref(p),
-    action: p.action,
-    dryRun: p.dryRun,
-    ...(p.provider ? { provider: p.provider } : {}),
-    rules: p.rules.length,
-    attachedVia: waypointWide.has(p) ? 'waypoint' : 'service',
-  }));
-  const step = (label: string, list: readonly CompiledPolicy[], note: (p: CompiledPolicy) => string) =>
-    `${label}: ${list.length ? list.map((p) => `${ref(p)}${note(p)}`).join(', ') : '(none)'}`;
-  const order = set
-    ? [
-        step('1. CUSTOM', set.custom, (p) =>
-          p.dryRun ? ' [dry-run, enforced anyway as Istio does]' : ` [provider ${p.provider ?? ''}]`,
-        ),
-        step('2. DENY', set.deny, (p) => (p.dryRun ? ' [dry-run: reported only]' : '')),
-        step('3. ALLOW', set.allow, (p) => (p.dryRun ? ' [dry-run: reported only]' : '')),
-        step('   AUDIT', set.audit, () => ' [logged only, never decides]'),
-      ]
-    : [];
-  const rules: RuleView[] = ordered.flatMap((p) =>
-    p.rules.map((r) => ({
-      policy: ref(p),
-      rule: r.index,
-      matched: (phase === 'tcp' ? r.matchTcp : r.match)(attrs),
-    })),
-  );
-  const authzDecided =
-    set !== undefined &&
-    ordered.length > 0 &&
-    (verdict.kind === 'continue' || verdict.reason === 'authz_denied');
-  const decisions = authzDecided ? records : [];
   return {
     request: { from: peer.uri, to: input.to, method, path, authority, headers, sourceIp },
     destination: {
@@ -299,19 +229,33 @@ export async function explainRequest(
       address: destination.ip,
       port: destination.port,
       protocol,
-      phase,
+      phase: protocol === 'tcp' || protocol === 'tls' ? 'tcp' : 'http',
     },
-    policies,
-    order,
-    rules,
-    decisions,
-    explain,
-    allowed: verdict.kind === 'continue',
-    ...(verdict.kind === 'reply'
-      ? { reason: verdict.reason, ...(verdict.detail ? { detail: verdict.detail } : {}) }
-      : {}),
-    verdict: verdictText(verdict),
+    tunnel: { binding, snapshot, peer, source: { ip: sourceIp, port: 0 }, destination },
   };
+}
+
+/** The TCP phase for tcp/tls ports, else the request phase over a context the engine's helper builds. */
+async function runChain(chain: FilterChain, q: ExplainRequest) {
+  if (q.destination.phase === 'tcp') {
+    const explain: string[] = [];
+    const verdict = await chain.onTcpConnection(q.tunnel, explain);
+    return { verdict, explain, ctx: undefined };
+  }
+  const ctx = newRequestContext({
+    id: 'explain',
+    startNs: process.hrtime.bigint(),
+    tunnel: q.tunnel,
+    method: q.request.method,
+    path: q.request.path,
+    authority: q.request.authority,
+    protocol: 'HTTP/1.1',
+    // The same object: the report shows the headers as the chain left them (as it always has).
+    headers: q.request.headers as Record<string, string>,
+    signal: new AbortController().signal,
+  });
+  const verdict = await chain.onRequestHeaders(ctx);
+  return { verdict, explain: ctx.explain, ctx };
 }
 
 /** The human-readable form. */
@@ -325,24 +269,7 @@ export function formatExplain(r: ExplainResult): string {
     `Destination:  ${d.kind === 'service' ? 'Service' : 'pod'} ${d.name} at ${formatAuthority(d.address, d.port)}, protocol ${d.protocol} (${d.phase === 'tcp' ? 'TCP: network phase, HTTP-only fields cannot match' : 'HTTP filter chain'})`,
   );
   lines.push('');
-  if (r.policies.length === 0) {
-    lines.push('Policies attached: none (no AuthorizationPolicy applies to this destination)');
-  } else {
-    lines.push(`Policies attached (${r.policies.length}):`);
-    for (const p of r.policies)
-      lines.push(
-        `  ${p.policy}  ${p.action}${p.dryRun ? ' (dry-run)' : ''}  ${p.rules} rule${p.rules === 1 ? '' : 's'}  via ${p.attachedVia === 'waypoint' ? 'the waypoint (Gateway/GatewayClass)' : 'Service'}`,
-      );
-    lines.push('');
-    lines.push('Evaluation order:');
-    for (const o of r.order) lines.push(`  ${o}`);
-    lines.push('');
-    lines.push('Rules:');
-    for (const x of r.rules)
-      lines.push(`  ${x.policy} rule[${x.rule}]: ${x.matched ? 'matches' : 'no match'}`);
-    if (r.rules.length === 0) lines.push('  (no rules in force)');
-  }
-  lines.push('');
+  for (const paragraph of filterText.get(r) ?? []) lines.push(...paragraph, '');
   lines.push('Decisions:');
   for (const e of r.explain) lines.push(`  ${e}`);
   if (r.explain.length === 0) lines.push('  (none recorded)');

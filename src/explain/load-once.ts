@@ -1,9 +1,9 @@
 // One load of the configuration for the offline commands (`explain`, `validate`): the same
-// FileConfigSource and filter compilers (filters/index.ts) as `run`, read once and not watched.
+// FileConfigSource and filter compilers as `run` (the CLI passes the chain's factories), read once
+// and not watched.
 import type { FilterCompiler } from '../../config/compile.ts';
 import type { ObjectRef } from '../../config/model.ts';
 import { FileConfigSource, type UpdateResult } from '../../config/source.ts';
-import { FILTER_ORDER } from '../../filters/index.ts';
 import type { FilterFactory } from '../pipeline/filter.ts';
 import { filterCompilers } from '../pipeline/filter.ts';
 
@@ -12,7 +12,7 @@ export interface LoadOnceOptions {
   readonly gateway: ObjectRef;
   readonly trustDomain: string;
   readonly clusterDomain: string;
-  readonly factories?: readonly FilterFactory[];
+  readonly factories: readonly FilterFactory[];
   /** More compilers (validate's extra checks); their messages join the snapshot's. */
   readonly extraCompilers?: Readonly<Record<string, FilterCompiler>>;
 }
@@ -22,7 +22,7 @@ export async function loadOnce(opts: LoadOnceOptions): Promise<UpdateResult> {
     gateway: opts.gateway,
     trustDomain: opts.trustDomain,
     clusterDomain: opts.clusterDomain,
-    filterCompilers: { ...filterCompilers(opts.factories ?? FILTER_ORDER), ...opts.extraCompilers },
+    filterCompilers: { ...filterCompilers(opts.factories), ...opts.extraCompilers },
   });
   try {
     return await source.load();

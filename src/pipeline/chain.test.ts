@@ -3,9 +3,16 @@
 import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../config/model.ts';
 import { silentLogger } from '../observe/logger.ts';
+import type { Cluster } from '../upstream/cluster.ts';
 import { FilterChain } from './chain.ts';
-import type { RequestContext } from './context.ts';
-import { CONTINUE, type Filter, type FilterFactory } from './filter.ts';
+import type { RequestContext, TunnelInfo } from './context.ts';
+import {
+  CONTINUE,
+  type Filter,
+  type FilterContext,
+  type FilterFactory,
+  NO_FILTER_METRICS,
+} from './filter.ts';
 
 const ctx = (headers: Record<string, string> = {}): RequestContext =>
   ({
@@ -92,5 +99,52 @@ describe('FilterChain', () => {
     new FilterChain([mk('a'), mk('b')], silentLogger).onResponseHeaders(ctx(), head);
     expect(seen).toEqual(['b', 'a']);
     expect(head.headers).toEqual({ 'x-a': '1', 'x-b': '1' });
+  });
+
+  it('hands every factory the context it is built with', () => {
+    const seen: Array<FilterContext | undefined> = [];
+    const factory: FilterFactory = {
+      name: 'f',
+      create: (_s, c) => {
+        seen.push(c);
+        return undefined;
+      },
+    };
+    const context: FilterContext = { log: silentLogger, metrics: NO_FILTER_METRICS, explaining: true };
+    FilterChain.build([factory, factory], snapshot, silentLogger, context);
+    FilterChain.build([factory], snapshot, silentLogger);
+    expect(seen.slice(0, 2)).toEqual([context, context]);
+    expect(seen[2]).toEqual({ log: silentLogger, metrics: NO_FILTER_METRICS });
+  });
+
+  it('routes a TCP tunnel by the first filter that chooses, else leaves it to its binding', () => {
+    const tunnel = {} as TunnelInfo;
+    const cluster = { name: 'outbound|9080|v2|reviews.shop.svc.cluster.local' } as Cluster;
+    const route = (n: string, r: ReturnType<NonNullable<Filter['onTcpRoute']>>): Filter => ({
+      name: n,
+      onTcpRoute: () => r,
+    });
+    const chain = (filters: Filter[]) => new FilterChain(filters, silentLogger);
+    expect(chain([{ name: 'http-only' }]).tcpRoute(tunnel)).toBeUndefined();
+    expect(chain([route('none', undefined), route('a', { cluster })]).tcpRoute(tunnel)).toEqual({ cluster });
+    expect(chain([route('a', { invalid: 'no backend' }), route('b', { cluster })]).tcpRoute(tunnel)).toEqual({
+      invalid: 'no backend',
+    });
+  });
+
+  it("collects each filter's explanation, in chain order", () => {
+    const explaining = (n: string): Filter => ({
+      name: n,
+      explain: (run) => ({ fields: { [n]: run.phase }, text: [n] }),
+    });
+    const run = { phase: 'tcp' as const, tunnel: {} as TunnelInfo, ctx: undefined, verdict: CONTINUE };
+    const got = new FilterChain(
+      [explaining('a'), { name: 'silent' }, explaining('b')],
+      silentLogger,
+    ).explanations(run);
+    expect(got).toEqual([
+      { fields: { a: 'tcp' }, text: ['a'] },
+      { fields: { b: 'tcp' }, text: ['b'] },
+    ]);
   });
 });

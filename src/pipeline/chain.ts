@@ -4,7 +4,18 @@
 import type { Snapshot } from '../../config/model.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Outcome, RequestContext, TunnelInfo } from './context.ts';
-import { CONTINUE, type Filter, type FilterFactory, type ResponseHead, type Verdict } from './filter.ts';
+import {
+  CONTINUE,
+  type ExplainRun,
+  type Filter,
+  type FilterContext,
+  type FilterExplanation,
+  type FilterFactory,
+  NO_FILTER_METRICS,
+  type ResponseHead,
+  type TcpRoute,
+  type Verdict,
+} from './filter.ts';
 
 const NEVER_ABORTED = new AbortController().signal;
 
@@ -14,6 +25,7 @@ export class FilterChain {
   readonly #responseFilters: readonly Filter[];
   readonly #completeFilters: readonly Filter[];
   readonly #tcpFilters: readonly Filter[];
+  readonly #tcpRouteFilters: readonly Filter[];
   readonly #log: Logger;
 
   constructor(filters: readonly Filter[], log: Logger) {
@@ -22,14 +34,23 @@ export class FilterChain {
     this.#responseFilters = filters.filter((f) => f.onResponseHeaders).reverse();
     this.#completeFilters = filters.filter((f) => f.onComplete);
     this.#tcpFilters = filters.filter((f) => f.onTcpConnection);
+    this.#tcpRouteFilters = filters.filter((f) => f.onTcpRoute);
     this.#log = log;
   }
 
-  /** Builds the chain for a snapshot from the registered factories, in their order. */
-  static build(factories: readonly FilterFactory[], snapshot: Snapshot, log: Logger): FilterChain {
+  /**
+   * Builds the chain for a snapshot from the registered factories, in their order; each factory
+   * gets `context` (default: `log` and no counters).
+   */
+  static build(
+    factories: readonly FilterFactory[],
+    snapshot: Snapshot,
+    log: Logger,
+    context: FilterContext = { log, metrics: NO_FILTER_METRICS },
+  ): FilterChain {
     const filters: Filter[] = [];
     for (const factory of factories) {
-      const filter = factory.create(snapshot);
+      const filter = factory.create(snapshot, context);
       if (filter) filters.push(filter);
     }
     return new FilterChain(filters, log);
@@ -108,6 +129,25 @@ export class FilterChain {
       }
     }
     return CONTINUE;
+  }
+
+  /** TCP routing phase: the first filter's route, or undefined (the tunnel's own binding). */
+  tcpRoute(tunnel: TunnelInfo): TcpRoute | undefined {
+    for (const filter of this.#tcpRouteFilters) {
+      const route = filter.onTcpRoute!(tunnel);
+      if (route) return route;
+    }
+    return undefined;
+  }
+
+  /** Each filter's own account of a run, in chain order (`explain`). */
+  explanations(run: ExplainRun): FilterExplanation[] {
+    const out: FilterExplanation[] = [];
+    for (const filter of this.filters) {
+      const e = filter.explain?.(run);
+      if (e) out.push(e);
+    }
+    return out;
   }
 
   #tcpThrew(filter: Filter, err: unknown): Verdict {

@@ -13,9 +13,19 @@
 //   body streams through with backpressure (filters never see it unless they ask, later)
 //        │
 //   onComplete         (always, exactly once, even after errors and aborts)
+//
+// A tunnel carried as opaque TCP has the network phase instead (Envoy's network filters, apart from
+// the HTTP ones): onTcpConnection (admit or close), then onTcpRoute (which cluster it goes to).
+//
+// The engine (src/) never imports a filter: everything it needs from one goes through this file —
+// the FilterContext handed to create() (log, the counters a filter reports to), the TCP routing
+// phase, the explain hook, and ChainFactories (the mesh config handed to the filters that read it).
+// The composition root (src/compose.ts and the CLI commands) is the only importer of filters/.
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type { Snapshot } from '../../config/model.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { Cluster } from '../upstream/cluster.ts';
 import type { Outcome, RequestContext, TunnelInfo } from './context.ts';
 import type { Reason } from './reasons.ts';
 
@@ -58,6 +68,63 @@ export interface Filter {
    * is aborted if the tunnel closes meanwhile. Return a Verdict directly when no I/O is needed.
    */
   onTcpConnection?(tunnel: TunnelInfo, explain: string[], signal: AbortSignal): Verdict | Promise<Verdict>;
+  /**
+   * Chooses where an admitted opaque TCP tunnel goes (TCPRoute weights), once per connection. The
+   * first filter that returns a route decides; undefined from all: the tunnel's own binding.
+   */
+  onTcpRoute?(tunnel: TunnelInfo): TcpRoute | undefined;
+  /**
+   * `explain` (src/explain/explain.ts) asks each filter, after the chain ran over a hypothetical
+   * request, to explain its own part; the filter re-reads its configuration, never the live state.
+   */
+  explain?(run: ExplainRun): FilterExplanation | undefined;
+}
+
+/** A TCP routing decision: a cluster, or why the tunnel can go nowhere (it is refused). */
+export type TcpRoute = { readonly cluster: Cluster } | { readonly invalid: string };
+
+/** What explain ran: the tunnel, the request (HTTP phase only) and the chain's verdict. */
+export interface ExplainRun {
+  readonly phase: 'http' | 'tcp';
+  readonly tunnel: TunnelInfo;
+  /** The request context after the chain ran (absent in the TCP phase). */
+  readonly ctx: RequestContext | undefined;
+  readonly verdict: Verdict;
+}
+
+/** One filter's part of an explain report. */
+export interface FilterExplanation {
+  /** Keys added to the JSON result (`--json`, POST /debug/explain), in this order. */
+  readonly fields: Readonly<Record<string, unknown>>;
+  /** The same for the text report: lines, printed as a paragraph of their own. */
+  readonly text: readonly string[];
+}
+
+/**
+ * The counters filters report their decisions to (the engine's Prometheus series). `explain`
+ * builds its chains with NO_FILTER_METRICS, so explaining counts nothing.
+ */
+export interface FilterMetrics {
+  /** waypoint_authz_decisions_total */
+  authzDecision(policy: string, action: string, decision: string): void;
+  /** waypoint_rate_limit_decisions_total */
+  rateLimitDecision(policy: string, type: string, result: string): void;
+  /** waypoint_rate_limit_redis_failures_total */
+  rateLimitRedisFailure(mode: string): void;
+}
+
+export const NO_FILTER_METRICS: FilterMetrics = Object.freeze({
+  authzDecision: () => {},
+  rateLimitDecision: () => {},
+  rateLimitRedisFailure: () => {},
+});
+
+/** What the engine hands every factory when it builds a snapshot's chain. */
+export interface FilterContext {
+  readonly log: Logger;
+  readonly metrics: FilterMetrics;
+  /** True in the chains `explain` builds: a filter may keep what its explain hook will need. */
+  readonly explaining?: boolean;
 }
 
 /**
@@ -71,7 +138,33 @@ export interface FilterFactory {
    * `snapshot.filters[name]`, which create() reads.
    */
   readonly compile?: FilterCompiler;
-  create(snapshot: Snapshot): Filter | undefined;
+  /** The engine always passes `context`; a unit test may leave it out (no counters then). */
+  create(snapshot: Snapshot, context?: FilterContext): Filter | undefined;
+}
+
+/**
+ * A mesh config text checked by the filters that read it (ext_authz providers): a problem, or a
+ * commit that applies it from the next compiled snapshot and returns fields for the log line.
+ */
+export type MeshConfigCheck = { readonly error: string } | { readonly commit: () => Record<string, unknown> };
+
+/**
+ * The filters a waypoint runs, as the composition root (src/compose.ts) hands them to the engine:
+ * the factories each snapshot's FilterChain (chain.ts) is built from, in order, and what they hold
+ * across snapshots.
+ */
+export interface ChainFactories {
+  /** What serves traffic. */
+  readonly serving: readonly FilterFactory[];
+  /**
+   * The same chain for `explain`, with fresh instances of the filters whose state outlives a
+   * request (rate-limit buckets, Redis), so that explaining changes nothing a client sees.
+   */
+  readonly explaining: readonly FilterFactory[];
+  /** Checks a mesh config (undefined: none); absent when no filter reads one. */
+  readonly meshConfig?: (text: string | undefined) => MeshConfigCheck;
+  /** Closes what the filters hold open across snapshots (ext_authz connections, Redis). */
+  close(): Promise<void>;
 }
 
 /** The compilers of a filter list, by filter name, for the configuration source. */

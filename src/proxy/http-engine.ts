@@ -13,7 +13,7 @@ import { endSpan, SERVER_TRACE, serverTrace, type Tracing } from '../observe/tra
 import { auditHint } from '../pipeline/access-log-hint.ts';
 import { FilterChain } from '../pipeline/chain.ts';
 import type { Outcome, RequestContext, TunnelInfo } from '../pipeline/context.ts';
-import type { FilterFactory, Verdict } from '../pipeline/filter.ts';
+import type { FilterContext, FilterFactory, Verdict } from '../pipeline/filter.ts';
 import { isProxyError, ProxyError } from '../pipeline/proxy-error.ts';
 import { REASONS, type Reason, type ReasonInfo, UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import { noteFlag, responseFlags } from '../pipeline/response-flags.ts';
@@ -28,6 +28,8 @@ import { type RequestTarget, requestTarget } from './request-target.ts';
 
 export interface HttpEngineOptions {
   readonly factories: readonly FilterFactory[];
+  /** What each factory gets when a snapshot's chain is built (the filters' counters). */
+  readonly filterContext?: FilterContext;
   readonly send: Send;
   readonly metrics: Metrics;
   readonly accessLog: AccessLog;
@@ -62,7 +64,7 @@ export class HttpEngine {
   chainFor(snapshot: Snapshot): FilterChain {
     let chain = this.#chains.get(snapshot);
     if (!chain) {
-      chain = FilterChain.build(this.#opts.factories, snapshot, this.#opts.log);
+      chain = FilterChain.build(this.#opts.factories, snapshot, this.#opts.log, this.#opts.filterContext);
       this.#chains.set(snapshot, chain);
     }
     return chain;

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ProxyError } from '../pipeline/proxy-error.ts';
 import { backoffMs, matchesError, PER_TRY_DETAIL, retriedResetBody, retry, retryState } from './retry.ts';
-import { MESH_DEFAULT_RETRY, type RetryPolicy } from './target.ts';
+import { NO_RETRY, type RetryPolicy } from './target.ts';
 import {
   fakeResponse,
   hang,
@@ -392,21 +392,25 @@ describe('retry layer: per-try timeout', () => {
   });
 });
 
-describe('run --default-retry', () => {
+describe('the policy the route carries', () => {
   const unavailable = () => fakeResponse(200, { headers: { 'grpc-status': '14' } });
-  async function attempts(defaultRetry: 'istio' | 'safe', step: () => Step): Promise<number> {
+  // Istio's mesh default and its `--default-retry safe` form (filters/routing/defaults.ts).
+  const connectErrors = ['connect-failure', 'refused-stream'];
+  const meshDefault = { ...NO_RETRY, attempts: 2, retryOn: [...connectErrors, 'unavailable', 'cancelled'] };
+  const safe = { ...meshDefault, retryOn: connectErrors };
+  async function attempts(policy: RetryPolicy, step: () => Step): Promise<number> {
     const { send, calls } = scriptedSend([step(), step(), step()]);
-    const ctx = testContext({ target: { ...testTarget(), retry: MESH_DEFAULT_RETRY } });
-    await retry({ ...noSleep, defaultRetry })(send)(testRequest(), ctx).catch(() => undefined);
+    const ctx = testContext({ target: { ...testTarget(), retry: policy } });
+    await retry(noSleep)(send)(testRequest(), ctx).catch(() => undefined);
     return calls.length;
   }
 
-  it('istio: the mesh default retries a gRPC UNAVAILABLE the application sent', async () => {
-    expect(await attempts('istio', unavailable)).toBe(3);
+  it('the mesh default retries a gRPC UNAVAILABLE the application sent', async () => {
+    expect(await attempts(meshDefault, unavailable)).toBe(3);
   });
 
-  it('safe: the mesh default retries only what never reached the application', async () => {
-    expect(await attempts('safe', unavailable)).toBe(1);
-    expect(await attempts('safe', connectFailure)).toBe(3);
+  it('the safe default retries only what never reached the application', async () => {
+    expect(await attempts(safe, unavailable)).toBe(1);
+    expect(await attempts(safe, connectFailure)).toBe(3);
   });
 });

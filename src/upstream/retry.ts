@@ -21,13 +21,7 @@ import { UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
 import { hostKey } from './load-balancer.ts';
 import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
-import {
-  MESH_DEFAULT_RETRY,
-  NO_RETRY,
-  NO_TARGET_RETRY,
-  type RetryPolicy,
-  SAFE_MESH_DEFAULT_RETRY,
-} from './target.ts';
+import { NO_RETRY, NO_TARGET_RETRY, type RetryPolicy } from './target.ts';
 import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 /** What the retry layer did, for the access log (flags URX, UO) and explain. */
@@ -131,11 +125,6 @@ export function backoffMs(retry: number, baseMs: number, random: () => number): 
 export const PER_TRY_DETAIL = 'upstream_per_try_timeout';
 
 export interface RetryOptions {
-  /**
-   * `safe` narrows Istio's mesh default (a route without a retry field) to requests that provably
-   * never reached the application (run --default-retry). Default `istio`.
-   */
-  readonly defaultRetry?: 'istio' | 'safe';
   /** The cluster's retry limit (maxRetries, retryBudget); absent: unlimited. */
   readonly breakers?: Pick<CircuitBreakers, 'tryAcquireRetry'>;
   readonly maxReplayBytes?: number;
@@ -151,8 +140,7 @@ export function retry(opts: RetryOptions = {}): UpstreamLayer {
   const cap = opts.maxReplayBytes ?? DEFAULT_REPLAY_BUFFER_BYTES;
   return (next: Send): Send =>
     async (req, ctx) => {
-      let policy = effectivePolicy(ctx);
-      if (policy === MESH_DEFAULT_RETRY && opts.defaultRetry === 'safe') policy = SAFE_MESH_DEFAULT_RETRY;
+      const policy = effectivePolicy(ctx);
       const perTryMs = ctx.target?.timeouts.perTryMs;
       if (policy.attempts <= 0 && !perTryMs) return next(req, ctx);
 

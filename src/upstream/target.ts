@@ -43,31 +43,11 @@ export const NO_RETRY: RetryPolicy = Object.freeze({
   retryRemoteLocalities: false,
 });
 
-const CONNECT_ERRORS = Object.freeze(['connect-failure', 'refused-stream']);
 const NO_CODES = Object.freeze([]) as readonly number[];
 
-/**
- * A route (HTTPRoute or VirtualService rule) without a retry field: Istio's mesh default
- * (l7-semantics.md §4.7; EXCLUDE_UNSAFE_503_FROM_DEFAULT_RETRY=true, so no status codes). Its gRPC
- * tokens retry a response the application sent (UNAVAILABLE, CANCELLED).
- */
-export const MESH_DEFAULT_RETRY: RetryPolicy = Object.freeze({
-  attempts: 2,
-  retryOn: Object.freeze([...CONNECT_ERRORS, 'unavailable', 'cancelled']),
-  retriableStatusCodes: NO_CODES,
-  backoffBaseMs: 25,
-  avoidPreviousHosts: true,
-  retryRemoteLocalities: false,
-});
-
-/**
- * `run --default-retry safe`: the mesh default narrowed to requests that provably never reached the
- * application (users-and-style.md A.16); a route opts into more with its own retry field.
- */
-export const SAFE_MESH_DEFAULT_RETRY: RetryPolicy = Object.freeze({
-  ...MESH_DEFAULT_RETRY,
-  retryOn: CONNECT_ERRORS,
-});
+// Istio's mesh default for a route without a retry field is routing's (filters/routing/defaults.ts):
+// the layers apply whatever policy the route carries. The one below stays here: it is what the
+// engine does for a request no filter routed (pod-addressed traffic, a chain without routing).
 
 /** No route at all for the Service (Istio's default route): `reset-before-request` ×2; none for gRPC. */
 export const NO_TARGET_RETRY: RetryPolicy = Object.freeze({

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Client, Pool } from 'undici';
 import { WAYPOINT_NODE_FLAGS } from '../../src/cli/node-flags.ts';
+import { type ComposeOptions, composeWaypoint } from '../../src/compose.ts';
 import { formatAuthority, type HostPort } from '../../src/hbone/authority.ts';
 import { HboneClient } from '../../src/hbone/client.ts';
 import type { ConnectRequest } from '../../src/hbone/server.ts';
 import { type Credentials, memoryCredentials } from '../../src/identity/credentials.ts';
 import { createDevCa, type DevCa, devCertFileNames } from '../../src/identity/dev-ca.ts';
 import { silentLogger } from '../../src/observe/logger.ts';
-import { Waypoint, type WaypointOptions } from '../../src/waypoint.ts';
+import type { Waypoint } from '../../src/waypoint.ts';
 import { InboundTunnel } from '../../src/ztunnel/inbound.ts';
 import { OutboundTunnel } from '../../src/ztunnel/outbound.ts';
 
@@ -278,10 +279,10 @@ export class TestMesh {
    * (free ports); the default is 127.0.0.2.
    */
   async startWaypoint(
-    opts: Partial<WaypointOptions> & { identity?: string; ip?: string } = {},
+    opts: Partial<ComposeOptions> & { identity?: string; ip?: string } = {},
   ): Promise<Waypoint> {
     const { ip = '127.0.0.2', ...rest } = opts;
-    const waypoint = new Waypoint({
+    const waypoint = composeWaypoint({
       configPaths: [this.configDir],
       gateway: { namespace: 'shop', name: 'waypoint' },
       hbone: { host: ip, port: 0 },

@@ -5,7 +5,7 @@
 // timeouts, retries and faults are covered by their own suites.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corsFilter } from '../../filters/cors/index.ts';
-import { filterChain } from '../../filters/index.ts';
+import { defaultFilters } from '../../filters/index.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
 import { id, TestMesh, waypointYaml } from '../helpers/mesh.ts';
 
@@ -230,9 +230,9 @@ beforeAll(async () => {
   ] as const)
     await mesh.pod(ip, 8080, TestMesh.echoServer(name), id('shop', sa));
   // The CORS filter first after path normalization, where Istio runs it.
-  const chain = filterChain();
+  const chain = defaultFilters();
   mesh.onClose(() => chain.close());
-  const [normalize, ...rest] = chain.factories;
+  const [normalize, ...rest] = chain.serving;
   const ip = '127.0.190.100';
   waypoint = await mesh.startWaypoint({
     ip: ip,
