@@ -9,7 +9,7 @@ import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
+import { poolKey, serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
@@ -105,7 +105,7 @@ export class Http2Upstream {
   #acquire(endpoint: Endpoint, ctx: RequestContext): Session {
     // Per Service too: a session's CONNECT names one Service in `forwarded: host=`.
     const serviceHost = serviceHostOf(ctx.tunnel.binding);
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
+    const key = poolKey(endpoint, serviceHost);
     let list = this.#sessions.get(key);
     if (!list) {
       list = [];
