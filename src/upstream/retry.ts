@@ -188,7 +188,6 @@ class RetryLoop {
   #tried: Set<string> | undefined;
   /** Request-body bytes reported upstream by all attempts, so replays are not counted twice. */
   #sentHighWater = 0;
-  #sent = 0;
   #retryInFlight: (() => void) | undefined;
 
   constructor(

@@ -38,7 +38,8 @@ class SettledResponse implements UpstreamResponse {
 
   add(release: () => void): void {
     if (this.#settled) release();
-    else (this.#releases ??= []).push(release);
+    else if (this.#releases) this.#releases.push(release);
+    else this.#releases = [release];
   }
 
   stream(sink: ResponseSink): Promise<void> {
