@@ -9,7 +9,7 @@ import { type Dispatcher, Pool } from 'undici';
 import type { Endpoint } from '../../config/model.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
-import { isAttemptBody } from './attempt-body.ts';
+import { isAttemptBody, wholeBody } from './attempt-body.ts';
 import { toProxyError } from './connect-error.ts';
 import { hostKey } from './load-balancer.ts';
 import { openEndpoint } from './open-endpoint.ts';
@@ -118,7 +118,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
   readonly upstreamHost: string;
   readonly #req: UpstreamRequest;
   readonly #signal: AbortSignal;
-  readonly #body: Readable | null;
+  readonly #body: Readable | Buffer | null;
   #controller: Dispatcher.DispatchController | undefined;
   #sink: ResponseSink | undefined;
   #resolve: ((res: UpstreamResponse) => void) | undefined;
@@ -130,7 +130,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     this.#req = req;
     this.#signal = signal;
     this.upstreamHost = upstreamHost;
-    this.#body = req.body ? detachable(req.body) : null;
+    this.#body = req.body ? (wholeBody(req.body) ?? detachable(req.body)) : null;
   }
 
   dispatch(entry: PoolEntry): Promise<UpstreamResponse> {
@@ -144,7 +144,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
       } catch (err) {
         // undici refused the request outright: nothing will ever read the body we gave it.
         this.#done();
-        this.#body?.destroy();
+        destroyBody(this.#body);
         reject(toProxyError(err, `HTTP/1.1 to ${this.upstreamHost}`));
       }
     });
@@ -224,7 +224,7 @@ class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
     this.#done();
     // Failed or refused after dispatch: let go of the client's stream, read or not.
-    this.#body?.destroy();
+    destroyBody(this.#body);
     const proxyErr = toProxyError(err, `HTTP/1.1 to ${this.upstreamHost}`);
     if (!this.#responded) {
       this.#reject?.(proxyErr);
@@ -233,6 +233,10 @@ class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
     this.#sink?.abort(proxyErr);
     this.#bodyDone?.(proxyErr);
   }
+}
+
+function destroyBody(body: Readable | Buffer | null): void {
+  if (body && !Buffer.isBuffer(body)) body.destroy();
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { wholeBody } from './attempt-body.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
 import { hostKey } from './load-balancer.ts';
 import { openEndpoint } from './open-endpoint.ts';
@@ -191,6 +192,12 @@ function openStream(
 /** Pipes the request body into the stream, counting each chunk as it goes. */
 function sendBody(req: UpstreamRequest, stream: ClientHttp2Stream): void {
   const body = req.body!;
+  const whole = wholeBody(body);
+  if (whole) {
+    stream.end(whole);
+    req.onBodyChunk(whole);
+    return;
+  }
   // Both listeners attach in the same tick, so counting sees every chunk the pipe sends.
   body.on('data', req.onBodyChunk);
   body.pipe(stream);

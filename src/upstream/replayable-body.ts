@@ -22,12 +22,14 @@ export class ReplayableBody {
   #listening = false;
   #current: AttemptStream | undefined;
   #attempts = 0;
+  readonly #knownLength: number | undefined;
 
   /** `knownLength`: the content-length, when given; a body known to be over the cap is not teed. */
   constructor(source: Readable, cap: number = DEFAULT_REPLAY_BUFFER_BYTES, knownLength?: number) {
     this.#source = source;
     this.#cap = cap;
     this.#overflowed = knownLength !== undefined && knownLength > cap;
+    this.#knownLength = knownLength;
   }
 
   /** True while every byte read so far is kept, so another attempt can start from byte 0. */
@@ -51,7 +53,7 @@ export class ReplayableBody {
     this.#current?.destroy();
     // Over the cap from the start: the client's stream itself, untouched.
     if (this.#overflowed) return this.#source;
-    const out = markAttemptBody(new AttemptStream(this));
+    const out = markAttemptBody(new AttemptStream(this), this.#whole());
     // The attempt's transport reports body failures; an attempt refused before reading never listens.
     out.on('error', noop);
     this.#current = out;
@@ -90,6 +92,34 @@ export class ReplayableBody {
       if (this.#keep(c)) out.position = this.#chunks.length;
       if (!out.push(c)) return;
     }
+  }
+
+  /**
+   * The whole body as one Buffer when it is in memory: kept to its end, or (first attempt) already
+   * buffered by the client's stream to its content-length, so no stream needs to carry it.
+   */
+  #whole(): Buffer | undefined {
+    if (this.#failed || this.#overflowed) return undefined;
+    if (!this.#ended && this.#size === 0) this.#takeComplete();
+    if (!this.#ended || this.#size === 0) return undefined;
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks, this.#size)];
+    return this.#chunks[0];
+  }
+
+  /** Takes the body at once when the client's stream already holds all of its content-length. */
+  #takeComplete(): void {
+    const length = this.#knownLength;
+    const source = this.#source;
+    if (!length || source.readableLength < length || source.readableFlowing) return;
+    const c = source.read() as Buffer | null;
+    if (c === null) return;
+    this.#keep(c);
+    if (this.#size !== length) return; // more than announced: the stream path reports what follows
+    this.#ended = true;
+    // Let the stream reach its end (and say so) although nothing reads it any more; a failure
+    // after its last byte is the client's to report, never an unhandled error here.
+    source.on('error', noop);
+    source.resume();
   }
 
   /** Keeps c while under the cap; false once over it (the kept bytes are dropped then). */
