@@ -55,20 +55,9 @@ export class CircuitBreakers {
     if (c.requests >= pool.http2MaxRequests) return this.#overflow(cluster.name, 'requests');
     if (protocol !== 'http1') {
       c.requests++;
-      return once(() => {
-        c.requests--;
-      });
+      return requestRelease(c);
     }
-    const admit = (): Release => {
-      c.requests++;
-      c.http1Active++;
-      return once(() => {
-        c.requests--;
-        c.http1Active--;
-        c.waiting.shift()?.();
-      });
-    };
-    if (c.http1Active < pool.maxConnections && c.waiting.length === 0) return admit();
+    if (c.http1Active < pool.maxConnections && c.waiting.length === 0) return admitHttp1(c);
     if (c.pending >= pool.http1MaxPendingRequests) return this.#overflow(cluster.name, 'pending');
     c.pending++;
     return new Promise<Release>((resolve, reject) => {
@@ -81,7 +70,7 @@ export class CircuitBreakers {
       const wake = (): void => {
         signal?.removeEventListener('abort', onAbort);
         c.pending--;
-        resolve(admit());
+        resolve(admitHttp1(c));
       };
       if (signal?.aborted) {
         c.pending--;
@@ -137,6 +126,33 @@ export class CircuitBreakers {
     this.#onOverflow?.(cluster, kind);
     return 'overflow';
   }
+}
+
+// One closure per request slot (these run for every attempt).
+function requestRelease(c: Counters): Release {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    c.requests--;
+  };
+}
+
+function admitHttp1(c: Counters): Release {
+  c.requests++;
+  c.http1Active++;
+  return http1Release(c);
+}
+
+function http1Release(c: Counters): Release {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    c.requests--;
+    c.http1Active--;
+    c.waiting.shift()?.();
+  };
 }
 
 function once(fn: () => void): Release {

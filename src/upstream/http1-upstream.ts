@@ -7,16 +7,20 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { type Duplex, PassThrough, type Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { Endpoint } from '../../config/model.ts';
-import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { isAttemptBody, wholeBody } from './attempt-body.ts';
 import { toProxyError } from './connect-error.ts';
+import { hostKey } from './load-balancer.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
+import { poolKey, serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 interface PoolEntry {
   readonly pool: Pool;
+  /** `ip:port` and `http://ip:port`, formatted once per pool. */
+  readonly host: string;
+  readonly origin: string;
   lastUsed: number;
 }
 
@@ -49,98 +53,8 @@ export class Http1Upstream {
 
   send(req: UpstreamRequest, ctx: RequestContext): Promise<UpstreamResponse> {
     const endpoint = req.endpoint!;
-    const pool = this.#pool(endpoint, ctx);
-    const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
-    const body = req.body ? detachable(req.body) : null;
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      let sink: ResponseSink | undefined;
-      let controller: Dispatcher.DispatchController | undefined;
-      let settleBody: (() => void) | undefined;
-      let bodyError: ((err: Error) => void) | undefined;
-      let responded = false;
-      // The attempt's own signal (a timeout or retry abandons it) else the client's.
-      const signal = req.signal ?? ctx.signal;
-      const onAbort = (): void => controller?.abort(new Error('request abandoned'));
-      signal.addEventListener('abort', onAbort, { once: true });
-      const done = (): void => signal.removeEventListener('abort', onAbort);
-      const handler: Dispatcher.DispatchHandler = {
-        onRequestStart(c) {
-          controller = c;
-          if (signal.aborted) c.abort(new Error('request abandoned'));
-        },
-        onResponseStart(c, statusCode, headers) {
-          // 1xx other than 101 are consumed by undici; hold the body until the engine is ready for it.
-          responded = true;
-          c.pause();
-          resolve({
-            status: statusCode,
-            headers: headers as IncomingHttpHeaders,
-            upstreamHost,
-            stream(s) {
-              sink = s;
-              s.onDrain(() => c.resume());
-              const finished = new Promise<void>((res, rej) => {
-                settleBody = res;
-                bodyError = rej;
-              });
-              c.resume();
-              return finished;
-            },
-            discard() {
-              done();
-              c.abort(new Error('response discarded'));
-            },
-          });
-        },
-        onBodySent(chunk) {
-          req.onBodyChunk(chunk);
-        },
-        onResponseData(c, chunk) {
-          if (sink && !sink.write(chunk)) c.pause();
-        },
-        onResponseEnd(_c, trailers) {
-          done();
-          sink?.end(trailers as IncomingHttpHeaders);
-          settleBody?.();
-        },
-        onResponseError(_c, err) {
-          done();
-          // Failed or refused after dispatch: let go of the client's stream, read or not.
-          body?.destroy();
-          const proxyErr = toProxyError(err, `HTTP/1.1 to ${upstreamHost}`);
-          if (!responded) {
-            reject(proxyErr);
-            return;
-          }
-          sink?.abort(proxyErr);
-          bodyError?.(proxyErr);
-        },
-      };
-      try {
-        pool.dispatch(
-          {
-            origin: `http://${upstreamHost}`,
-            method: req.method,
-            path: req.path,
-            headers: req.headers as Record<string, string | string[]>,
-            body,
-            // Timeouts belong to the route (the timeout filter), not to the transport.
-            headersTimeout: 0,
-            bodyTimeout: 0,
-            // undici must not retry on its own: what is safe to retry is the retry layer's decision.
-            idempotent: false,
-            blocking: false,
-            upgrade: null,
-          },
-          handler,
-        );
-      } catch (err) {
-        // undici refused the request outright: nothing will ever read the body we gave it.
-        done();
-        body?.destroy();
-        reject(toProxyError(err, `HTTP/1.1 to ${upstreamHost}`));
-      }
-    });
+    const entry = this.#pool(endpoint, ctx);
+    return new Http1Exchange(req, req.signal ?? ctx.signal, entry.host).dispatch(entry);
   }
 
   close(): Promise<void> {
@@ -150,18 +64,18 @@ export class Http1Upstream {
     return Promise.all(all).then(() => {});
   }
 
-  #pool(endpoint: Endpoint, ctx: RequestContext): Pool {
+  #pool(endpoint: Endpoint, ctx: RequestContext): PoolEntry {
     // A plain (egress) and an HBONE pool for the same ip:port never share connections, nor do two
     // Services: a tunnel's CONNECT names one Service in `forwarded: host=`. Only that name is kept,
     // never the binding (it would pin its snapshot for the pool's life).
     const serviceHost = serviceHostOf(ctx.tunnel.binding);
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
+    const key = poolKey(endpoint, serviceHost);
     const found = this.#pools.get(key);
     if (found) {
       found.lastUsed = Date.now();
-      return found.pool;
+      return found;
     }
-    const authority = formatAuthority(endpoint.ip, endpoint.port);
+    const authority = hostKey(endpoint);
     const baggage = this.#opts.baggage;
     const pool = new Pool(`http://${authority}`, {
       // Inner connections stay open across requests; undici's 4 s default idles out before Node
@@ -180,8 +94,9 @@ export class Http1Upstream {
       },
     });
     pool.on('connectionError', () => {});
-    this.#pools.set(key, { pool, lastUsed: Date.now() });
-    return pool;
+    const entry = { pool, host: authority, origin: `http://${authority}`, lastUsed: Date.now() };
+    this.#pools.set(key, entry);
+    return entry;
   }
 
   #closeIdle(idleMs: number): void {
@@ -196,12 +111,142 @@ export class Http1Upstream {
   }
 }
 
+/** One request on its way through undici: the dispatch handler, then the response it resolves with. */
+class Http1Exchange implements Dispatcher.DispatchHandler, UpstreamResponse {
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  readonly upstreamHost: string;
+  readonly #req: UpstreamRequest;
+  readonly #signal: AbortSignal;
+  readonly #body: Readable | Buffer | null;
+  #controller: Dispatcher.DispatchController | undefined;
+  #sink: ResponseSink | undefined;
+  #resolve: ((res: UpstreamResponse) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  #bodyDone: ((err?: Error) => void) | undefined;
+  #responded = false;
+
+  constructor(req: UpstreamRequest, signal: AbortSignal, upstreamHost: string) {
+    this.#req = req;
+    this.#signal = signal;
+    this.upstreamHost = upstreamHost;
+    this.#body = req.body ? (wholeBody(req.body) ?? detachable(req.body)) : null;
+  }
+
+  dispatch(entry: PoolEntry): Promise<UpstreamResponse> {
+    return new Promise<UpstreamResponse>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      // The attempt's own signal (a timeout or retry abandons it) else the client's.
+      this.#signal.addEventListener('abort', this, { once: true });
+      try {
+        entry.pool.dispatch(this.#options(entry.origin), this);
+      } catch (err) {
+        // undici refused the request outright: nothing will ever read the body we gave it.
+        this.#done();
+        destroyBody(this.#body);
+        reject(toProxyError(err, `HTTP/1.1 to ${this.upstreamHost}`));
+      }
+    });
+  }
+
+  #options(origin: string): Dispatcher.DispatchOptions {
+    const req = this.#req;
+    return {
+      origin,
+      method: req.method,
+      path: req.path,
+      headers: req.headers as Record<string, string | string[]>,
+      body: this.#body,
+      // Timeouts belong to the route (the timeout filter), not to the transport.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      // undici must not retry on its own: what is safe to retry is the retry layer's decision.
+      idempotent: false,
+      blocking: false,
+      upgrade: null,
+    };
+  }
+
+  /** The signal's 'abort' listener (an object listener: no closure per request). */
+  handleEvent(): void {
+    this.#controller?.abort(new Error('request abandoned'));
+  }
+
+  #done(): void {
+    this.#signal.removeEventListener('abort', this);
+  }
+
+  onRequestStart(c: Dispatcher.DispatchController): void {
+    this.#controller = c;
+    if (this.#signal.aborted) c.abort(new Error('request abandoned'));
+  }
+
+  onResponseStart(c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    // 1xx other than 101 are consumed by undici; hold the body until the engine is ready for it.
+    this.#responded = true;
+    c.pause();
+    this.status = statusCode;
+    this.headers = headers;
+    this.#resolve?.(this);
+  }
+
+  stream(sink: ResponseSink): Promise<void> {
+    const c = this.#controller!;
+    this.#sink = sink;
+    sink.onDrain(() => c.resume());
+    const finished = new Promise<void>((resolve, reject) => {
+      this.#bodyDone = (err) => (err ? reject(err) : resolve());
+    });
+    c.resume();
+    return finished;
+  }
+
+  discard(): void {
+    this.#done();
+    this.#controller?.abort(new Error('response discarded'));
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#req.onBodyChunk(chunk);
+  }
+
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#sink && !this.#sink.write(chunk)) c.pause();
+  }
+
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#done();
+    this.#sink?.end(trailers);
+    this.#bodyDone?.();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    this.#done();
+    // Failed or refused after dispatch: let go of the client's stream, read or not.
+    destroyBody(this.#body);
+    const proxyErr = toProxyError(err, `HTTP/1.1 to ${this.upstreamHost}`);
+    if (!this.#responded) {
+      this.#reject?.(proxyErr);
+      return;
+    }
+    this.#sink?.abort(proxyErr);
+    this.#bodyDone?.(proxyErr);
+  }
+}
+
+function destroyBody(body: Readable | Buffer | null): void {
+  if (body && !Buffer.isBuffer(body)) body.destroy();
+}
+
 /**
  * What undici gets as the request body: the client's bytes, with backpressure, in a stream undici
  * may destroy. undici destroys a stream body once it has sent it (or failed to); when the body is
  * an HTTP/2 client's stream that would reset the very stream the response still has to go out on.
  */
 function detachable(body: Readable): Readable {
+  // A stream an upstream layer made for this attempt (a replay) is undici's to destroy as it likes.
+  if (isAttemptBody(body)) return body;
   const out = new PassThrough();
   // The client's failure is reported through the client's own stream; undici sees this one end.
   out.on('error', () => {});

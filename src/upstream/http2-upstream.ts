@@ -7,9 +7,11 @@ import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
 import type { RequestContext } from '../pipeline/context.ts';
+import { wholeBody } from './attempt-body.ts';
 import { REFUSED_STREAM, toProxyError } from './connect-error.ts';
+import { hostKey } from './load-balancer.ts';
 import { openEndpoint } from './open-endpoint.ts';
-import { serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
+import { poolKey, serviceHostOf, tunnelHeaders } from './tunnel-headers.ts';
 import type { ResponseSink, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const STREAMS_PER_SESSION = 100;
@@ -48,53 +50,37 @@ export class Http2Upstream {
 
   async send(req: UpstreamRequest, ctx: RequestContext): Promise<UpstreamResponse> {
     const endpoint = req.endpoint!;
-    const upstreamHost = formatAuthority(endpoint.ip, endpoint.port);
+    const upstreamHost = hostKey(endpoint);
     const entry = this.#acquire(endpoint, ctx);
     // The attempt's own signal (a timeout or retry abandons it) else the client's.
     const signal = req.signal ?? ctx.signal;
     let session: ClientHttp2Session;
-    try {
-      session = await untilAborted(entry.ready, signal);
-    } catch (err) {
-      entry.active--;
-      throw toProxyError(err, `HTTP/2 to ${upstreamHost}`);
-    }
     let stream: ClientHttp2Stream;
     try {
-      const { host, ...rest } = req.headers;
-      stream = session.request(
-        {
-          ...rest,
-          ':method': req.method,
-          ':path': req.path,
-          ':scheme': 'http',
-          ':authority':
-            (req.headers[':authority'] as string | undefined) ?? (host as string | undefined) ?? upstreamHost,
-        },
-        { endStream: req.body === null },
-      );
+      session = await untilAborted(entry.ready, signal);
+      stream = openStream(session, req, upstreamHost);
     } catch (err) {
       entry.active--;
       throw toProxyError(err, `HTTP/2 to ${upstreamHost}`);
     }
-    stream.once('close', () => {
-      entry.active--;
-      if (entry.active === 0 && !entry.dead) session.setTimeout(this.#opts.idleMs ?? 60_000);
-    });
-    session.setTimeout(0);
+    this.#track(entry, session, stream, signal);
+    if (req.body) sendBody(req, stream);
+    return awaitResponse(stream, upstreamHost);
+  }
+
+  /** Counts the stream on its session until it closes, and cancels it when the signal aborts. */
+  #track(entry: Session, session: ClientHttp2Session, stream: ClientHttp2Stream, signal: AbortSignal): void {
     const onAbort = (): void => {
       if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
     };
+    stream.once('close', () => {
+      entry.active--;
+      if (entry.active === 0 && !entry.dead) session.setTimeout(this.#opts.idleMs ?? 60_000);
+      signal.removeEventListener('abort', onAbort);
+    });
+    session.setTimeout(0);
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
-    stream.once('close', () => signal.removeEventListener('abort', onAbort));
-    if (req.body) {
-      // Both listeners attach in the same tick, so counting sees every chunk the pipe sends.
-      req.body.on('data', req.onBodyChunk);
-      req.body.pipe(stream);
-      req.body.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
-    }
-    return awaitResponse(stream, upstreamHost);
   }
 
   close(): void {
@@ -105,7 +91,7 @@ export class Http2Upstream {
   #acquire(endpoint: Endpoint, ctx: RequestContext): Session {
     // Per Service too: a session's CONNECT names one Service in `forwarded: host=`.
     const serviceHost = serviceHostOf(ctx.tunnel.binding);
-    const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
+    const key = poolKey(endpoint, serviceHost);
     let list = this.#sessions.get(key);
     if (!list) {
       list = [];
@@ -181,6 +167,41 @@ export class Http2Upstream {
       });
     });
   }
+}
+
+/** The request's HEADERS on a new stream of the session. */
+function openStream(
+  session: ClientHttp2Session,
+  req: UpstreamRequest,
+  upstreamHost: string,
+): ClientHttp2Stream {
+  const { host, ...rest } = req.headers;
+  return session.request(
+    {
+      ...rest,
+      ':method': req.method,
+      ':path': req.path,
+      ':scheme': 'http',
+      ':authority':
+        (req.headers[':authority'] as string | undefined) ?? (host as string | undefined) ?? upstreamHost,
+    },
+    { endStream: req.body === null },
+  );
+}
+
+/** Pipes the request body into the stream, counting each chunk as it goes. */
+function sendBody(req: UpstreamRequest, stream: ClientHttp2Stream): void {
+  const body = req.body!;
+  const whole = wholeBody(body);
+  if (whole) {
+    stream.end(whole);
+    req.onBodyChunk(whole);
+    return;
+  }
+  // Both listeners attach in the same tick, so counting sees every chunk the pipe sends.
+  body.on('data', req.onBodyChunk);
+  body.pipe(stream);
+  body.once('error', () => stream.close(http2.constants.NGHTTP2_CANCEL));
 }
 
 /** p, unless signal aborts first (the client left, or a timeout or retry abandoned the attempt). */

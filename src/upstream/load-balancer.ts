@@ -43,8 +43,15 @@ export interface EndpointChoice {
 
 /** `ip:port` (`[v6]:port`), the same form as a response's upstreamHost, so the two compare. */
 export function hostKey(e: { readonly ip: string; readonly port: number }): string {
-  return formatAuthority(e.ip, e.port);
+  let key = hostKeys.get(e);
+  if (key === undefined) {
+    key = formatAuthority(e.ip, e.port);
+    hostKeys.set(e, key);
+  }
+  return key;
 }
+/** Endpoints are immutable within a snapshot: each one's key is formatted once. */
+const hostKeys = new WeakMap<object, string>();
 
 interface HashTable {
   /** Endpoints sorted by `ip:port`: table entries index into it. */

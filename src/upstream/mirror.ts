@@ -75,22 +75,45 @@ function startCopy(
   const timer = setTimeout(() => abort.abort(new Error('mirror timed out')), MIRROR_TIMEOUT_MS);
   timer.unref();
   const body = req.body ? new PassThrough() : null;
+  void next(copyRequest(req, ctx, body, abort.signal), copyContext(m, ctx, abort.signal))
+    .then((res: UpstreamResponse) => res.stream(DROP))
+    .catch((err: unknown) => {
+      if (!abort.signal.aborted) onError?.(m, err);
+    })
+    .finally(() => {
+      clearTimeout(timer);
+      body?.destroy();
+    });
+  return copyBody(body, abort);
+}
+
+/** The copy's request: the primary's, its authority marked `-shadow`, an HTTP request even for an upgrade. */
+function copyRequest(
+  req: UpstreamRequest,
+  ctx: RequestContext,
+  body: PassThrough | null,
+  signal: AbortSignal,
+): UpstreamRequest {
   const headers = { ...req.headers };
   const authority = (headers.host ?? headers[':authority'] ?? ctx.authority) as string;
   delete headers[':authority'];
   headers.host = shadowAuthority(authority);
-  const copyReq: UpstreamRequest = {
+  return {
     method: req.method,
     path: req.path,
     headers,
     body,
     protocol: req.protocol === 'upgrade' ? 'http1' : req.protocol,
     onBodyChunk: () => {},
-    signal: abort.signal,
+    signal,
   };
-  const copyCtx: RequestContext = {
+}
+
+/** The copy's context: the mirror's cluster, no timeouts, no retries, no mirrors of its own. */
+function copyContext(m: Mirror, ctx: RequestContext, signal: AbortSignal): RequestContext {
+  return {
     ...ctx,
-    signal: abort.signal,
+    signal,
     attributes: new Map(),
     explain: [],
     target: {
@@ -101,16 +124,11 @@ function startCopy(
       routeName: ctx.target?.routeName,
     },
   };
+}
+
+/** Feeds the copy's body from the tee, giving the copy up when it falls behind. */
+function copyBody(body: PassThrough | null, abort: AbortController): Copy {
   let ended = false;
-  void next(copyReq, copyCtx)
-    .then((res: UpstreamResponse) => res.stream(DROP))
-    .catch((err: unknown) => {
-      if (!abort.signal.aborted) onError?.(m, err);
-    })
-    .finally(() => {
-      clearTimeout(timer);
-      body?.destroy();
-    });
   return {
     write(chunk) {
       if (!body || body.destroyed) return;

@@ -1,5 +1,6 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { isAttemptBody, wholeBody } from './attempt-body.ts';
 import { ReplayableBody } from './replayable-body.ts';
 import { drain } from './test-support.ts';
 
@@ -46,5 +47,31 @@ describe('ReplayableBody', () => {
     const text = drain(body.attempt());
     client.destroy(new Error('client reset'));
     await expect(text).rejects.toThrow(/client reset/);
+  });
+
+  it('carries a body already buffered to its content-length as one Buffer, on every attempt', async () => {
+    const client = new PassThrough();
+    client.end('hello');
+    const body = new ReplayableBody(client, 16, 5);
+    const first = body.attempt();
+    expect(isAttemptBody(first)).toBe(true);
+    expect(wholeBody(first)?.toString()).toBe('hello');
+    // The client's stream still reaches its end although nothing reads it.
+    await new Promise((r) => client.once('end', r));
+    expect(wholeBody(body.attempt())?.toString()).toBe('hello');
+    // A reader of the stream gets the same bytes.
+    expect(await drain(body.attempt())).toBe('hello');
+  });
+
+  it('streams a body that is still arriving, and offers no Buffer for it', async () => {
+    const client = new PassThrough();
+    client.write('he');
+    const body = new ReplayableBody(client, 16, 5);
+    const first = body.attempt();
+    expect(wholeBody(first)).toBeUndefined();
+    const text = drain(first);
+    client.end('llo');
+    expect(await text).toBe('hello');
+    expect(wholeBody(body.attempt())?.toString()).toBe('hello');
   });
 });

@@ -3,7 +3,7 @@
 // Over the cap the kept bytes are dropped and the body can no longer be replayed: the request keeps
 // streaming, without retry (never a 413 because of our own buffering, users-and-style.md A.18).
 import { Readable } from 'node:stream';
-import { readChunk } from '../proxy/read-chunk.ts';
+import { markAttemptBody } from './attempt-body.ts';
 
 /**
  * Bytes kept for replay per request. Envoy's per_request_buffer_limit is 16 KiB with a 1 MiB
@@ -18,15 +18,18 @@ export class ReplayableBody {
   #size = 0;
   #overflowed: boolean;
   #ended = false;
-  #pending: Promise<Buffer | null> | undefined;
-  #current: Readable | undefined;
+  #failed: Error | undefined;
+  #listening = false;
+  #current: AttemptStream | undefined;
   #attempts = 0;
+  readonly #knownLength: number | undefined;
 
   /** `knownLength`: the content-length, when given; a body known to be over the cap is not teed. */
   constructor(source: Readable, cap: number = DEFAULT_REPLAY_BUFFER_BYTES, knownLength?: number) {
     this.#source = source;
     this.#cap = cap;
     this.#overflowed = knownLength !== undefined && knownLength > cap;
+    this.#knownLength = knownLength;
   }
 
   /** True while every byte read so far is kept, so another attempt can start from byte 0. */
@@ -50,62 +53,126 @@ export class ReplayableBody {
     this.#current?.destroy();
     // Over the cap from the start: the client's stream itself, untouched.
     if (this.#overflowed) return this.#source;
-    let pos = 0;
-    let busy = false;
-    const next = async (): Promise<Buffer | null> => {
-      for (;;) {
-        if (!this.#overflowed && pos < this.#chunks.length) return this.#chunks[pos++]!;
-        if (this.#ended) return null;
-        const c = await this.#fetch();
-        if (c === null) return null;
-        if (this.#overflowed) return c; // no longer kept: hand it straight on
-      }
-    };
-    const out: Readable = new Readable({
-      read() {
-        if (busy) return;
-        busy = true;
-        next().then(
-          (c) => {
-            busy = false;
-            if (!out.destroyed) out.push(c);
-          },
-          (err: unknown) => {
-            busy = false;
-            out.destroy(err instanceof Error ? err : new Error(String(err)));
-          },
-        );
-      },
-    });
+    const out = markAttemptBody(new AttemptStream(this), this.#whole());
     // The attempt's transport reports body failures; an attempt refused before reading never listens.
-    out.on('error', () => {});
+    out.on('error', noop);
     this.#current = out;
     return out;
   }
 
-  /** One read from the client shared by whoever asks; the chunk is kept while under the cap. */
-  #fetch(): Promise<Buffer | null> {
-    this.#pending ??= readChunk(this.#source).then(
-      (c) => {
-        this.#pending = undefined;
-        if (c === null) {
-          this.#ended = true;
-        } else if (!this.#overflowed) {
-          this.#size += c.length;
-          if (this.#size > this.#cap) {
-            this.#overflowed = true;
-            this.#chunks = [];
-          } else {
-            this.#chunks.push(c);
-          }
-        }
-        return c;
-      },
-      (err: unknown) => {
-        this.#pending = undefined;
-        throw err;
-      },
-    );
-    return this.#pending;
+  /**
+   * Pushes into `out` what it may take now: kept chunks from its position on, then whatever the
+   * client has ready. Synchronous; when the client has nothing yet, its next 'readable' calls again.
+   */
+  pump(out: AttemptStream): void {
+    if (out !== this.#current || out.destroyed) return;
+    for (;;) {
+      if (!this.#overflowed && out.position < this.#chunks.length) {
+        if (!out.push(this.#chunks[out.position++]!)) return;
+        continue;
+      }
+      if (this.#failed) {
+        out.destroy(this.#failed);
+        return;
+      }
+      if (this.#ended) {
+        out.push(null);
+        return;
+      }
+      const c = this.#source.read() as Buffer | null;
+      if (c === null) {
+        if (this.#source.readableEnded) this.#ended = true;
+        else if (this.#source.destroyed)
+          this.#fail(this.#source.errored ?? new Error('request body aborted'));
+        else this.#listen();
+        if (this.#ended || this.#failed) continue;
+        return;
+      }
+      // Kept or not (over the cap), the chunk goes straight on to this attempt.
+      if (this.#keep(c)) out.position = this.#chunks.length;
+      if (!out.push(c)) return;
+    }
+  }
+
+  /**
+   * The whole body as one Buffer when it is in memory: kept to its end, or (first attempt) already
+   * buffered by the client's stream to its content-length, so no stream needs to carry it.
+   */
+  #whole(): Buffer | undefined {
+    if (this.#failed || this.#overflowed) return undefined;
+    if (!this.#ended && this.#size === 0) this.#takeComplete();
+    if (!this.#ended || this.#size === 0) return undefined;
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks, this.#size)];
+    return this.#chunks[0];
+  }
+
+  /** Takes the body at once when the client's stream already holds all of its content-length. */
+  #takeComplete(): void {
+    const length = this.#knownLength;
+    const source = this.#source;
+    if (!length || source.readableLength < length || source.readableFlowing) return;
+    const c = source.read() as Buffer | null;
+    if (c === null) return;
+    this.#keep(c);
+    if (this.#size !== length) return; // more than announced: the stream path reports what follows
+    this.#ended = true;
+    // Let the stream reach its end (and say so) although nothing reads it any more; a failure
+    // after its last byte is the client's to report, never an unhandled error here.
+    source.on('error', noop);
+    source.resume();
+  }
+
+  /** Keeps c while under the cap; false once over it (the kept bytes are dropped then). */
+  #keep(c: Buffer): boolean {
+    if (this.#overflowed) return false;
+    this.#size += c.length;
+    if (this.#size > this.#cap) {
+      this.#overflowed = true;
+      this.#chunks = [];
+      return false;
+    }
+    this.#chunks.push(c);
+    return true;
+  }
+
+  /** Listens to the client's stream once, for as long as this body lives. */
+  #listen(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    const source = this.#source;
+    const wake = (): void => {
+      if (this.#current) this.pump(this.#current);
+    };
+    source.on('readable', wake);
+    source.once('end', () => {
+      this.#ended = true;
+      wake();
+    });
+    source.once('error', (err) => this.#fail(err));
+    source.once('close', () => {
+      if (!source.readableEnded) this.#fail(source.errored ?? new Error('request body aborted'));
+    });
+  }
+
+  #fail(err: Error): void {
+    this.#failed ??= err;
+    if (this.#current && !this.#current.destroyed) this.#current.destroy(this.#failed);
   }
 }
+
+/** One attempt's view of the body: a plain Readable its ReplayableBody pushes into. */
+class AttemptStream extends Readable {
+  position = 0;
+  readonly #body: ReplayableBody;
+
+  constructor(body: ReplayableBody) {
+    super();
+    this.#body = body;
+  }
+
+  override _read(): void {
+    this.#body.pump(this);
+  }
+}
+
+function noop(): void {}

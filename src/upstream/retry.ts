@@ -21,6 +21,7 @@ import { UPSTREAM_RESET_REASONS } from '../pipeline/reasons.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
 import { hostKey } from './load-balancer.ts';
 import { DEFAULT_REPLAY_BUFFER_BYTES, ReplayableBody } from './replayable-body.ts';
+import { onSettled } from './settled-response.ts';
 import { NO_RETRY, NO_TARGET_RETRY, type RetryPolicy } from './target.ts';
 import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
@@ -135,118 +136,229 @@ export interface RetryOptions {
 }
 
 export function retry(opts: RetryOptions = {}): UpstreamLayer {
-  const random = opts.random ?? Math.random;
-  const sleep = opts.sleep ?? abortableSleep;
-  const cap = opts.maxReplayBytes ?? DEFAULT_REPLAY_BUFFER_BYTES;
+  const settings: LoopSettings = {
+    random: opts.random ?? Math.random,
+    sleep: opts.sleep ?? abortableSleep,
+    cap: opts.maxReplayBytes ?? DEFAULT_REPLAY_BUFFER_BYTES,
+    breakers: opts.breakers,
+  };
   return (next: Send): Send =>
-    async (req, ctx) => {
+    (req, ctx) => {
       const policy = effectivePolicy(ctx);
-      const perTryMs = ctx.target?.timeouts.perTryMs;
+      const perTryMs = ctx.target?.timeouts.perTryMs || undefined;
       if (policy.attempts <= 0 && !perTryMs) return next(req, ctx);
-
-      const state: RetryState = { retries: 0, exhausted: false, overflow: false, skipped: undefined };
-      ctx.attributes.set(RETRY_STATE, state);
-      const outer = req.signal ?? ctx.signal;
-      const length = Number(req.headers['content-length']);
-      // An upgrade's body is the upgraded byte stream, read by the transport only after a 101 (a
-      // refused upgrade leaves it untouched, so a retry resends it as is): never kept for replay.
-      const body =
-        req.body && policy.attempts > 0 && req.protocol !== 'upgrade'
-          ? new ReplayableBody(req.body, cap, Number.isFinite(length) ? length : undefined)
-          : undefined;
-      const tried = new Set<string>();
-      let sentHighWater = 0; // request-body bytes reported upstream, so replays are not counted twice
-      let retryInFlight: (() => void) | undefined;
-
-      for (let attempt = 0; ; attempt++) {
-        const abort = new AbortController();
-        const onOuter = (): void => abort.abort(outer.reason);
-        if (outer.aborted) abort.abort(outer.reason);
-        else outer.addEventListener('abort', onOuter, { once: true });
-        let sent = 0;
-        const attemptReq: UpstreamRequest = {
-          ...req,
-          endpoint: undefined,
-          body: body ? body.attempt() : req.body,
-          signal: abort.signal,
-          excludeHosts:
-            policy.avoidPreviousHosts && tried.size > 0 ? union(req.excludeHosts, tried) : req.excludeHosts,
-          onBodyChunk: (chunk) => {
-            sent += chunk.length;
-            if (sent <= sentHighWater) return;
-            const fresh = sent - sentHighWater;
-            sentHighWater = sent;
-            req.onBodyChunk(fresh >= chunk.length ? chunk : chunk.subarray(chunk.length - fresh));
-          },
-        };
-        const release = (): void => outer.removeEventListener('abort', onOuter);
-        let outcome: { res: UpstreamResponse } | { err: ProxyError };
-        try {
-          const res = await withPerTry(next(attemptReq, ctx), perTryMs, abort);
-          outcome = { res };
-        } catch (err) {
-          abort.abort(err);
-          release();
-          outcome = {
-            err: isProxyError(err)
-              ? err
-              : new ProxyError('internal_error', String(err), { side: 'internal', cause: err }),
-          };
-        }
-        retryInFlight?.();
-        retryInFlight = undefined;
-        if (attemptReq.endpoint) {
-          req.endpoint = attemptReq.endpoint;
-          tried.add(hostKey(attemptReq.endpoint));
-        }
-        if ('res' in outcome) tried.add(outcome.res.upstreamHost);
-
-        const retriable =
-          'res' in outcome ? matchesResponse(policy, outcome.res) : matchesError(policy.retryOn, outcome.err);
-        const hand = (): UpstreamResponse => {
-          if ('err' in outcome) throw outcome.err;
-          return withCleanup(outcome.res, release);
-        };
-        // Cancelled from above (client gone, route timeout): the layer above already answered.
-        if (!retriable || outer.aborted || ctx.signal.aborted) return hand();
-        if (attempt >= policy.attempts) {
-          state.exhausted = policy.attempts > 0;
-          return hand();
-        }
-        if (body && !body.replayable) {
-          state.skipped = 'retry_skipped_body_too_large';
-          ctx.explain.push(`retry skipped: the request body is larger than the ${cap}-byte replay buffer`);
-          return hand();
-        }
-        const cluster = ctx.target?.cluster;
-        const admitted = cluster && opts.breakers ? opts.breakers.tryAcquireRetry(cluster) : () => {};
-        if (admitted === 'overflow') {
-          state.overflow = true;
-          ctx.explain.push(`retry refused: cluster ${cluster?.name} is at its retry limit`);
-          return hand();
-        }
-        if ('res' in outcome) {
-          outcome.res.discard();
-          release();
-        }
-        state.retries++;
-        ctx.explain.push(
-          `retry ${state.retries}/${policy.attempts} after ${'res' in outcome ? `status ${outcome.res.status}` : outcome.err.reason}`,
-        );
-        try {
-          await sleep(backoffMs(state.retries, policy.backoffBaseMs, random), outer);
-        } catch {
-          admitted();
-          if (isProxyError(outer.reason)) throw outer.reason; // the route timeout
-          throw new ProxyError('downstream_reset', 'client went away during retry back-off', {
-            side: 'downstream',
-          });
-        }
-        // The retry counts against the cluster's limit from back-off until its attempt settles.
-        retryInFlight = admitted;
-      }
+      return new RetryLoop(next, req, ctx, policy, perTryMs, settings).run();
     };
 }
+
+interface LoopSettings {
+  readonly random: () => number;
+  readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly cap: number;
+  readonly breakers: Pick<CircuitBreakers, 'tryAcquireRetry'> | undefined;
+}
+
+type Outcome = { readonly res: UpstreamResponse } | { readonly err: ProxyError };
+
+/** One request's attempts: send, decide whether to retry, back off, send again. */
+class RetryLoop {
+  readonly #next: Send;
+  readonly #req: UpstreamRequest;
+  readonly #ctx: RequestContext;
+  readonly #policy: RetryPolicy;
+  readonly #perTryMs: number | undefined;
+  readonly #settings: LoopSettings;
+  readonly #state: RetryState = { retries: 0, exhausted: false, overflow: false, skipped: undefined };
+  /** The client going away, or the route timeout above: cancels everything. */
+  readonly #outer: AbortSignal;
+  readonly #body: ReplayableBody | undefined;
+  /** Hosts of the attempts retried so far (Envoy's previous_hosts). */
+  #tried: Set<string> | undefined;
+  /** Request-body bytes reported upstream by all attempts, so replays are not counted twice. */
+  #sentHighWater = 0;
+  #retryInFlight: (() => void) | undefined;
+
+  constructor(
+    next: Send,
+    req: UpstreamRequest,
+    ctx: RequestContext,
+    policy: RetryPolicy,
+    perTryMs: number | undefined,
+    settings: LoopSettings,
+  ) {
+    this.#next = next;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#policy = policy;
+    this.#perTryMs = perTryMs;
+    this.#settings = settings;
+    this.#outer = req.signal ?? ctx.signal;
+    ctx.attributes.set(RETRY_STATE, this.#state);
+    const length = Number(req.headers['content-length']);
+    // An upgrade's body is the upgraded byte stream, read by the transport only after a 101 (a
+    // refused upgrade leaves it untouched, so a retry resends it as is): never kept for replay.
+    this.#body =
+      req.body && policy.attempts > 0 && req.protocol !== 'upgrade'
+        ? new ReplayableBody(req.body, settings.cap, Number.isFinite(length) ? length : undefined)
+        : undefined;
+  }
+
+  async run(): Promise<UpstreamResponse> {
+    for (let attempt = 0; ; attempt++) {
+      // Only a per-try timeout cancels one attempt alone; otherwise the outer signal is the attempt's.
+      const abort = this.#perTryMs ? new PerTryAbort(this.#outer) : undefined;
+      const attemptReq = this.#attemptRequest(attempt, abort);
+      const outcome = await this.#send(attemptReq, abort);
+      this.#retryInFlight?.();
+      this.#retryInFlight = undefined;
+      if (attemptReq.endpoint) this.#req.endpoint = attemptReq.endpoint;
+      const admitted = this.#admit(outcome, attempt);
+      if (!admitted) return this.#hand(outcome, abort);
+      this.#remember(attemptReq, outcome);
+      if ('res' in outcome) {
+        outcome.res.discard();
+        abort?.unlink();
+      }
+      await this.#backoff(outcome, admitted);
+      // The retry counts against the cluster's limit from back-off until its attempt settles.
+      this.#retryInFlight = admitted;
+    }
+  }
+
+  #attemptRequest(attempt: number, abort: PerTryAbort | undefined): UpstreamRequest {
+    const req = this.#req;
+    return {
+      ...req,
+      endpoint: undefined,
+      signal: abort ? abort.signal : this.#outer,
+      body: this.#body ? this.#body.attempt() : req.body,
+      excludeHosts: this.#tried ? union(req.excludeHosts, this.#tried) : req.excludeHosts,
+      onBodyChunk: !req.body ? req.onBodyChunk : attempt === 0 ? this.#onFirstChunk : this.#replayCounter(),
+    };
+  }
+
+  /** The first attempt's bytes all count. */
+  readonly #onFirstChunk = (chunk: Buffer): void => {
+    this.#sentHighWater += chunk.length;
+    this.#req.onBodyChunk(chunk);
+  };
+
+  /** A replay counts only the bytes past what earlier attempts reported. */
+  #replayCounter(): (chunk: Buffer) => void {
+    let sent = 0;
+    return (chunk) => {
+      sent += chunk.length;
+      if (sent <= this.#sentHighWater) return;
+      const fresh = sent - this.#sentHighWater;
+      this.#sentHighWater = sent;
+      this.#req.onBodyChunk(fresh >= chunk.length ? chunk : chunk.subarray(chunk.length - fresh));
+    };
+  }
+
+  /** One attempt, bounded by the per-try timeout when there is one; a failure becomes an outcome. */
+  async #send(attemptReq: UpstreamRequest, abort: PerTryAbort | undefined): Promise<Outcome> {
+    try {
+      const sent = this.#next(attemptReq, this.#ctx);
+      return { res: abort ? await withPerTry(sent, this.#perTryMs!, abort) : await sent };
+    } catch (err) {
+      abort?.abort(err);
+      abort?.unlink();
+      return {
+        err: isProxyError(err)
+          ? err
+          : new ProxyError('internal_error', String(err), { side: 'internal', cause: err }),
+      };
+    }
+  }
+
+  /**
+   * Whether to retry this outcome: a function releasing the retry's slot in the cluster's retry
+   * limit when it may, undefined when the outcome is handed back (state records why).
+   */
+  #admit(outcome: Outcome, attempt: number): (() => void) | undefined {
+    const { policy, ctx } = { policy: this.#policy, ctx: this.#ctx };
+    const retriable =
+      'res' in outcome ? matchesResponse(policy, outcome.res) : matchesError(policy.retryOn, outcome.err);
+    // Cancelled from above (client gone, route timeout): the layer above already answered.
+    if (!retriable || this.#outer.aborted || ctx.signal.aborted) return undefined;
+    if (attempt >= policy.attempts) {
+      this.#state.exhausted = policy.attempts > 0;
+      return undefined;
+    }
+    if (this.#body && !this.#body.replayable) {
+      this.#state.skipped = 'retry_skipped_body_too_large';
+      ctx.explain.push(
+        `retry skipped: the request body is larger than the ${this.#settings.cap}-byte replay buffer`,
+      );
+      return undefined;
+    }
+    const cluster = ctx.target?.cluster;
+    const breakers = this.#settings.breakers;
+    const admitted = cluster && breakers ? breakers.tryAcquireRetry(cluster) : noop;
+    if (admitted === 'overflow') {
+      this.#state.overflow = true;
+      ctx.explain.push(`retry refused: cluster ${cluster?.name} is at its retry limit`);
+      return undefined;
+    }
+    return admitted;
+  }
+
+  /** The outcome handed up: the response (its per-try link released once it is over) or the error. */
+  #hand(outcome: Outcome, abort: PerTryAbort | undefined): UpstreamResponse {
+    if ('err' in outcome) throw outcome.err;
+    return abort ? onSettled(outcome.res, () => abort.unlink()) : outcome.res;
+  }
+
+  /** The hosts a retry avoids: every one tried so far (Envoy's previous_hosts). */
+  #remember(attemptReq: UpstreamRequest, outcome: Outcome): void {
+    if (!this.#policy.avoidPreviousHosts) return;
+    this.#tried ??= new Set();
+    if (attemptReq.endpoint) this.#tried.add(hostKey(attemptReq.endpoint));
+    if ('res' in outcome) this.#tried.add(outcome.res.upstreamHost);
+  }
+
+  /** Counts the retry and waits its back-off; the client going away or the route timeout ends it. */
+  async #backoff(outcome: Outcome, admitted: () => void): Promise<void> {
+    const state = this.#state;
+    state.retries++;
+    this.#ctx.explain.push(
+      `retry ${state.retries}/${this.#policy.attempts} after ${'res' in outcome ? `status ${outcome.res.status}` : outcome.err.reason}`,
+    );
+    const { sleep, random } = this.#settings;
+    try {
+      await sleep(backoffMs(state.retries, this.#policy.backoffBaseMs, random), this.#outer);
+    } catch {
+      admitted();
+      const outer = this.#outer;
+      if (isProxyError(outer.reason)) throw outer.reason; // the route timeout
+      throw new ProxyError('downstream_reset', 'client went away during retry back-off', {
+        side: 'downstream',
+      });
+    }
+  }
+}
+
+/** An attempt's own abort, linked to the outer signal, for the per-try timeout to cancel it alone. */
+class PerTryAbort extends AbortController {
+  readonly #outer: AbortSignal;
+
+  constructor(outer: AbortSignal) {
+    super();
+    this.#outer = outer;
+    if (outer.aborted) this.abort(outer.reason);
+    else outer.addEventListener('abort', this, { once: true });
+  }
+
+  handleEvent(): void {
+    this.abort(this.#outer.reason);
+  }
+
+  unlink(): void {
+    this.#outer.removeEventListener('abort', this);
+  }
+}
+
+function noop(): void {}
 
 function effectivePolicy(ctx: RequestContext): RetryPolicy {
   const target = ctx.target;
@@ -262,10 +374,9 @@ function union(a: ReadonlySet<string> | undefined, b: ReadonlySet<string>): Read
 /** Bounds one attempt up to its response head; on expiry aborts it (the transport cancels it). */
 function withPerTry(
   attempt: Promise<UpstreamResponse>,
-  perTryMs: number | undefined,
+  perTryMs: number,
   abort: AbortController,
 ): Promise<UpstreamResponse> {
-  if (!perTryMs) return attempt;
   return new Promise((resolve, reject) => {
     let expired = false;
     const timer = setTimeout(() => {
@@ -290,18 +401,6 @@ function withPerTry(
       },
     );
   });
-}
-
-/** Runs `cleanup` once the response is streamed or discarded. */
-function withCleanup(res: UpstreamResponse, cleanup: () => void): UpstreamResponse {
-  return {
-    ...res,
-    stream: (sink) => res.stream(sink).finally(cleanup),
-    discard: () => {
-      cleanup();
-      res.discard();
-    },
-  };
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

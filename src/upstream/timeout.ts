@@ -22,9 +22,10 @@
 // client whose own grpc-timeout expired gets grpc-status 4 DEADLINE_EXCEEDED (the engine sets it
 // from the detail); a route timeout stays Istio's 504, which gRPC clients see as 14 UNAVAILABLE
 // (l7-semantics.md §5.1; newer Envoy, envoyproxy/envoy#44479, sends 4 there too).
+import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../pipeline/context.ts';
 import { ProxyError } from '../pipeline/proxy-error.ts';
-import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
+import type { ResponseSink, Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 export const ROUTE_TIMEOUT_DETAIL = 'upstream_response_timeout';
 export const GRPC_DEADLINE_DETAIL = 'grpc_deadline_exceeded';
@@ -99,21 +100,32 @@ export function timeout(opts: TimeoutOptions = {}): UpstreamLayer {
     };
 }
 
-/** One request under its timers: the request head, then (when they still apply) the body. */
-class TimedRequest {
+/**
+ * One request under its timers: the request head, then (when they still apply) the body. It is
+ * also the response handed up and the sink the response below writes into, so a timed request
+ * costs one object rather than a response and a sink rebuilt around the ones below.
+ */
+class TimedRequest implements UpstreamResponse, ResponseSink {
   readonly #abort = new AbortController();
   readonly #outer: AbortSignal;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
-  /** What to do when a timer fires; replaced once the response head arrived. */
-  #onExpire: (err: ProxyError) => void = () => {};
   #expired: ProxyError | undefined;
+  #linked = false;
+  /** Settles what the layer above awaits now: the head, then the body. */
+  #resolveHead: ((res: UpstreamResponse) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  #resolveBody: (() => void) | undefined;
+  #res: UpstreamResponse | undefined;
+  #sink: ResponseSink | undefined;
+  /** The body ended, failed or timed out: nothing more goes to the sink. */
+  #finished = false;
 
-  readonly next: Send;
-  readonly req: UpstreamRequest;
-  readonly ctx: RequestContext;
-  readonly deadline: Deadline | undefined;
-  readonly idleMs: number | undefined;
+  readonly #next: Send;
+  readonly #req: UpstreamRequest;
+  readonly #ctx: RequestContext;
+  readonly #deadline: Deadline | undefined;
+  readonly #idleMs: number | undefined;
 
   constructor(
     next: Send,
@@ -122,161 +134,171 @@ class TimedRequest {
     deadline: Deadline | undefined,
     idleMs: number | undefined,
   ) {
-    this.next = next;
-    this.req = req;
-    this.ctx = ctx;
-    this.deadline = deadline;
-    this.idleMs = idleMs;
+    this.#next = next;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#deadline = deadline;
+    this.#idleMs = idleMs;
     // Linked until the response is over, so the client going away still cancels the attempt.
     this.#outer = req.signal ?? ctx.signal;
   }
 
-  run(): Promise<UpstreamResponse> {
-    const { req, ctx, deadline } = this;
-    const onOuter = (): void => this.#abort.abort(this.#outer.reason);
-    if (this.#outer.aborted) this.#abort.abort(this.#outer.reason);
-    else this.#outer.addEventListener('abort', onOuter, { once: true });
-    const unlink = (): void => this.#outer.removeEventListener('abort', onOuter);
+  get status(): number {
+    return this.#res!.status;
+  }
+  get headers(): IncomingHttpHeaders {
+    return this.#res!.headers;
+  }
+  get upstreamHost(): string {
+    return this.#res!.upstreamHost;
+  }
+  get endStream(): boolean | undefined {
+    return this.#res!.endStream;
+  }
 
-    if (deadline) {
-      this.#deadlineTimer = setTimeout(
-        () =>
-          this.#expire(
-            new ProxyError('upstream_request_timeout', `${deadline.detail}: ${deadline.ms} ms`, {
-              ...(deadline.grpcStatus === undefined ? {} : { grpcStatus: deadline.grpcStatus }),
-            }),
-          ),
-        deadline.ms,
-      );
+  run(): Promise<UpstreamResponse> {
+    if (this.#outer.aborted) this.#abort.abort(this.#outer.reason);
+    else {
+      this.#outer.addEventListener('abort', this, { once: true });
+      this.#linked = true;
     }
+    if (this.#deadline) this.#deadlineTimer = setTimeout(expireDeadline, this.#deadline.ms, this);
     this.#touch();
+    const req = this.#req;
     const inner: UpstreamRequest = {
       ...req,
       signal: this.#abort.signal,
-      onBodyChunk: (chunk) => {
-        this.#touch();
-        req.onBodyChunk(chunk);
-      },
+      onBodyChunk: this.#idleMs ? this.#onBodyChunk : req.onBodyChunk,
     };
     return new Promise<UpstreamResponse>((resolve, reject) => {
-      this.#onExpire = (err) => {
-        unlink();
-        reject(err);
-      };
-      this.next(inner, ctx).then(
-        (res) => {
-          if (inner.endpoint) req.endpoint = inner.endpoint;
-          if (this.#expired) {
-            res.discard(); // answered too late: the client already has its 504
-            return;
-          }
-          if (!deadline?.coversBody(res)) this.#clearDeadline();
-          resolve(this.#timedResponse(res, unlink));
+      this.#resolveHead = resolve;
+      this.#reject = reject;
+      this.#next(inner, this.#ctx).then(
+        (res) => this.#onHead(inner, res),
+        (err: unknown) => this.#onFailure(inner, err),
+      );
+    });
+  }
+
+  /** The outer signal's 'abort' listener (an object listener: no closure per request). */
+  handleEvent(): void {
+    this.#abort.abort(this.#outer.reason);
+  }
+
+  readonly #onBodyChunk = (chunk: Buffer): void => {
+    this.#touch();
+    this.#req.onBodyChunk(chunk);
+  };
+
+  #onHead(inner: UpstreamRequest, res: UpstreamResponse): void {
+    if (inner.endpoint) this.#req.endpoint = inner.endpoint;
+    if (this.#expired) {
+      res.discard(); // answered too late: the client already has its 504
+      return;
+    }
+    if (!this.#deadline?.coversBody(res)) this.#clearDeadline();
+    this.#res = res;
+    this.#touch();
+    this.#resolveHead!(this);
+  }
+
+  #onFailure(inner: UpstreamRequest, err: unknown): void {
+    if (inner.endpoint) this.#req.endpoint = inner.endpoint;
+    this.#clear();
+    this.#unlink();
+    if (!this.#expired) this.#reject!(err);
+  }
+
+  stream(sink: ResponseSink): Promise<void> {
+    const res = this.#res!;
+    if (this.#expired) {
+      const err = this.#expired;
+      this.#unlink();
+      sink.abort(err);
+      res.discard();
+      return Promise.reject(err);
+    }
+    this.#sink = sink;
+    return new Promise<void>((resolve, reject) => {
+      this.#resolveBody = resolve;
+      this.#reject = reject;
+      res.stream(this).then(
+        () => {
+          this.#finish();
+          resolve();
         },
         (err: unknown) => {
-          if (inner.endpoint) req.endpoint = inner.endpoint;
-          this.#clear();
-          unlink();
-          if (!this.#expired) reject(err);
+          this.#finish();
+          reject(err);
         },
       );
     });
   }
 
-  #timedResponse(res: UpstreamResponse, unlink: () => void): UpstreamResponse {
-    if (!this.#deadlineTimer && !this.idleMs) {
-      return {
-        ...res,
-        stream: (sink) => res.stream(sink).finally(unlink),
-        discard: () => {
-          unlink();
-          res.discard();
-        },
-      };
-    }
-    this.#touch();
-    return {
-      ...res,
-      stream: (sink) =>
-        new Promise<void>((resolve, reject) => {
-          if (this.#expired) {
-            const err = this.#expired;
-            unlink();
-            sink.abort(err);
-            res.discard();
-            reject(err);
-            return;
-          }
-          let done = false;
-          const finish = (): boolean => {
-            if (done) return false;
-            done = true;
-            this.#clear();
-            unlink();
-            return true;
-          };
-          this.#onExpire = (err) => {
-            if (!finish()) return;
-            sink.abort(err);
-            res.discard();
-            reject(err);
-          };
-          res
-            .stream({
-              write: (chunk) => {
-                if (done) return true;
-                this.#touch();
-                return sink.write(chunk);
-              },
-              onDrain: (resume) => sink.onDrain(resume),
-              end: (trailers) => {
-                if (finish()) sink.end(trailers);
-              },
-              abort: (err) => {
-                if (finish()) sink.abort(err);
-              },
-            })
-            .then(
-              () => {
-                finish();
-                resolve();
-              },
-              (err: unknown) => {
-                finish();
-                reject(err);
-              },
-            );
-        }),
-      discard: () => {
-        this.#clear();
-        unlink();
-        res.discard();
-      },
-    };
+  discard(): void {
+    this.#clear();
+    this.#unlink();
+    this.#res!.discard();
   }
 
-  #expire(err: ProxyError): void {
+  // The sink the response below writes into: each byte restarts the idle timer.
+  write(chunk: Buffer): boolean {
+    if (this.#finished) return true;
+    this.#touch();
+    return this.#sink!.write(chunk);
+  }
+
+  onDrain(resume: () => void): void {
+    this.#sink!.onDrain(resume);
+  }
+
+  end(trailers: IncomingHttpHeaders | undefined): void {
+    if (this.#finish()) this.#sink!.end(trailers);
+  }
+
+  abort(err: Error): void {
+    if (this.#finish()) this.#sink!.abort(err);
+  }
+
+  /** The body is over: timers stop, the outer link goes. False when it already was. */
+  #finish(): boolean {
+    if (this.#finished) return false;
+    this.#finished = true;
+    this.#clear();
+    this.#unlink();
+    return true;
+  }
+
+  expire(err: ProxyError): void {
     if (this.#expired) return;
     this.#expired = err;
     this.#clear();
-    this.ctx.explain.push(`timeout: ${err.message}`);
+    this.#ctx.explain.push(`timeout: ${err.message}`);
     this.#abort.abort(err); // the attempt in flight is cancelled by the transport
-    this.#onExpire(err);
+    if (!this.#res) {
+      // Before the head: the layer above gets the error now.
+      this.#unlink();
+      this.#reject!(err);
+    } else if (this.#resolveBody && this.#finish()) {
+      // While the body streams: the client sees a reset, never a truncated success.
+      this.#sink!.abort(err);
+      this.#res.discard();
+      this.#reject!(err);
+    }
   }
 
   /** Restarts the idle timer: a byte went one way or the other. */
   #touch(): void {
-    const ms = this.idleMs;
+    const ms = this.#idleMs;
     if (!ms || this.#expired) return;
-    if (this.#idleTimer) {
-      this.#idleTimer.refresh();
-      return;
-    }
-    this.#idleTimer = setTimeout(
-      () =>
-        this.#expire(new ProxyError('stream_idle_timeout', `${IDLE_TIMEOUT_DETAIL}: no bytes for ${ms} ms`)),
-      ms,
-    );
+    if (this.#idleTimer) this.#idleTimer.refresh();
+    else this.#idleTimer = setTimeout(expireIdle, ms, this, ms);
+  }
+
+  #unlink(): void {
+    if (!this.#linked) return;
+    this.#linked = false;
+    this.#outer.removeEventListener('abort', this);
   }
 
   #clearDeadline(): void {
@@ -289,4 +311,22 @@ class TimedRequest {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
   }
+
+  get deadline(): Deadline | undefined {
+    return this.#deadline;
+  }
+}
+
+// Timer callbacks shared by every request (the request is the timer's argument: no closure each).
+function expireDeadline(t: TimedRequest): void {
+  const d = t.deadline!;
+  t.expire(
+    new ProxyError('upstream_request_timeout', `${d.detail}: ${d.ms} ms`, {
+      ...(d.grpcStatus === undefined ? {} : { grpcStatus: d.grpcStatus }),
+    }),
+  );
+}
+
+function expireIdle(t: TimedRequest, ms: number): void {
+  t.expire(new ProxyError('stream_idle_timeout', `${IDLE_TIMEOUT_DETAIL}: no bytes for ${ms} ms`));
 }

@@ -2,12 +2,12 @@
 // request's SERVER span; the attempt's request carries that span as its parent. An untraced
 // request passes straight through, and an unsampled one only has its context written out.
 
-import { formatAuthority } from '../hbone/authority.ts';
 import { endSpan, type ServerTrace, serverTrace } from '../observe/tracing.ts';
 import type { RequestContext } from '../pipeline/context.ts';
 import { isProxyError } from '../pipeline/proxy-error.ts';
 import { REASONS } from '../pipeline/reasons.ts';
-import type { Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
+import { hostKey } from './load-balancer.ts';
+import type { ResponseSink, Send, UpstreamLayer, UpstreamRequest, UpstreamResponse } from './types.ts';
 
 export function traceAttempt(): UpstreamLayer {
   return (next) => (req, ctx) => {
@@ -29,55 +29,69 @@ async function tracedAttempt(
 ): Promise<UpstreamResponse> {
   const url = `http://${ctx.authority}${req.path}`;
   const span = server.tracing.startClient(server, req.method, url, req.headers as Record<string, unknown>);
-  let requestSize = 0;
+  const sizes = { request: 0, response: 0 };
   const traced: UpstreamRequest = {
     ...req,
     onBodyChunk: (chunk) => {
-      requestSize += chunk.length;
+      sizes.request += chunk.length;
       req.onBodyChunk(chunk);
     },
   };
-  const outcome = (status: number, flag: string, responseSize: number) => ({
-    status,
-    responseFlags: flag,
-    upstreamCluster: ctx.target?.cluster.name,
-    upstreamAddress: traced.endpoint ? formatAuthority(traced.endpoint.ip, traced.endpoint.port) : undefined,
-    requestSize,
-    responseSize,
-  });
+  const end = (status: number, flag: string): void =>
+    endSpan(span, {
+      status,
+      responseFlags: flag,
+      upstreamCluster: ctx.target?.cluster.name,
+      upstreamAddress: traced.endpoint ? hostKey(traced.endpoint) : undefined,
+      requestSize: sizes.request,
+      responseSize: sizes.response,
+    });
   let res: UpstreamResponse;
   try {
     res = await next(traced, ctx);
   } catch (err) {
-    endSpan(span, outcome(0, isProxyError(err) ? REASONS[err.reason].flag : '-', 0));
+    end(0, isProxyError(err) ? REASONS[err.reason].flag : '-');
     throw err;
   } finally {
     // The retry and endpoint layers read what the layers below set on the request.
     if (traced.endpoint) req.endpoint = traced.endpoint;
   }
-  let responseSize = 0;
+  return countedResponse(res, sizes, () => end(res.status, '-'));
+}
+
+/** The response, its body bytes counted into sizes, `end` called once when it is over. */
+function countedResponse(
+  res: UpstreamResponse,
+  sizes: { response: number },
+  end: () => void,
+): UpstreamResponse {
   let ended = false;
-  const end = () => {
+  const once = (): void => {
     if (ended) return;
     ended = true;
-    endSpan(span, outcome(res.status, '-', responseSize));
+    end();
   };
+  const counting: ResponseSink = {
+    write: (chunk) => {
+      sizes.response += chunk.length;
+      return sink!.write(chunk);
+    },
+    onDrain: (resume) => sink!.onDrain(resume),
+    end: (trailers) => sink!.end(trailers),
+    abort: (err) => sink!.abort(err),
+  };
+  let sink: ResponseSink | undefined;
   return {
-    ...res,
-    stream: (sink) =>
-      res
-        .stream({
-          write: (chunk) => {
-            responseSize += chunk.length;
-            return sink.write(chunk);
-          },
-          onDrain: (resume) => sink.onDrain(resume),
-          end: (trailers) => sink.end(trailers),
-          abort: (err) => sink.abort(err),
-        })
-        .finally(end),
+    status: res.status,
+    headers: res.headers,
+    upstreamHost: res.upstreamHost,
+    ...(res.endStream === undefined ? {} : { endStream: res.endStream }),
+    stream: (s) => {
+      sink = s;
+      return res.stream(counting).finally(once);
+    },
     discard: () => {
-      end();
+      once();
       res.discard();
     },
   };

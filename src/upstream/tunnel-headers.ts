@@ -5,6 +5,7 @@
 // `traceparent` per tunnel.
 import { randomBytes } from 'node:crypto';
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { Endpoint } from '../../config/model.ts';
 import type { HostPort } from '../hbone/authority.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { Binding } from '../pipeline/context.ts';
@@ -27,6 +28,19 @@ function traceparent(): string {
 export function serviceHostOf(binding: Binding): string | undefined {
   return binding.kind === 'service' ? binding.service.hostname : undefined;
 }
+
+/**
+ * The key of a pool of tunnels (HTTP/1 connections, h2c sessions): one pool per endpoint, its
+ * identity and transport, and the Service the tunnels name. Formatted once per endpoint object.
+ */
+export function poolKey(endpoint: Endpoint, serviceHost: string | undefined): string {
+  const cached = poolKeys.get(endpoint);
+  if (cached && cached.serviceHost === serviceHost) return cached.key;
+  const key = `${endpoint.ip}|${endpoint.port}|${endpoint.identity}|${endpoint.transport ?? 'hbone'}|${serviceHost}`;
+  poolKeys.set(endpoint, { serviceHost, key });
+  return key;
+}
+const poolKeys = new WeakMap<Endpoint, { readonly serviceHost: string | undefined; readonly key: string }>();
 
 export function tunnelHeaders(
   serviceHost: string | undefined,
