@@ -2,7 +2,6 @@
 // request phase (refusal or the filters' verdict, then upstream), the response streamed into the
 // client with the exchange itself as the sink, and the report once both the request phase and the
 // client side are over. Every failure ends as the reason's local reply or a reset; none escapes.
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
@@ -20,6 +19,7 @@ import { type FinishedExchange, type Reporting, reportExchange } from './exchang
 import { downstreamResponseHeaders } from './headers.ts';
 import { RequestBody } from './request-body.ts';
 import { newRequestContext } from './request-context.ts';
+import { newRequestId } from './request-id.ts';
 import { type RequestTarget, requestTarget } from './request-target.ts';
 
 /** What an exchange needs from its engine. */
@@ -62,7 +62,7 @@ export class Exchange implements ResponseSink, FinishedExchange {
     this.#ds = ds;
     this.#done = done;
     const startNs = process.hrtime.bigint();
-    const id = (ds.headers['x-request-id'] as string | undefined) ?? randomUUID();
+    const id = (ds.headers['x-request-id'] as string | undefined) ?? newRequestId();
     const target = requestTarget(ds.method, ds.path, ds.authority, ds.protocol !== 'HTTP/2');
     this.#target = target;
     const origin = target.kind === 'origin' ? target : undefined;
