@@ -48,7 +48,7 @@ const dash = (v: string | number | undefined): string => (v === undefined || v =
 const quoted = (v: string | undefined): string =>
   `"${v === undefined || v === '' ? '-' : v.replace(/"/g, '\\"')}"`;
 
-/** Istio's default fields, by their JSON names, in the text format's order. */
+/** Istio's default fields, by their JSON names, in the text format's order (the fields formatAccessLog writes). */
 function fields(e: AccessLogEntry): Record<string, string | number | undefined> {
   return {
     start_time: e.start.toISOString(),
@@ -79,16 +79,15 @@ function fields(e: AccessLogEntry): Record<string, string | number | undefined> 
   };
 }
 
+/** The text line, written straight from the entry (no record of fields built on the way). */
 export function formatAccessLog(e: AccessLogEntry): string {
-  const f = fields(e);
+  const details = e.protocol === '-' ? undefined : responseCodeDetails(e.reason, e.detail);
   return (
-    `[${f.start_time}] "${f.method} ${f.path} ${f.protocol}" ${f.response_code} ${dash(f.response_flags)} ` +
-    `${dash(f.response_code_details)} ${dash(f.connection_termination_details)} ` +
-    `${quoted(f.upstream_transport_failure_reason as string | undefined)} ${f.bytes_received} ${f.bytes_sent} ` +
-    `${f.duration} ${dash(f.upstream_service_time)} ${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ` +
+    `[${e.start.toISOString()}] "${e.method} ${e.path} ${e.protocol}" ${e.status} ${dash(e.flags)} ` +
+    `${dash(details)} - ${quoted(transportFailureReason(e.reason, e.detail))} ${e.bytesReceived} ${e.bytesSent} ` +
+    `${Math.round(e.durationMs)} - ${quoted(e.forwardedFor)} ${quoted(e.userAgent)} ` +
     `${quoted(e.requestId)} ${quoted(e.authority)} ${quoted(e.upstreamHost)} ${dash(e.upstreamCluster)} ` +
-    `${dash(f.upstream_local_address)} ${e.downstreamLocal} ${e.downstreamRemote} ` +
-    `${dash(f.requested_server_name)} ${dash(e.route)}\n`
+    `- ${e.downstreamLocal} ${e.downstreamRemote} - ${dash(e.route)}\n`
   );
 }
 

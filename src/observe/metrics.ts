@@ -6,7 +6,8 @@ import client, { type Counter } from 'prom-client';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
 import { HostStats } from './host-stats.ts';
 import { PeerResolver } from './peers.ts';
-import { type CounterChild, type HistogramChild, SeriesCounter, SeriesHistogram } from './series.ts';
+import { peerValues, type RequestFamilies, RequestSeries } from './request-series.ts';
+import { type CounterChild, SeriesCounter, SeriesHistogram } from './series.ts';
 import type { WorkloadLabels } from './workload-labels.ts';
 
 /**
@@ -52,7 +53,7 @@ const TCP_LABELS = [
   'connection_security_policy',
 ] as const;
 
-/** Children found per label set are cached up to this many (the series themselves stay). */
+/** TCP children found per label set are cached up to this many (the series themselves stay). */
 const MAX_CACHED = 16384;
 
 /** Envoy's default histogram buckets, so waypoint series aggregate with Envoy's (ms for durations, bytes for sizes). */
@@ -70,25 +71,8 @@ export interface PeerLabels {
   destinationServiceNamespace: string;
 }
 
-export interface RequestLabels extends PeerLabels {
-  protocol: 'http' | 'grpc';
-  status: number;
-  grpcStatus: string;
-  reason: Reason;
-  /** Envoy's response flags, `-` for none. */
-  flags: string;
-  /** The route rule that matched (`ns.name.rule`), for waypoint_requests_total; absent: default route. */
-  route?: string | undefined;
-}
-
 export interface TcpLabels extends PeerLabels {
   flags: string;
-}
-
-/** Request and response body sizes, for istio_request_bytes and istio_response_bytes. */
-export interface RequestSizes {
-  requestBytes: number;
-  responseBytes: number;
 }
 
 export interface Gauges {
@@ -110,22 +94,18 @@ export class Metrics {
   readonly peers: PeerResolver;
   /** Per-endpoint request and connection counts, for the admin's /clusters. */
   readonly hosts = new HostStats();
-  // The per-request series: SeriesCounter/SeriesHistogram children are plain records (series.ts),
-  // so counting does not hash labels the way prom-client's own children do.
-  readonly #requests: SeriesCounter;
-  readonly #duration: SeriesHistogram;
-  readonly #requestBytes: SeriesHistogram;
-  readonly #responseBytes: SeriesHistogram;
-  readonly #reasons: SeriesCounter;
-  readonly #tcpOpened: SeriesCounter;
-  readonly #tcpClosed: SeriesCounter;
-  readonly #tcpSent: SeriesCounter;
-  readonly #tcpReceived: SeriesCounter;
+  /**
+   * Istio's request series and waypoint_requests_total: a request finds its children by the
+   * identities of its (interned) peer labels, then its route and a number packed from its response
+   * (request-series.ts), so counting builds no key and hashes no labels.
+   */
+  readonly requests: RequestSeries;
+  readonly #tcp: Record<TcpFamily, SeriesCounter>;
   readonly #tunnelRejections: Counter<'reason'>;
   readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
-  readonly #authzChildren = new Map<string, client.Counter.Internal>();
+  readonly #authzChildren: LabelTree<client.Counter.Internal>;
   readonly #rateLimitDecisions: Counter<'policy' | 'type' | 'result'>;
-  readonly #rateLimitChildren = new Map<string, client.Counter.Internal>();
+  readonly #rateLimitChildren: LabelTree<client.Counter.Internal>;
   /** Global rate-limit checks Redis could not answer, by what the request got (failure mode). */
   readonly rateLimitRedisFailures: Counter<'mode'>;
   /** Outlier detection ejections, by cluster and Envoy's ejection type (bounded: clusters come from the configuration). */
@@ -136,210 +116,79 @@ export class Metrics {
   /** Connections, tunnels and requests refused past an overload limit, by limit. */
   readonly overloadRefusals: Counter<'limit'>;
   readonly configRejections: Counter;
-  // Label sets repeat endlessly: a child is found once per distinct set (keyed by the interned
-  // source/destination objects' ids, not by their label values).
-  readonly #children = new Map<
-    string,
-    {
-      requests: CounterChild;
-      duration: HistogramChild;
-      requestBytes: HistogramChild;
-      responseBytes: HistogramChild;
-      reasons: CounterChild;
-    }
-  >();
-  readonly #tcpChildren = new Map<string, Record<'opened' | 'closed' | 'sent' | 'received', CounterChild>>();
+  // TCP label sets repeat for every connection between the same peers: a child set is found once per
+  // distinct set (keyed by the interned source/destination objects' ids, not by their label values).
+  readonly #tcpChildren = new Map<string, Record<TcpFamily, CounterChild>>();
 
   constructor(gauges: Gauges, opts: { defaultMetrics?: boolean; version?: string; clusterId?: string } = {}) {
     this.peers = new PeerResolver(opts.clusterId ?? 'Kubernetes');
-    const registers = [this.registry];
-    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
     const reg = this.registry;
-    this.#requests = new SeriesCounter(
-      'istio_requests_total',
-      'Requests handled by the waypoint.',
-      ISTIO_LABELS,
-      reg,
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: reg });
+    this.requests = new RequestSeries(requestFamilies(reg));
+    this.#tcp = tcpFamilies(reg);
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+      new client.Counter<L>({ name, help, labelNames, registers: [reg] });
+    this.#tunnelRejections = counter(
+      'waypoint_hbone_tunnels_rejected_total',
+      'CONNECT requests and connections refused on the HBONE port, by reason.',
+      ['reason'],
     );
-    this.#duration = new SeriesHistogram(
-      'istio_request_duration_milliseconds',
-      'Request duration, from the first request byte to the last response byte.',
-      ISTIO_LABELS,
-      ENVOY_BUCKETS,
-      reg,
+    this.#authzDecisions = counter(
+      'waypoint_authz_decisions_total',
+      'AuthorizationPolicy decisions (HTTP requests and TCP connections), by deciding policy (NS/NAME or none), action and decision (allow, deny; dry-run: would_allow, would_deny; audit).',
+      ['policy', 'action', 'decision'],
     );
-    this.#requestBytes = new SeriesHistogram(
-      'istio_request_bytes',
-      'Request sizes (body bytes received from the client).',
-      ISTIO_LABELS,
-      ENVOY_BUCKETS,
-      reg,
+    this.#rateLimitDecisions = counter(
+      'waypoint_rate_limit_decisions_total',
+      'Requests counted by a BackendTrafficPolicy rate-limit rule, by policy (NS/NAME), type (Local, Global) and result (ok, over_limit; failure_allowed / failure_denied when Redis could not answer).',
+      ['policy', 'type', 'result'],
     );
-    this.#responseBytes = new SeriesHistogram(
-      'istio_response_bytes',
-      'Response sizes (body bytes sent to the client).',
-      ISTIO_LABELS,
-      ENVOY_BUCKETS,
-      reg,
+    this.#authzChildren = new LabelTree((p, a, d) => this.#authzDecisions.labels(p, a, d));
+    this.#rateLimitChildren = new LabelTree((p, t, r) => this.#rateLimitDecisions.labels(p, t, r));
+    this.rateLimitRedisFailures = counter(
+      'waypoint_rate_limit_redis_failures_total',
+      'Global rate-limit checks that Redis could not answer (down, timed out, circuit open), by failure mode applied (open: allowed; closed: refused).',
+      ['mode'],
     );
-    this.#reasons = new SeriesCounter(
-      'waypoint_requests_total',
-      'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
-      ['reason', 'response_code', 'response_flags', 'route'],
-      reg,
-    );
-    const tcpCounter = (name: string, help: string) => new SeriesCounter(name, help, TCP_LABELS, reg);
-    this.#tcpOpened = tcpCounter('istio_tcp_connections_opened_total', 'TCP connections opened.');
-    this.#tcpClosed = tcpCounter('istio_tcp_connections_closed_total', 'TCP connections closed.');
-    this.#tcpSent = tcpCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the client on TCP connections.');
-    this.#tcpReceived = tcpCounter(
-      'istio_tcp_received_bytes_total',
-      'Bytes received from the client on TCP connections.',
-    );
-    this.#tunnelRejections = new client.Counter({
-      name: 'waypoint_hbone_tunnels_rejected_total',
-      help: 'CONNECT requests and connections refused on the HBONE port, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.#authzDecisions = new client.Counter({
-      name: 'waypoint_authz_decisions_total',
-      help: 'AuthorizationPolicy decisions (HTTP requests and TCP connections), by deciding policy (NS/NAME or none), action and decision (allow, deny; dry-run: would_allow, would_deny; audit).',
-      labelNames: ['policy', 'action', 'decision'],
-      registers,
-    });
-    this.#rateLimitDecisions = new client.Counter({
-      name: 'waypoint_rate_limit_decisions_total',
-      help: 'Requests counted by a BackendTrafficPolicy rate-limit rule, by policy (NS/NAME), type (Local, Global) and result (ok, over_limit; failure_allowed / failure_denied when Redis could not answer).',
-      labelNames: ['policy', 'type', 'result'],
-      registers,
-    });
-    this.rateLimitRedisFailures = new client.Counter({
-      name: 'waypoint_rate_limit_redis_failures_total',
-      help: 'Global rate-limit checks that Redis could not answer (down, timed out, circuit open), by failure mode applied (open: allowed; closed: refused).',
-      labelNames: ['mode'],
-      registers,
-    });
     for (const mode of ['open', 'closed']) this.rateLimitRedisFailures.labels(mode).inc(0);
-    this.outlierEjections = new client.Counter({
-      name: 'waypoint_outlier_ejections_total',
-      help: 'Endpoints ejected by DestinationRule outlierDetection, by cluster and ejection type (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure). Per replica.',
-      labelNames: ['cluster', 'type'],
-      registers,
-    });
-    this.circuitBreakerOverflows = new client.Counter({
-      name: 'waypoint_circuit_breaker_overflows_total',
-      help: 'Requests and retries refused by a DestinationRule connectionPool limit (503 UO), by cluster and limit. Per replica.',
-      labelNames: ['cluster', 'limit'],
-      registers,
-    });
-    this.overloadRefusals = new client.Counter({
-      name: 'waypoint_overload_refusals_total',
-      help: 'Refused past an overload limit, by limit (connections, tunnels, pending_requests, heap). Per replica.',
-      labelNames: ['limit'],
-      registers,
-    });
-    this.configReloads = new client.Counter({
-      name: 'waypoint_config_reloads_total',
-      help: 'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
-      labelNames: ['result'],
-      registers,
-    });
-    this.configRejections = new client.Counter({
-      name: 'waypoint_config_resources_rejected_total',
-      help: 'Resources rejected by validation (each keeps its last good version, if any).',
-      registers,
-    });
-    const gauge = (name: string, help: string, read: () => number): void => {
-      new client.Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read());
-        },
-      });
-    };
-    gauge(
-      'waypoint_hbone_sessions_active',
-      'Inbound HBONE (HTTP/2 over mTLS) connections.',
-      gauges.hboneSessions,
+    this.outlierEjections = counter(
+      'waypoint_outlier_ejections_total',
+      'Endpoints ejected by DestinationRule outlierDetection, by cluster and ejection type (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure). Per replica.',
+      ['cluster', 'type'],
     );
-    gauge('waypoint_hbone_tunnels_active', 'Inbound CONNECT tunnels being served.', gauges.hboneTunnels);
-    gauge(
-      'waypoint_upstream_hbone_sessions_active',
-      'Outbound HBONE connections to endpoints.',
-      gauges.upstreamHboneSessions,
+    this.circuitBreakerOverflows = counter(
+      'waypoint_circuit_breaker_overflows_total',
+      'Requests and retries refused by a DestinationRule connectionPool limit (503 UO), by cluster and limit. Per replica.',
+      ['cluster', 'limit'],
     );
-    gauge(
-      'waypoint_upstream_http1_connections_active',
-      'Inner HTTP/1.1 connections to endpoints (one tunnel each).',
-      gauges.upstreamHttp1Connections,
+    this.overloadRefusals = counter(
+      'waypoint_overload_refusals_total',
+      'Refused past an overload limit, by limit (connections, tunnels, pending_requests, heap). Per replica.',
+      ['limit'],
     );
-    gauge(
-      'waypoint_upstream_http2_connections_active',
-      'Inner HTTP/2 connections to endpoints (one tunnel each).',
-      gauges.upstreamHttp2Connections,
+    this.configReloads = counter(
+      'waypoint_config_reloads_total',
+      'Configuration loads, by result (applied: a new snapshot; unchanged; failed: nothing applied).',
+      ['result'],
     );
-    gauge('waypoint_draining', '1 while the waypoint drains before exit.', () => (gauges.draining() ? 1 : 0));
-    if (gauges.overloadHeapShedding)
-      gauge(
-        'waypoint_overload_heap_shedding',
-        '1 while heap use is above the high-water mark: new tunnels and requests get 503.',
-        gauges.overloadHeapShedding,
-      );
-    if (gauges.upstreamPendingRequests)
-      gauge(
-        'waypoint_upstream_pending_requests',
-        'Requests waiting on upstream response headers.',
-        gauges.upstreamPendingRequests,
-      );
-    gauge('waypoint_config_version', 'Version of the configuration snapshot in force.', gauges.configVersion);
-    new client.Gauge({
-      name: 'waypoint_build_info',
-      help: 'Build of this waypoint.',
-      labelNames: ['version'],
-      registers,
-    }).set({ version: opts.version ?? 'dev' }, 1);
-    // Reason codes are a closed set: export them all at zero so rates work from the first scrape.
-    for (const reason of Object.keys(REASONS) as Reason[])
-      if (reason !== 'via_upstream')
-        this.#reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag, '').inc(0);
+    this.configRejections = counter(
+      'waypoint_config_resources_rejected_total',
+      'Resources rejected by validation (each keeps its last good version, if any).',
+      [],
+    );
+    registerGauges(reg, gauges, opts.version ?? 'dev');
   }
 
-  request(l: RequestLabels, durationMs: number, sizes: RequestSizes): void {
-    const key = `${this.#peerKey(l)}|${l.protocol}|${l.status}|${l.grpcStatus}|${l.reason}|${l.flags}|${l.route ?? ''}`;
-    let c = this.#children.get(key);
-    if (!c) {
-      const values = [...peerValues(l), l.protocol, String(l.status), l.grpcStatus, l.flags, 'mutual_tls'];
-      c = {
-        requests: this.#requests.labels(...values),
-        duration: this.#duration.labels(...values),
-        requestBytes: this.#requestBytes.labels(...values),
-        responseBytes: this.#responseBytes.labels(...values),
-        reasons: this.#reasons.labels(l.reason, String(l.status), l.flags, l.route ?? ''),
-      };
-      // A cache of the families' children: bounded, refilled on demand.
-      if (this.#children.size >= MAX_CACHED) this.#children.clear();
-      this.#children.set(key, c);
-    }
-    c.requests.inc();
-    c.duration.observe(durationMs);
-    c.requestBytes.observe(sizes.requestBytes);
-    c.responseBytes.observe(sizes.responseBytes);
-    c.reasons.inc();
-  }
-
-  tcp(l: TcpLabels): Record<'opened' | 'closed' | 'sent' | 'received', CounterChild> {
+  tcp(l: TcpLabels): Record<TcpFamily, CounterChild> {
     const key = `${this.#peerKey(l)}|${l.flags}`;
     let c = this.#tcpChildren.get(key);
     if (!c) {
-      const values = [...peerValues(l), 'tcp', l.flags, 'mutual_tls'];
+      const values = [...peerValues(l.source, l.destination, l), 'tcp', l.flags, 'mutual_tls'];
       c = {
-        opened: this.#tcpOpened.labels(...values),
-        closed: this.#tcpClosed.labels(...values),
-        sent: this.#tcpSent.labels(...values),
-        received: this.#tcpReceived.labels(...values),
+        opened: this.#tcp.opened.labels(...values),
+        closed: this.#tcp.closed.labels(...values),
+        sent: this.#tcp.sent.labels(...values),
+        received: this.#tcp.received.labels(...values),
       };
       if (this.#tcpChildren.size >= MAX_CACHED) this.#tcpChildren.clear();
       this.#tcpChildren.set(key, c);
@@ -366,24 +215,12 @@ export class Metrics {
 
   /** One authorization outcome. Labels are policy names from the configuration: bounded. */
   authzDecision(policy: string, action: string, decision: string): void {
-    const key = `${policy}|${action}|${decision}`;
-    let c = this.#authzChildren.get(key);
-    if (!c) {
-      c = this.#authzDecisions.labels(policy, action, decision);
-      this.#authzChildren.set(key, c);
-    }
-    c.inc();
+    this.#authzChildren.get(policy, action, decision).inc();
   }
 
   /** One rate-limit rule's count of a request. Labels are policy names from the configuration: bounded. */
   rateLimitDecision(policy: string, type: string, result: string): void {
-    const key = `${policy}|${type}|${result}`;
-    let c = this.#rateLimitChildren.get(key);
-    if (!c) {
-      c = this.#rateLimitDecisions.labels(policy, type, result);
-      this.#rateLimitChildren.set(key, c);
-    }
-    c.inc();
+    this.#rateLimitChildren.get(policy, type, result).inc();
   }
 
   tunnelRejected(reason: Reason): void {
@@ -395,30 +232,132 @@ export class Metrics {
   }
 }
 
-/** The reporter, source and destination values every istio_* series starts with, in label order. */
-function peerValues(l: PeerLabels): string[] {
-  const s = l.source;
-  const d = l.destination;
-  return [
-    'waypoint',
-    s.workload,
-    s.namespace,
-    s.principal,
-    s.app,
-    s.version,
-    s.canonicalService,
-    s.canonicalRevision,
-    s.cluster,
-    d.workload,
-    d.namespace,
-    d.principal,
-    d.app,
-    d.version,
-    l.destinationService,
-    l.destinationServiceName,
-    l.destinationServiceNamespace,
-    d.canonicalService,
-    d.canonicalRevision,
-    d.cluster,
-  ];
+type TcpFamily = 'opened' | 'closed' | 'sent' | 'received';
+
+/** The istio_* request families and waypoint_requests_total, every reason code exported at zero. */
+function requestFamilies(reg: client.Registry): RequestFamilies {
+  const histogram = (name: string, help: string) =>
+    new SeriesHistogram(name, help, ISTIO_LABELS, ENVOY_BUCKETS, reg);
+  const families: RequestFamilies = {
+    requests: new SeriesCounter(
+      'istio_requests_total',
+      'Requests handled by the waypoint.',
+      ISTIO_LABELS,
+      reg,
+    ),
+    duration: histogram(
+      'istio_request_duration_milliseconds',
+      'Request duration, from the first request byte to the last response byte.',
+    ),
+    requestBytes: histogram('istio_request_bytes', 'Request sizes (body bytes received from the client).'),
+    responseBytes: histogram('istio_response_bytes', 'Response sizes (body bytes sent to the client).'),
+    reasons: new SeriesCounter(
+      'waypoint_requests_total',
+      'Requests by response code, reason (the reason codes of src/pipeline/reasons.ts), response flags and route rule (ns.name.rule; empty for the default route).',
+      ['reason', 'response_code', 'response_flags', 'route'],
+      reg,
+    ),
+  };
+  // Reason codes are a closed set: export them all at zero so rates work from the first scrape.
+  for (const reason of Object.keys(REASONS) as Reason[])
+    if (reason !== 'via_upstream')
+      families.reasons.labels(reason, String(REASONS[reason].status), REASONS[reason].flag, '').inc(0);
+  return families;
+}
+
+function tcpFamilies(reg: client.Registry): Record<TcpFamily, SeriesCounter> {
+  const tcpCounter = (name: string, help: string) => new SeriesCounter(name, help, TCP_LABELS, reg);
+  return {
+    opened: tcpCounter('istio_tcp_connections_opened_total', 'TCP connections opened.'),
+    closed: tcpCounter('istio_tcp_connections_closed_total', 'TCP connections closed.'),
+    sent: tcpCounter('istio_tcp_sent_bytes_total', 'Bytes sent to the client on TCP connections.'),
+    received: tcpCounter(
+      'istio_tcp_received_bytes_total',
+      'Bytes received from the client on TCP connections.',
+    ),
+  };
+}
+
+/** The gauges read at scrape time, and the build info. */
+function registerGauges(reg: client.Registry, gauges: Gauges, version: string): void {
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new client.Gauge({
+      name,
+      help,
+      registers: [reg],
+      collect() {
+        this.set(read());
+      },
+    });
+  };
+  gauge(
+    'waypoint_hbone_sessions_active',
+    'Inbound HBONE (HTTP/2 over mTLS) connections.',
+    gauges.hboneSessions,
+  );
+  gauge('waypoint_hbone_tunnels_active', 'Inbound CONNECT tunnels being served.', gauges.hboneTunnels);
+  gauge(
+    'waypoint_upstream_hbone_sessions_active',
+    'Outbound HBONE connections to endpoints.',
+    gauges.upstreamHboneSessions,
+  );
+  gauge(
+    'waypoint_upstream_http1_connections_active',
+    'Inner HTTP/1.1 connections to endpoints (one tunnel each).',
+    gauges.upstreamHttp1Connections,
+  );
+  gauge(
+    'waypoint_upstream_http2_connections_active',
+    'Inner HTTP/2 connections to endpoints (one tunnel each).',
+    gauges.upstreamHttp2Connections,
+  );
+  gauge('waypoint_draining', '1 while the waypoint drains before exit.', () => (gauges.draining() ? 1 : 0));
+  if (gauges.overloadHeapShedding)
+    gauge(
+      'waypoint_overload_heap_shedding',
+      '1 while heap use is above the high-water mark: new tunnels and requests get 503.',
+      gauges.overloadHeapShedding,
+    );
+  if (gauges.upstreamPendingRequests)
+    gauge(
+      'waypoint_upstream_pending_requests',
+      'Requests waiting on upstream response headers.',
+      gauges.upstreamPendingRequests,
+    );
+  gauge('waypoint_config_version', 'Version of the configuration snapshot in force.', gauges.configVersion);
+  new client.Gauge({
+    name: 'waypoint_build_info',
+    help: 'Build of this waypoint.',
+    labelNames: ['version'],
+    registers: [reg],
+  }).set({ version }, 1);
+}
+
+/** Children by three label values that come from configuration (bounded), with no key string built. */
+class LabelTree<C> {
+  readonly #root = new Map<string, Map<string, Map<string, C>>>();
+  readonly #make: (a: string, b: string, c: string) => C;
+
+  constructor(make: (a: string, b: string, c: string) => C) {
+    this.#make = make;
+  }
+
+  get(a: string, b: string, c: string): C {
+    let byB = this.#root.get(a);
+    if (!byB) {
+      byB = new Map();
+      this.#root.set(a, byB);
+    }
+    let byC = byB.get(b);
+    if (!byC) {
+      byC = new Map();
+      byB.set(b, byC);
+    }
+    let child = byC.get(c);
+    if (!child) {
+      child = this.#make(a, b, c);
+      byC.set(c, child);
+    }
+    return child;
+  }
 }

@@ -83,6 +83,8 @@ const extractor = new CompositePropagator({
 });
 const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
 
+const SERVER_SPAN = 'ingress';
+
 /** Samples `percent` of root requests with the given randomness (Envoy's random_sampling). */
 class PercentSampler implements Sampler {
   readonly percent: number;
@@ -156,7 +158,8 @@ export class Tracing {
     const active = this.#active;
     if (!active) return undefined;
     const parent = extractor.extract(ROOT_CONTEXT, headers, getter);
-    const span = active.tracer.startSpan(path.replace(/\?.*$/, ''), { kind: SpanKind.SERVER }, parent);
+    // The name is set below on a span that records; an unsampled one never shows it (no regex per request).
+    const span = active.tracer.startSpan(SERVER_SPAN, { kind: SpanKind.SERVER }, parent);
     // Attributes only for a span that records: at 1% sampling the other 99 requests build none.
     if (span.isRecording()) {
       const url = `http://${authority}${path}`;

@@ -147,4 +147,56 @@ describe('FilterChain', () => {
       { fields: { b: 'tcp' }, text: ['b'] },
     ]);
   });
+
+  it('answers synchronously while every filter does, with no promise per request', () => {
+    const chain = new FilterChain(
+      [
+        { name: 'a', onRequestHeaders: () => CONTINUE },
+        { name: 'b', onRequestHeaders: () => ({ kind: 'reply', reason: 'route_not_found' }) },
+      ],
+      silentLogger,
+    );
+    expect(chain.onRequestHeaders(ctx())).toEqual({ kind: 'reply', reason: 'route_not_found' });
+    expect(new FilterChain([], silentLogger).onRequestHeaders(ctx())).toBe(CONTINUE);
+  });
+
+  it('goes on after an async filter continues, and stops once the client is gone', async () => {
+    const order: string[] = [];
+    const abort = new AbortController();
+    const filters = (abortOnAsync: boolean): Filter[] => [
+      {
+        name: 'async',
+        onRequestHeaders: async () => {
+          order.push('async');
+          if (abortOnAsync) abort.abort();
+          return CONTINUE;
+        },
+      },
+      {
+        name: 'after',
+        onRequestHeaders: () => {
+          order.push('after');
+          return { kind: 'reply', reason: 'authz_denied' };
+        },
+      },
+    ];
+    const c = { ...ctx(), signal: abort.signal } as RequestContext;
+    expect(await new FilterChain(filters(false), silentLogger).onRequestHeaders(c)).toMatchObject({
+      reason: 'authz_denied',
+    });
+    expect(await new FilterChain(filters(true), silentLogger).onRequestHeaders(c)).toBe(CONTINUE);
+    expect(order).toEqual(['async', 'after', 'async']);
+  });
+
+  it('turns a rejecting async filter into internal_error', async () => {
+    const chain = new FilterChain(
+      [{ name: 'late-boom', onRequestHeaders: () => Promise.reject(new Error('bug')) }],
+      silentLogger,
+    );
+    expect(await chain.onRequestHeaders(ctx())).toMatchObject({
+      kind: 'reply',
+      reason: 'internal_error',
+      detail: 'filter late-boom threw',
+    });
+  });
 });

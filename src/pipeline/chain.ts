@@ -56,25 +56,47 @@ export class FilterChain {
     return new FilterChain(filters, log);
   }
 
-  /** Request phase. Resolves to the first local-reply verdict, or CONTINUE. Never rejects. */
-  async onRequestHeaders(ctx: RequestContext): Promise<Verdict> {
-    for (const filter of this.#requestFilters) {
-      let verdict: Verdict;
+  /**
+   * Request phase: the first local-reply verdict, or CONTINUE. Never rejects. Synchronous while
+   * every filter answers synchronously (no promise per request); a Promise once one does not.
+   */
+  onRequestHeaders(ctx: RequestContext): Verdict | Promise<Verdict> {
+    return this.#requestFrom(0, ctx);
+  }
+
+  #requestFrom(start: number, ctx: RequestContext): Verdict | Promise<Verdict> {
+    const filters = this.#requestFilters;
+    for (let i = start; i < filters.length; i++) {
+      const filter = filters[i]!;
+      let v: Verdict | Promise<Verdict>;
       try {
-        const v = filter.onRequestHeaders!(ctx);
-        verdict = v instanceof Promise ? await v : v;
+        v = filter.onRequestHeaders!(ctx);
       } catch (err) {
-        this.#log.error('filter threw in onRequestHeaders', {
-          filter: filter.name,
-          request_id: ctx.id,
-          error: String(err),
-        });
-        return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
+        return this.#requestThrew(filter, ctx, err);
       }
-      if (verdict.kind === 'reply') return verdict;
+      if (v instanceof Promise)
+        return v.then(
+          (verdict) =>
+            verdict.kind === 'reply'
+              ? verdict
+              : ctx.signal.aborted
+                ? CONTINUE
+                : this.#requestFrom(i + 1, ctx),
+          (err: unknown) => this.#requestThrew(filter, ctx, err),
+        );
+      if (v.kind === 'reply') return v;
       if (ctx.signal.aborted) return CONTINUE;
     }
     return CONTINUE;
+  }
+
+  #requestThrew(filter: Filter, ctx: RequestContext, err: unknown): Verdict {
+    this.#log.error('filter threw in onRequestHeaders', {
+      filter: filter.name,
+      request_id: ctx.id,
+      error: String(err),
+    });
+    return { kind: 'reply', reason: 'internal_error', detail: `filter ${filter.name} threw` };
   }
 
   /** Response phase; a throwing filter is logged and skipped (the response is already on its way). */

@@ -51,7 +51,11 @@ export interface RequestContext {
   readonly grpc: boolean;
   /** Request headers as they will go upstream; filters may change them. Lower-case names. */
   readonly headers: IncomingHttpHeaders;
-  /** Aborted when the downstream goes away (a local reply does not abort it). */
+  /**
+   * Aborted when the client side ends before the exchange completes: the client went away, its
+   * body failed, or the waypoint reset the response (src/proxy/exchange.ts). A local reply, or a
+   * response that completes, never aborts it.
+   */
   readonly signal: AbortSignal;
   /** Typed per-request values filters hand to each other (keys are symbols owned by a filter). */
   readonly attributes: Map<symbol, unknown>;

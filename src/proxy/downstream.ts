@@ -9,7 +9,7 @@ import http2, {
   type OutgoingHttpHeaders,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ResponseSink } from '../upstream/types.ts';
 import { encodeGrpcMessage, grpcStatusForHttp } from './grpc-status.ts';
 
@@ -57,20 +57,30 @@ export abstract class ByteCounts {
   }
 }
 
-export class Http1Downstream extends ByteCounts implements Downstream {
+/** What an HTTP/1 exchange needs from the server it came through (the tunnel dispatcher). */
+export interface Http1Host {
+  /** Draining: each response asks the client to close its connection. */
+  readonly draining: boolean;
+  /** The exchange on `socket` is over (its response closed); called before the engine hears of it. */
+  exchangeClosed(socket: Duplex): void;
+}
+
+/** An HTTP/1.x exchange; it is its own response sink (no closures per request). */
+export class Http1Downstream extends ByteCounts implements Downstream, ResponseSink {
   readonly method: string;
   readonly path: string;
   readonly authority: string;
   readonly headers: IncomingHttpHeaders;
   readonly protocol: 'HTTP/1.0' | 'HTTP/1.1';
   readonly body: Readable | null;
-  readonly sink: ResponseSink;
+  readonly sink: ResponseSink = this;
   readonly repeatedHost: boolean;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  readonly #draining: () => boolean;
+  readonly #host: Http1Host;
+  #onClose: ((completed: boolean) => void) | undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, draining: () => boolean) {
+  constructor(req: IncomingMessage, res: ServerResponse, host: Http1Host) {
     super();
     this.#req = req;
     this.#res = res;
@@ -83,21 +93,32 @@ export class Http1Downstream extends ByteCounts implements Downstream {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     this.body = hasBody ? req : null;
-    this.#draining = draining;
-    const r = res;
-    this.sink = {
-      write: (chunk) => {
-        this.sentBytes += chunk.length;
-        return r.write(chunk);
-      },
-      onDrain: (resume) => r.on('drain', resume),
-      end: (trailers) => {
-        if (trailers && Object.keys(trailers).length > 0 && r.chunkedEncoding)
-          r.addTrailers(trailers as Record<string, string>);
-        r.end();
-      },
-      abort: () => this.reset(),
-    };
+    this.#host = host;
+    // One listener for the host and the engine ('close' fires once).
+    res.on('close', () => {
+      host.exchangeClosed(req.socket);
+      this.#onClose?.(res.writableFinished);
+    });
+  }
+
+  write(chunk: Buffer): boolean {
+    this.sentBytes += chunk.length;
+    return this.#res.write(chunk);
+  }
+
+  onDrain(resume: () => void): void {
+    this.#res.on('drain', resume);
+  }
+
+  end(trailers: IncomingHttpHeaders | undefined): void {
+    const r = this.#res;
+    if (trailers && Object.keys(trailers).length > 0 && r.chunkedEncoding)
+      r.addTrailers(trailers as Record<string, string>);
+    r.end();
+  }
+
+  abort(): void {
+    this.reset();
   }
 
   get headersSent(): boolean {
@@ -106,7 +127,7 @@ export class Http1Downstream extends ByteCounts implements Downstream {
 
   respond(status: number, headers: OutgoingHttpHeaders): void {
     // Draining: this exchange finishes, then the inner connection closes (`Connection: close`).
-    if (this.#draining()) this.#res.shouldKeepAlive = false;
+    if (this.#host.draining) this.#res.shouldKeepAlive = false;
     this.#res.writeHead(status, headers);
   }
 
@@ -115,7 +136,7 @@ export class Http1Downstream extends ByteCounts implements Downstream {
       this.reset();
       return;
     }
-    if (this.#draining()) this.#res.shouldKeepAlive = false;
+    if (this.#host.draining) this.#res.shouldKeepAlive = false;
     if (grpc) {
       this.#res.writeHead(200, {
         ...headers,
@@ -145,19 +166,21 @@ export class Http1Downstream extends ByteCounts implements Downstream {
     this.#req.socket?.destroy();
   }
 
+  /** One listener (the engine's); never called if registered after the close. */
   onClose(cb: (completed: boolean) => void): void {
-    this.#res.once('close', () => cb(this.#res.writableFinished));
+    this.#onClose = cb;
   }
 }
 
-export class Http2Downstream extends ByteCounts implements Downstream {
+/** An HTTP/2 stream's exchange; it is its own response sink (no closures per request). */
+export class Http2Downstream extends ByteCounts implements Downstream, ResponseSink {
   readonly method: string;
   readonly path: string;
   readonly authority: string;
   readonly headers: IncomingHttpHeaders;
   readonly protocol = 'HTTP/2' as const;
   readonly body: Readable | null;
-  readonly sink: ResponseSink;
+  readonly sink: ResponseSink = this;
   #pendingTrailers: OutgoingHttpHeaders | undefined;
   #endedWithHead = false;
   readonly #stream: ServerHttp2Stream;
@@ -170,24 +193,29 @@ export class Http2Downstream extends ByteCounts implements Downstream {
     this.authority = (headers[':authority'] as string) ?? (headers.host as string) ?? '';
     this.headers = headers;
     this.body = stream.endAfterHeaders ? null : stream;
-    stream.on('error', () => {});
+    stream.on('error', ignore);
     stream.on('wantTrailers', () => this.#sendTrailers());
-    this.sink = {
-      write: (chunk) => {
-        this.sentBytes += chunk.length;
-        return stream.write(chunk);
-      },
-      onDrain: (resume) => stream.on('drain', resume),
-      end: (trailers) => {
-        // A head sent with END_STREAM was the whole response.
-        if (this.#endedWithHead) return;
-        if (trailers && Object.keys(trailers).length > 0)
-          this.#pendingTrailers = trailers as OutgoingHttpHeaders;
-        // 'wantTrailers' follows the last DATA frame: the trailers go out then, ending the stream.
-        stream.end();
-      },
-      abort: () => this.reset(),
-    };
+  }
+
+  write(chunk: Buffer): boolean {
+    this.sentBytes += chunk.length;
+    return this.#stream.write(chunk);
+  }
+
+  onDrain(resume: () => void): void {
+    this.#stream.on('drain', resume);
+  }
+
+  end(trailers: IncomingHttpHeaders | undefined): void {
+    // A head sent with END_STREAM was the whole response.
+    if (this.#endedWithHead) return;
+    if (trailers && Object.keys(trailers).length > 0) this.#pendingTrailers = trailers as OutgoingHttpHeaders;
+    // 'wantTrailers' follows the last DATA frame: the trailers go out then, ending the stream.
+    this.#stream.end();
+  }
+
+  abort(): void {
+    this.reset();
   }
 
   /** Trailers the upstream sent (none: Node ends the stream with an empty DATA frame). */
@@ -258,11 +286,13 @@ export class Http2Downstream extends ByteCounts implements Downstream {
   }
 
   onClose(cb: (completed: boolean) => void): void {
-    this.#stream.once('close', () =>
+    this.#stream.on('close', () =>
       cb(this.#stream.rstCode === http2.constants.NGHTTP2_NO_ERROR && this.#stream.writableFinished),
     );
   }
 }
+
+function ignore(): void {}
 
 /** Host headers among raw name/value pairs. */
 export function hostHeaderCount(raw: readonly string[]): number {

@@ -65,8 +65,9 @@ class TunnelHeadWatch implements HeadWatch {
   #release: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #inFlight = 0;
+  #armed = false;
   readonly #onData = (): void => {
-    if (this.#inFlight === 0 && !this.#timer) this.#arm();
+    if (this.#inFlight === 0 && !this.#armed) this.#arm();
   };
 
   constructor(stream: Duplex, timeoutMs: number, onFail: (v: HeadVerdict) => void, release: () => void) {
@@ -92,24 +93,33 @@ class TunnelHeadWatch implements HeadWatch {
 
   close(): void {
     this.#disarm();
+    clearTimeout(this.#timer);
     this.#stream.off('data', this.#onData);
     this.#release?.();
     this.#release = undefined;
   }
 
+  // One timer per tunnel, re-armed with refresh() for each head (no Timeout per request); disarmed,
+  // it may still fire once and does nothing.
   #arm(): void {
     if (this.#timeoutMs <= 0) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      // The tunnel is being closed: it no longer counts against its identity.
-      this.close();
-      this.#onFail('timeout');
-    }, this.#timeoutMs);
-    this.#timer.unref();
+    this.#armed = true;
+    if (this.#timer) this.#timer.refresh();
+    else {
+      this.#timer = setTimeout(() => this.#expired(), this.#timeoutMs);
+      this.#timer.unref();
+    }
+  }
+
+  #expired(): void {
+    if (!this.#armed) return;
+    this.#armed = false;
+    // The tunnel is being closed: it no longer counts against its identity.
+    this.close();
+    this.#onFail('timeout');
   }
 
   #disarm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#armed = false;
   }
 }

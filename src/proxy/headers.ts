@@ -19,6 +19,8 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
   const c = headers.connection;
   if (!c) return undefined;
+  // The common value names only a hop-by-hop header already: no set to build.
+  if (c === 'keep-alive' || c === 'Keep-Alive') return undefined;
   const listed = new Set<string>();
   for (const token of (Array.isArray(c) ? c.join(',') : c).split(',')) {
     const t = token.trim().toLowerCase();

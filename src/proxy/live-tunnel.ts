@@ -42,18 +42,44 @@ export class LiveTunnel implements TunnelInfo {
   }
 
   get binding(): Binding {
-    return this.#current()?.binding ?? this.#binding;
+    return this.#bindingIn(this.#now()) ?? this.#binding;
   }
 
   get snapshot(): Snapshot {
-    return this.#current() ? this.#now()! : this.#accepted;
+    const now = this.#now();
+    return this.#bindingIn(now) ? now! : this.#accepted;
   }
 
-  /** The binding in the snapshot now in force, when that differs from the accepted one and still binds. */
-  #current(): { binding: Binding } | undefined {
+  /** Binding and snapshot read together, with one lookup (pinTunnel). */
+  pin(): TunnelInfo {
     const now = this.#now();
-    if (now === this.#accepted || !now) return undefined;
-    const b = this.#serviceKey ? now.services.get(this.#serviceKey) : now.workloads.get(this.destination.ip);
-    return b ? { binding: b } : undefined;
+    const current = this.#bindingIn(now);
+    return {
+      binding: current ?? this.#binding,
+      snapshot: current ? now! : this.#accepted,
+      peer: this.peer,
+      source: this.source,
+      destination: this.destination,
+      sourceWorkload: this.sourceWorkload,
+    };
   }
+
+  /** The binding in `now`, when that snapshot is not the accepted one and still binds. */
+  #bindingIn(now: Snapshot | undefined): Binding | undefined {
+    if (now === this.#accepted || !now) return undefined;
+    return this.#serviceKey ? now.services.get(this.#serviceKey) : now.workloads.get(this.destination.ip);
+  }
+}
+
+/** A request's own copy of its tunnel: binding and snapshot read once, together. */
+export function pinTunnel(t: TunnelInfo): TunnelInfo {
+  if (t instanceof LiveTunnel) return t.pin();
+  return {
+    binding: t.binding,
+    snapshot: t.snapshot,
+    peer: t.peer,
+    source: t.source,
+    destination: t.destination,
+    sourceWorkload: t.sourceWorkload,
+  };
 }

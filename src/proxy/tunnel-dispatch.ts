@@ -10,7 +10,7 @@ import type { Logger } from '../observe/logger.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
 import type { Verdict } from '../pipeline/filter.ts';
 import { REASONS, type Reason, type ReasonInfo } from '../pipeline/reasons.ts';
-import { Http1Downstream, Http2Downstream } from './downstream.ts';
+import { Http1Downstream, type Http1Host, Http2Downstream } from './downstream.ts';
 import { HeadGuard, type HeadVerdict, type HeadWatch } from './head-guard.ts';
 import type { HttpEngine } from './http-engine.ts';
 import { sniffStream } from './sniff.ts';
@@ -44,6 +44,16 @@ export class TunnelDispatcher {
   readonly #http1Tunnels = new Map<TunnelStream, number>();
   readonly #heads: HeadGuard;
   #draining = false;
+  /** What each HTTP/1 exchange asks of the dispatcher: one object, no closures per request. */
+  readonly #http1Host: Http1Host & { draining: boolean } = {
+    draining: false,
+    exchangeClosed: (socket: Duplex): void => {
+      const stream = socket as TunnelStream;
+      stream[HEAD]?.responseDone();
+      const left = (this.#http1Tunnels.get(stream) ?? 1) - 1;
+      if (this.#http1Tunnels.has(stream)) this.#http1Tunnels.set(stream, left);
+    },
+  };
 
   constructor(engine: HttpEngine, tcp: TcpProxyDeps, log: Logger, opts: DispatchOptions = {}) {
     this.#engine = engine;
@@ -69,17 +79,12 @@ export class TunnelDispatcher {
       const stream = req.socket as TunnelStream;
       stream[HEAD]?.headComplete();
       this.#http1Tunnels.set(stream, (this.#http1Tunnels.get(stream) ?? 0) + 1);
-      res.once('close', () => {
-        stream[HEAD]?.responseDone();
-        const left = (this.#http1Tunnels.get(stream) ?? 1) - 1;
-        if (this.#http1Tunnels.has(stream)) this.#http1Tunnels.set(stream, left);
-      });
-      void this.#engine.handle(new Http1Downstream(req, res, () => this.#draining), stream[TUNNEL]!);
+      this.#engine.handle(new Http1Downstream(req, res, this.#http1Host), stream[TUNNEL]!);
     });
     this.#http1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const info = (socket as TunnelStream)[TUNNEL]!;
       (socket as TunnelStream)[HEAD]?.close();
-      void this.#engine.handle(new UpgradeDownstream(req, socket, head), info);
+      this.#engine.handle(new UpgradeDownstream(req, socket, head), info);
     });
     this.#http1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
       const reason =
@@ -123,6 +128,7 @@ export class TunnelDispatcher {
   /** Stops reusing inner connections: GOAWAY on HTTP/2, `Connection: close` and idle closes on HTTP/1. */
   drain(): void {
     this.#draining = true;
+    this.#http1Host.draining = true;
     for (const s of this.#h2Sessions) if (!s.closed) s.close();
     // Busy connections close after their response (Connection: close); idle ones close now.
     for (const [stream, inFlight] of this.#http1Tunnels) if (inFlight === 0) stream.end();
@@ -211,7 +217,7 @@ export class TunnelDispatcher {
     session.once('close', () => this.#h2Sessions.delete(session));
     session.on('error', () => {});
     session.on('stream', (s: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
-      void this.#engine.handle(new Http2Downstream(s, headers), info);
+      this.#engine.handle(new Http2Downstream(s, headers), info);
     });
     if (this.#draining) session.close();
   }
