@@ -5,6 +5,7 @@
 // local rate-limit buckets they share, and on SIGTERM drains them all and exits 0 when all have.
 // Worker 0 serves the admin port; the others' admin, metrics and readiness ports are private
 // (ephemeral, on the admin address).
+import net from 'node:net';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { Logger } from '../observe/logger.ts';
 import { bindPrimaryPorts, type PrimaryPorts } from './primary-ports.ts';
@@ -39,6 +40,20 @@ export function restartDelayMs(failures: number): number {
   return Math.min(30_000, 250 * 2 ** failures);
 }
 
+/**
+ * Picks a free port for `--hbone HOST:0` by listening on it with SO_REUSEPORT until the workers
+ * have joined it: nobody knows the port before the primary says where it listens, so no
+ * connection lands on this socket, which never accepts.
+ */
+async function reservePort(host: string): Promise<{ server: net.Server; port: number }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0, reusePort: true }, () => resolve());
+  });
+  return { server, port: (server.address() as net.AddressInfo).port };
+}
+
 export class Primary {
   readonly #o: PrimaryOptions;
   readonly #slots: WorkerSlot[] = [];
@@ -66,18 +81,21 @@ export class Primary {
     return this.#stopping;
   }
 
-  /** Binds 15020 and 15021, starts worker 0 (it resolves port 0), then the rest. */
+  /** Binds 15020 and 15021 and starts every worker at once (HBONE's port 0 resolved here first). */
   async start(): Promise<void> {
     this.#ports = await bindPrimaryPorts(this, this.#o.listen);
+    const reserved = this.#hbone.port === 0 ? await reservePort(this.#hbone.host) : undefined;
     try {
-      const first = await this.#spawn(0).ready;
-      this.#hbone = { host: this.#hbone.host, port: first.hbone.port };
-      this.#admin = { host: this.#admin.host, port: first.admin.port };
-      const rest = Array.from({ length: this.#o.concurrency - 1 }, (_, i) => this.#spawn(i + 1).ready);
-      await Promise.all(rest);
+      if (reserved) this.#hbone = { host: this.#hbone.host, port: reserved.port };
+      const started = await Promise.all(
+        Array.from({ length: this.#o.concurrency }, (_, i) => this.#spawn(i).ready),
+      );
+      this.#admin = { host: this.#admin.host, port: started[0]!.admin.port };
     } catch (err) {
       await this.stop('SIGKILL');
       throw err;
+    } finally {
+      reserved?.server.close();
     }
     for (const s of this.#slots) this.#watch(s);
     this.#o.log.info('waypoint listening', {

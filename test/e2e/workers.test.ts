@@ -114,7 +114,7 @@ describe('run --concurrency 2', () => {
       hboneIp: '127.23.0.2',
       args: ['--concurrency', '2', '--drain-deadline', '5'],
     });
-  });
+  }, 60_000);
   afterAll(() => mesh?.close());
 
   it('is ready once both workers are, and both serve the one HBONE port; 15020 sums them', async () => {

@@ -351,10 +351,12 @@ export class TestMesh {
     );
     // With --concurrency N > 1 the primary's line (with "workers") gives the replica's addresses.
     const workers = concurrencyOf(opts.args ?? [], { ...process.env, ...opts.env });
+    // N + 1 processes load the sources on a machine of 2 cores: give them time in proportion.
     const [line] = await proc.waitForStderr(
       workers > 1
         ? /\{[^\n]*"msg":"waypoint listening"[^\n]*"workers"[^\n]*\}/
         : /\{[^\n]*"msg":"waypoint listening"[^\n]*\}/,
+      15_000 * workers,
     );
     const parsed = JSON.parse(line) as { hbone: string; admin: string; ready: string; metrics: string };
     return {
