@@ -4,7 +4,7 @@
 import { checked } from '../cli/flags.ts';
 import type { Logger } from '../observe/logger.ts';
 import { parseConcurrency } from './concurrency.ts';
-import { Primary, type PrimaryOptions } from './primary.ts';
+import type { Primary, PrimaryOptions } from './primary.ts';
 import { workerIndex } from './worker-link.ts';
 
 export { workerStarted } from './worker-link.ts';
@@ -16,14 +16,16 @@ export async function runWorkersIfConcurrent(
   if (workerIndex(o.env) !== undefined) return undefined;
   const concurrency = checked('--concurrency', () => parseConcurrency(o.concurrency));
   if (concurrency === 1) return undefined;
+  // Loaded only here: a single process (N = 1) and the workers never load the primary's code.
+  const { Primary } = await import('./primary.ts');
   const primary = new Primary({ ...o, concurrency });
   await primary.start();
   return untilStopped(primary, o.log);
 }
 
 /** What a worker's Waypoint needs: its HBONE listener shares the port (SO_REUSEPORT). */
-export function workerWaypointOptions(): { reusePort?: true } {
-  return workerIndex() !== undefined ? { reusePort: true } : {};
+export function workerWaypointOptions(env: NodeJS.ProcessEnv = process.env): { reusePort?: true } {
+  return workerIndex(env) !== undefined ? { reusePort: true } : {};
 }
 
 /** SIGTERM or SIGINT: the coordinated drain, then its exit code; a second signal kills every worker. */

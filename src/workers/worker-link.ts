@@ -22,12 +22,14 @@ export function workerIndex(env: NodeJS.ProcessEnv = process.env): number | unde
   return v !== undefined && /^[0-9]+$/.test(v) && process.send ? Number(v) : undefined;
 }
 
+/** Read once: the rate-limit filter asks on every request it counts. */
+const THIS_WORKER = workerIndex();
 let link: Ipc | undefined;
 let waypoint: Waypoint | undefined;
 
 /** The channel to the primary (made on first use), or undefined when this process is not a worker. */
 export function workerLink(): Ipc | undefined {
-  if (link || workerIndex() === undefined) return link;
+  if (link || THIS_WORKER === undefined) return link;
   link = new Ipc((m) => process.send!(m), {
     ready: () => (waypoint ? (waypoint.readiness.notReadyBecause() ?? null) : 'starting'),
     metrics: () => (waypoint ? waypoint.metrics.registry.getMetricsAsJSON() : []),
@@ -49,7 +51,7 @@ export function consumeShared(r: BucketRequest): Promise<BucketAnswer> | undefin
 
 /** Called once the waypoint listens: the primary learns where, and the scrape gets a per-worker series. */
 export function workerStarted(w: Waypoint): void {
-  const index = workerIndex();
+  const index = THIS_WORKER;
   const ipc = workerLink();
   if (index === undefined || !ipc || !w.addresses) return;
   waypoint = w;
