@@ -112,7 +112,7 @@ describe('run --concurrency 2', () => {
     await mesh.pod('127.23.2.31', 9080, backend('added').server, id('shop', 'added'));
     wp = await mesh.spawnRun({
       hboneIp: '127.23.0.2',
-      args: ['--concurrency', '2', '--drain-deadline', '5'],
+      args: ['--concurrency', '2', '--drain-deadline', '5', '--access-log', 'all'],
     });
   }, 60_000);
   afterAll(() => mesh?.close());
@@ -128,6 +128,15 @@ describe('run --concurrency 2', () => {
     expect(metricValue(text, 'istio_requests_total', { destination_service_name: 'echo' })).toBe(sent);
     expect(metricValue(text, 'waypoint_workers')).toBe(2);
     expect(text).toMatch(/^waypoint_draining 0$/m);
+    // Both workers' access logs arrive as one stream of whole lines.
+    const lines = await eventually(() => {
+      const l = wp
+        .stdout()
+        .split('\n')
+        .filter((x) => x.includes('"GET /r/'));
+      return l.length === sent && l;
+    }, 'an access log line per request');
+    for (const line of lines) expect(line).toMatch(/^\[\d{4}-[^\n]*"GET \/r\/\d+ HTTP\/1\.1" 200 [^\n]*$/);
   });
 
   it('a local rate limit of K admits K across both workers, not K per worker', async () => {
