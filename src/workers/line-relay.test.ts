@@ -1,6 +1,6 @@
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { relayLines } from './line-relay.ts';
+import { relayLines, tagJsonLines } from './line-relay.ts';
 
 function sink() {
   const writes: string[] = [];
@@ -47,5 +47,15 @@ describe('relayLines', () => {
     release();
     await new Promise((r) => setImmediate(r));
     expect(from.isPaused()).toBe(false);
+  });
+
+  it('names the worker in each of its JSON log lines, and leaves other lines alone', async () => {
+    const { out, writes } = sink();
+    const from = new PassThrough();
+    relayLines(from, out, tagJsonLines(1));
+    from.write('{"time":"t","msg":"a"}\nplain\n{"msg":"b"}');
+    from.end('\n');
+    await new Promise((r) => setImmediate(r));
+    expect(writes.join('')).toBe('{"worker":1,"time":"t","msg":"a"}\nplain\n{"worker":1,"msg":"b"}\n');
   });
 });

@@ -4,7 +4,7 @@
 // primary, which then drains every worker in order.
 import { type ChildProcess, fork } from 'node:child_process';
 import { Ipc, type IpcMessage } from './ipc.ts';
-import { relayLines } from './line-relay.ts';
+import { relayLines, tagJsonLines } from './line-relay.ts';
 import type { BucketRequest, SharedBuckets } from './shared-buckets.ts';
 import { type StartedNote, WORKER_ENV } from './worker-link.ts';
 
@@ -42,7 +42,7 @@ export class WorkerSlot {
       detached: true,
     });
     relayLines(this.child.stdout!, process.stdout);
-    relayLines(this.child.stderr!, process.stderr);
+    relayLines(this.child.stderr!, process.stderr, tagJsonLines(o.index));
     let onStarted: (n: StartedNote) => void = () => {};
     this.ready = new Promise((resolve) => (onStarted = resolve));
     this.#ipc = new Ipc((m) => this.#send(m), {
