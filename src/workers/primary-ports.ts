@@ -1,15 +1,18 @@
-// The primary's two ports: 15020 /stats/prometheus (every worker's registry and the primary's own,
+// The primary's ports: 15000 (admin, forwarded to worker 0: admin-proxy.ts), 15020 /stats/prometheus (every worker's registry and the primary's own,
 // aggregated: one replica's totals, as Istio's scrape expects) and 15021 /healthz/ready (200 only
 // when every worker answers that it is ready; 503 from the first moment of the drain).
 import client from 'prom-client';
 import { AdminServer, type Route } from '../admin/admin-server.ts';
 import { formatAuthority } from '../hbone/authority.ts';
+import { adminProxy, listenAdmin } from './admin-proxy.ts';
 import { aggregate, type MetricJson } from './aggregate.ts';
 import type { WorkerSlot } from './worker-slot.ts';
 
 interface Workers {
   readonly slots: readonly WorkerSlot[];
   readonly stopping: boolean;
+  /** Worker 0's private admin address while it runs. */
+  target(): { ip: string; port: number } | undefined;
 }
 
 interface Listen {
@@ -18,7 +21,7 @@ interface Listen {
 }
 
 export interface PrimaryPorts {
-  readonly addresses: { readonly ready: string; readonly metrics: string };
+  readonly addresses: { readonly ready: string; readonly metrics: string; readonly admin: string };
   readonly restarts: client.Counter<'worker'>;
   close(): Promise<void>;
 }
@@ -73,27 +76,34 @@ function primaryRegistry(w: Workers): { registry: client.Registry; restarts: cli
 
 export async function bindPrimaryPorts(
   w: Workers,
-  listen: { readonly ready: Listen; readonly metrics: Listen },
+  listen: { readonly ready: Listen; readonly metrics: Listen; readonly admin: Listen },
 ): Promise<PrimaryPorts> {
   const { registry, restarts } = primaryRegistry(w);
   const metrics = new AdminServer({ 'GET /stats/prometheus': metricsRoute(w, registry) });
   const ready = new AdminServer({ 'GET /healthz/ready': readinessRoute(w) });
-  const bind = (what: string, server: AdminServer, l: Listen) =>
+  const admin = adminProxy(w);
+  const bind = (what: string, server: Pick<AdminServer, 'listen'>, l: Listen) =>
     server.listen(l.host, l.port).catch((err: NodeJS.ErrnoException) => {
       throw new Error(
         `cannot listen for ${what} on ${formatAuthority(l.host, l.port)}: ${err.code ?? err.message}`,
       );
     });
   const close = async () => {
-    await Promise.all([metrics.close(), ready.close()]);
+    admin.closeAllConnections();
+    await Promise.all([metrics.close(), ready.close(), new Promise((r) => admin.close(r))]);
   };
   try {
-    const [m, r] = await Promise.all([
+    const [m, r, a] = await Promise.all([
       bind('metrics', metrics, listen.metrics),
       bind('readiness', ready, listen.ready),
+      bind('admin', { listen: (h, p) => listenAdmin(admin, h, p) }, listen.admin),
     ]);
     return {
-      addresses: { metrics: formatAuthority(m.ip, m.port), ready: formatAuthority(r.ip, r.port) },
+      addresses: {
+        metrics: formatAuthority(m.ip, m.port),
+        ready: formatAuthority(r.ip, r.port),
+        admin: formatAuthority(a.ip, a.port),
+      },
       restarts,
       close,
     };

@@ -3,8 +3,8 @@
 // processes that each run the whole waypoint (HBONE on the same port through SO_REUSEPORT, their
 // own configuration loading, upstream pools), restarts a worker that dies with back-off, keeps the
 // local rate-limit buckets they share, and on SIGTERM drains them all and exits 0 when all have.
-// Worker 0 serves the admin port; the others' admin, metrics and readiness ports are private
-// (ephemeral, on the admin address).
+// The admin port is the primary's, forwarded to worker 0; every worker's own admin, metrics and
+// readiness ports are private (ephemeral, on the admin address).
 import net from 'node:net';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { Logger } from '../observe/logger.ts';
@@ -61,15 +61,13 @@ export class Primary {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #buckets = new SharedBuckets();
   #ports: PrimaryPorts | undefined;
-  /** Where worker 0 bound HBONE and admin (port 0 resolved), for every later start. */
+  /** Where the workers bind HBONE (port 0 resolved), for every later start. */
   #hbone: Listen;
-  #admin: Listen;
   #stopping = false;
 
   constructor(o: PrimaryOptions) {
     this.#o = o;
     this.#hbone = o.listen.hbone;
-    this.#admin = o.listen.admin;
     this.#failures = Array.from({ length: o.concurrency }, () => 0);
   }
 
@@ -81,16 +79,19 @@ export class Primary {
     return this.#stopping;
   }
 
+  /** Worker 0's private admin address while it runs (the admin port forwards there). */
+  target(): { ip: string; port: number } | undefined {
+    const w0 = this.#slots[0];
+    return w0?.started && w0.alive ? w0.started.admin : undefined;
+  }
+
   /** Binds 15020 and 15021 and starts every worker at once (HBONE's port 0 resolved here first). */
   async start(): Promise<void> {
     this.#ports = await bindPrimaryPorts(this, this.#o.listen);
     const reserved = this.#hbone.port === 0 ? await reservePort(this.#hbone.host) : undefined;
     try {
       if (reserved) this.#hbone = { host: this.#hbone.host, port: reserved.port };
-      const started = await Promise.all(
-        Array.from({ length: this.#o.concurrency }, (_, i) => this.#spawn(i).ready),
-      );
-      this.#admin = { host: this.#admin.host, port: started[0]!.admin.port };
+      await Promise.all(Array.from({ length: this.#o.concurrency }, (_, i) => this.#spawn(i).ready));
     } catch (err) {
       await this.stop('SIGKILL');
       throw err;
@@ -102,7 +103,6 @@ export class Primary {
       workers: this.#o.concurrency,
       pids: this.#slots.map((s) => s.child.pid),
       hbone: formatAuthority(this.#hbone.host, this.#hbone.port),
-      admin: formatAuthority(this.#admin.host, this.#admin.port),
       ...this.#ports.addresses,
     });
   }
@@ -123,14 +123,14 @@ export class Primary {
   }
 
   #spawn(index: number): WorkerSlot {
-    const { host } = this.#admin;
+    const { host } = this.#o.listen.admin;
     const args = [
       'run',
       ...this.#o.argv,
       '--hbone',
       formatAuthority(this.#hbone.host, this.#hbone.port),
       '--admin',
-      formatAuthority(host, index === 0 ? this.#admin.port : 0),
+      formatAuthority(host, 0),
       '--metrics',
       formatAuthority(host, 0),
       '--ready',
