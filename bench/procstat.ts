@@ -3,7 +3,7 @@
 // VmHWM in /proc/PID/status are in KiB. VmHWM is the peak since the process started and never goes
 // down, so callers also sample VmRSS during a run and keep the largest sample.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 let ticks: number | undefined;
 
@@ -17,6 +17,40 @@ export function clockTicks(): number {
     ticks = 100;
   }
   return ticks;
+}
+
+/** The process and its live descendants (a `run --concurrency N` primary and its workers). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 256; i++) {
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {}
+    for (const t of tasks) {
+      try {
+        const kids = readFileSync(`/proc/${out[i]}/task/${t}/children`, 'utf8').trim();
+        if (kids) out.push(...kids.split(' ').map(Number));
+      } catch {}
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of the process and its live descendants (see cpuSeconds); undefined once it is gone. */
+export function treeCpuSeconds(pid: number): number | undefined {
+  const [own, ...rest] = processTree(pid).map(cpuSeconds);
+  return own === undefined ? undefined : rest.reduce<number>((a, b) => a + (b ?? 0), own);
+}
+
+/** VmRSS and VmHWM summed over the process and its live descendants. */
+export function treeMemory(pid: number): MemorySample | undefined {
+  const [own, ...rest] = processTree(pid).map(memory);
+  if (!own) return undefined;
+  return rest.reduce<MemorySample>(
+    (a, b) => ({ rss: a.rss + (b?.rss ?? 0), hwm: a.hwm + (b?.hwm ?? 0) }),
+    own,
+  );
 }
 
 /** CPU seconds (user + system) the process has used so far; undefined once it is gone. */
@@ -136,8 +170,20 @@ export class ProcessWatch {
   #t0 = 0;
   #ticks0: CpuTicks | undefined;
 
-  constructor(pids: ReadonlyMap<string, number>) {
+  /** The processes measured with their descendants (the waypoint: its workers under --concurrency). */
+  readonly #trees: ReadonlySet<string>;
+
+  constructor(pids: ReadonlyMap<string, number>, trees: Iterable<string> = ['waypoint']) {
     this.#pids = pids;
+    this.#trees = new Set(trees);
+  }
+
+  #cpu(name: string, pid: number): number | undefined {
+    return this.#trees.has(name) ? treeCpuSeconds(pid) : cpuSeconds(pid);
+  }
+
+  #memory(name: string, pid: number): MemorySample | undefined {
+    return this.#trees.has(name) ? treeMemory(pid) : memory(pid);
   }
 
   /** Takes the CPU baseline and starts sampling VmRSS every intervalMs. */
@@ -145,15 +191,15 @@ export class ProcessWatch {
     this.#t0 = performance.now();
     this.#ticks0 = cpuTicks();
     for (const [name, pid] of this.#pids) {
-      this.#cpu0.set(name, cpuSeconds(pid) ?? Number.NaN);
-      this.#peak.set(name, memory(pid)?.rss ?? 0);
+      this.#cpu0.set(name, this.#cpu(name, pid) ?? Number.NaN);
+      this.#peak.set(name, this.#memory(name, pid)?.rss ?? 0);
     }
     this.#timer = setInterval(() => this.#sample(), intervalMs);
   }
 
   #sample(): void {
     for (const [name, pid] of this.#pids) {
-      const rss = memory(pid)?.rss ?? 0;
+      const rss = this.#memory(name, pid)?.rss ?? 0;
       if (rss > (this.#peak.get(name) ?? 0)) this.#peak.set(name, rss);
     }
   }
@@ -166,12 +212,12 @@ export class ProcessWatch {
     const wallSeconds = (performance.now() - this.#t0) / 1000;
     const processes: Record<string, ProcessFigures> = {};
     for (const [name, pid] of this.#pids) {
-      const cpu1 = cpuSeconds(pid) ?? Number.NaN;
+      const cpu1 = this.#cpu(name, pid) ?? Number.NaN;
       processes[name] = {
         pid,
         cpuSeconds: cpu1 - (this.#cpu0.get(name) ?? Number.NaN),
         peakRssBytes: this.#peak.get(name) ?? 0,
-        hwmBytes: memory(pid)?.hwm ?? 0,
+        hwmBytes: this.#memory(name, pid)?.hwm ?? 0,
       };
     }
     return { wallSeconds, processes, system: systemBetween(this.#ticks0, ticks1, wallSeconds) };

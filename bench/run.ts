@@ -54,6 +54,9 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
                       Global through a redis-server the bench starts on ${REDIS_IP})
   --sample-ms N       VmRSS sampling interval (default 100)
   --waypoint-arg A    extra argument for \`node-waypoint run\` (repeatable, e.g. --waypoint-arg=--access-log=off)
+  --concurrency N     the waypoint's worker processes (run --concurrency; default 1); its CPU and
+                      memory are those of the primary and its workers; with N > 1 add --no-pin
+                      so that the workers get more than the one waypoint core
   --waypoint-node-arg A  Node option for the waypoint process, added to the production ones (repeatable, e.g. --waypoint-node-arg=--trace-gc;
                       its output lands in bench/out/logs-*/WORKLOAD.waypoint.log)
   --no-autocannon     skip the autocannon cross-check on the direct path (max workload)
@@ -408,6 +411,7 @@ async function main(argv: string[]): Promise<number> {
       'sample-ms': { type: 'string' },
       'waypoint-arg': { type: 'string', multiple: true },
       'waypoint-node-arg': { type: 'string', multiple: true },
+      concurrency: { type: 'string' },
       'no-autocannon': { type: 'boolean' },
       'no-pin': { type: 'boolean' },
       'quiet-wait': { type: 'string' },
@@ -519,7 +523,12 @@ async function main(argv: string[]): Promise<number> {
   certs = await prepare(Math.floor(positive('--policies', values.policies, 0)), extra);
   // A copy beside the logs: the temporary config directory is removed at the end.
   for (const [file, yaml] of Object.entries(extra)) await writeFile(join(logDir, file), yaml);
-  const waypointArgs = [...(values['waypoint-arg'] ?? [])];
+  // One process unless told (run's own default is the machine's CPUs).
+  const waypointArgs = [
+    '--concurrency',
+    String(Math.floor(positive('--concurrency', values.concurrency, 1))),
+    ...(values['waypoint-arg'] ?? []),
+  ];
   if (sink) {
     const meshFile = join(logDir, 'tracing-mesh.yaml');
     await writeFile(meshFile, sink.meshConfig);

@@ -68,6 +68,8 @@ export interface WaypointOptions {
   /** `/healthz/ready` alone, for the kubelet (absent: not bound; the admin listener answers it too). */
   readonly ready?: Listen;
   readonly metrics: Listen;
+  /** HBONE's port is shared with sibling worker processes (SO_REUSEPORT; run --concurrency). */
+  readonly reusePort?: boolean;
   readonly credentials: Credentials;
   readonly endpointHbonePort: number;
   readonly clusterDomain?: string;
@@ -437,7 +439,7 @@ export class Waypoint {
           );
         });
       bound = await Promise.all([
-        bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p)),
+        bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p, this.#opts.reusePort)),
         bind('admin', this.#opts.admin, (h, p) => this.#admin.listen(h, p)),
         bind('metrics', this.#opts.metrics, (h, p) => this.#metricsServer.listen(h, p)),
         this.#opts.ready

@@ -174,16 +174,104 @@ function targetOf(
   return undefined;
 }
 
+type Base = Parameters<FilterCompiler>[1];
+type RateLimitSpec = NonNullable<BackendTrafficPolicy['spec']['rateLimit']>;
+
+/** The policy's targetRefs with their fields (a warning when it has none). */
+function policyRefs(
+  r: Resource<BackendTrafficPolicy>,
+  messages: ConfigMessage[],
+): Array<[RateLimitTargetRef, string]> {
+  const spec = r.spec.spec;
+  const refs: Array<[RateLimitTargetRef, string]> = [];
+  if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
+  (spec.targetRefs ?? []).forEach((ref, i) => {
+    refs.push([ref, `spec.targetRefs[${i}]`]);
+  });
+  if (refs.length === 0)
+    messages.push(message(r, 'warning', 'no targetRefs; the policy applies nowhere', 'spec.targetRefs'));
+  return refs;
+}
+
+/** The rules of the policy's block (the one its type names; the other is warned about). */
+function policyRules(
+  r: Resource<BackendTrafficPolicy>,
+  rl: RateLimitSpec,
+  base: Base,
+  messages: ConfigMessage[],
+): RateLimitRule[] {
+  const other = rl.type === 'Local' ? 'global' : 'local';
+  if (rl[other])
+    messages.push(
+      message(r, 'warning', `ignored: spec.rateLimit.type is ${rl.type}`, `spec.rateLimit.${other}`),
+    );
+  const block = rl.type === 'Local' ? rl.local : rl.global;
+  const headers = rl.enableXRateLimitHeaders ?? false;
+  const scope = (rl.type === 'Local' ? rl.local?.scope : undefined) ?? 'Replica';
+  if (scope === 'Waypoint' && !base.gateway.replicasKnown)
+    messages.push(
+      message(
+        r,
+        'warning',
+        `scope Waypoint, but no Ready Pod of waypoint ${base.gateway.ref.namespace}/${base.gateway.ref.name} is in the configuration; assuming 1 replica`,
+        'spec.rateLimit.local.scope',
+      ),
+    );
+  const policy = `${r.namespace}/${r.name}`;
+  return (block?.rules ?? []).map((rule, i) =>
+    compileRule(policy, rl.type, i, rule, headers, scope, base.gateway.replicas),
+  );
+}
+
+/** Rules by what they attach to, as the policies are read. */
+class Attachments {
+  readonly waypoint: RateLimitRule[] = [];
+  readonly services = new Map<string, AttachedRule[]>();
+  readonly routes = new Map<string, AttachedRule[]>();
+
+  /** Each distinct target of the policy gets every rule. */
+  attach(rules: readonly RateLimitRule[], targets: readonly Target[]): void {
+    const seen = new Set<string>();
+    for (const t of targets) {
+      const id = t.kind === 'waypoint' ? '' : t.key;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      for (const rule of rules) {
+        if (t.kind === 'waypoint') this.waypoint.push(rule);
+        else if (t.kind === 'service')
+          add(this.services, t.key, { rule, scope: rule.shared ? 'shared' : `Service ${t.key}` });
+        else add(this.routes, t.key, { rule, scope: rule.shared ? 'shared' : t.scope });
+      }
+    }
+  }
+
+  /** Waypoint-wide rules go to every bound Service (and workload traffic), before the Service's own. */
+  config(base: Base): RateLimitConfig {
+    const wide = (rule: RateLimitRule): AttachedRule => ({ rule, scope: rule.shared ? 'shared' : undefined });
+    const bound = new Set<string>();
+    for (const b of base.services.values()) bound.add(`${b.service.namespace}/${b.service.name}`);
+    const byService: Record<string, AttachedRule[]> = {};
+    for (const key of [...bound].sort()) {
+      const list = [...this.waypoint.map(wide), ...(this.services.get(key) ?? [])];
+      if (list.length > 0) byService[key] = list;
+    }
+    return {
+      services: byService,
+      workload: this.waypoint.map(wide),
+      routes: Object.fromEntries(this.routes),
+    };
+  }
+}
+
+function add(map: Map<string, AttachedRule[]>, key: string, a: AttachedRule): void {
+  const list = map.get(key) ?? [];
+  list.push(a);
+  map.set(key, list);
+}
+
 export const compileRateLimit: FilterCompiler = (resources, base) => {
   const messages: ConfigMessage[] = [];
-  const waypoint: RateLimitRule[] = [];
-  const services = new Map<string, AttachedRule[]>();
-  const routes = new Map<string, AttachedRule[]>();
-  const add = (map: Map<string, AttachedRule[]>, key: string, a: AttachedRule) => {
-    const list = map.get(key) ?? [];
-    list.push(a);
-    map.set(key, list);
-  };
+  const attachments = new Attachments();
   const policies = resourcesOf<BackendTrafficPolicy>(resources, RATE_LIMIT_GROUP, 'BackendTrafficPolicy');
   const sorted = [...policies].sort((a, b) =>
     `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1,
@@ -196,63 +284,11 @@ export const compileRateLimit: FilterCompiler = (resources, base) => {
       );
     const rl = spec.rateLimit;
     if (!rl) continue;
-    const refs: Array<[RateLimitTargetRef, string]> = [];
-    if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
-    (spec.targetRefs ?? []).forEach((ref, i) => {
-      refs.push([ref, `spec.targetRefs[${i}]`]);
-    });
-    if (refs.length === 0) {
-      messages.push(message(r, 'warning', 'no targetRefs; the policy applies nowhere', 'spec.targetRefs'));
-      continue;
-    }
-    const other = rl.type === 'Local' ? 'global' : 'local';
-    if (rl[other])
-      messages.push(
-        message(r, 'warning', `ignored: spec.rateLimit.type is ${rl.type}`, `spec.rateLimit.${other}`),
-      );
-    const block = rl.type === 'Local' ? rl.local : rl.global;
-    const policy = `${r.namespace}/${r.name}`;
-    const headers = rl.enableXRateLimitHeaders ?? false;
-    const scope = (rl.type === 'Local' ? rl.local?.scope : undefined) ?? 'Replica';
-    if (scope === 'Waypoint' && !base.gateway.replicasKnown)
-      messages.push(
-        message(
-          r,
-          'warning',
-          `scope Waypoint, but no Ready Pod of waypoint ${base.gateway.ref.namespace}/${base.gateway.ref.name} is in the configuration; assuming 1 replica`,
-          'spec.rateLimit.local.scope',
-        ),
-      );
-    const rules = (block?.rules ?? []).map((rule, i) =>
-      compileRule(policy, rl.type, i, rule, headers, scope, base.gateway.replicas),
-    );
-    const seen = new Set<string>();
-    for (const [ref, field] of refs) {
-      const t = targetOf(r, ref, field, base.gateway.ref, messages);
-      if (!t) continue;
-      const id = t.kind === 'waypoint' ? '' : t.key;
-      if (seen.has(id)) continue;
-      seen.add(id);
-      for (const rule of rules) {
-        if (t.kind === 'waypoint') waypoint.push(rule);
-        else if (t.kind === 'service')
-          add(services, t.key, { rule, scope: rule.shared ? 'shared' : `Service ${t.key}` });
-        else add(routes, t.key, { rule, scope: rule.shared ? 'shared' : t.scope });
-      }
-    }
+    const refs = policyRefs(r, messages);
+    if (refs.length === 0) continue;
+    const rules = policyRules(r, rl, base, messages);
+    const targets = refs.flatMap(([ref, field]) => targetOf(r, ref, field, base.gateway.ref, messages) ?? []);
+    attachments.attach(rules, targets);
   }
-  const wide = (rule: RateLimitRule): AttachedRule => ({ rule, scope: rule.shared ? 'shared' : undefined });
-  const bound = new Set<string>();
-  for (const b of base.services.values()) bound.add(`${b.service.namespace}/${b.service.name}`);
-  const byService: Record<string, AttachedRule[]> = {};
-  for (const key of [...bound].sort()) {
-    const list = [...waypoint.map(wide), ...(services.get(key) ?? [])];
-    if (list.length > 0) byService[key] = list;
-  }
-  const config: RateLimitConfig = {
-    services: byService,
-    workload: waypoint.map(wide),
-    routes: Object.fromEntries(routes),
-  };
-  return { config, messages };
+  return { config: attachments.config(base), messages };
 };

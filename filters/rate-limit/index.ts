@@ -87,56 +87,142 @@ function rateLimitHeaders(d: Decision): OutgoingHttpHeaders {
   };
 }
 
-export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory {
-  const log = opts.log ?? silentLogger;
-  const failureMode = opts.failureMode ?? 'open';
-  const local = new LocalBuckets();
-  // Connected at start, so an unreachable Redis shows in the log before the first request needs it.
-  let global = opts.redis ? new GlobalStore({ ...opts.redis, log }) : undefined;
-  let lastNoRedisLog = 0;
+/** Counts a request against a rule's bucket: this replica's (or its workers' shared) memory, or Redis. */
+class Buckets {
+  readonly local = new LocalBuckets();
+  global: GlobalStore | undefined;
+  readonly #log: Logger;
+  readonly #failureMode: FailureMode;
+  #lastNoRedisLog = 0;
 
-  async function count(a: AttachedRule, key: string): Promise<Decision | 'failed'> {
-    if (a.rule.type === 'Local') return local.consume(a.rule, key);
-    const s = global;
+  constructor(opts: RateLimitOptions, log: Logger) {
+    this.#log = log;
+    this.#failureMode = opts.failureMode ?? 'open';
+    // Connected at start, so an unreachable Redis shows in the log before the first request needs it.
+    this.global = opts.redis ? new GlobalStore({ ...opts.redis, log }) : undefined;
+  }
+
+  async count(a: AttachedRule, key: string): Promise<Decision | 'failed'> {
+    if (a.rule.type === 'Local') return this.local.consume(a.rule, key);
+    const s = this.global;
     if (!s) {
-      const now = Date.now();
-      if (now - lastNoRedisLog > 10_000) {
-        lastNoRedisLog = now;
-        log.warn('rate-limit: a Global rule applies but no --redis-url is set', {
-          policy: a.rule.policy,
-          failure_mode: failureMode,
-        });
-      }
+      this.#warnNoRedis(a.rule);
       return 'failed';
     }
     return (await s.consume(a.rule, key)) ?? 'failed';
   }
+
+  /** Drops the buckets of rules no longer configured. */
+  retain(rules: readonly RateLimitRule[]): void {
+    this.local.retain(rules.filter((r) => r.type === 'Local'));
+    this.global?.retain(rules.filter((r) => r.type === 'Global'));
+  }
+
+  #warnNoRedis(rule: RateLimitRule): void {
+    const now = Date.now();
+    if (now - this.#lastNoRedisLog <= 10_000) return;
+    this.#lastNoRedisLog = now;
+    this.#log.warn('rate-limit: a Global rule applies but no --redis-url is set', {
+      policy: rule.policy,
+      failure_mode: this.#failureMode,
+    });
+  }
+}
+
+/** The rules attached to a request's destination: its Service (or workload traffic), plus its route's. */
+function attachedRules(config: RateLimitConfig): (ctx: RequestContext) => readonly AttachedRule[] {
+  const hasRoutes = Object.keys(config.routes).length > 0;
+  return (ctx) => {
+    const b = ctx.tunnel.binding;
+    const base =
+      b.kind === 'service'
+        ? (config.services[`${b.service.namespace}/${b.service.name}`] ?? [])
+        : config.workload;
+    if (!hasRoutes) return base;
+    // The route this request takes (selection is shared with the router, computed once).
+    const ref = selectedRoute(ctx).entry?.ref;
+    if (!ref) return base;
+    const byRule = config.routes[routeKey(ref.kind, ref.namespace, ref.name, ref.ruleName ?? '')] ?? [];
+    const byRoute = config.routes[routeKey(ref.kind, ref.namespace, ref.name, '*')] ?? [];
+    return byRule.length + byRoute.length === 0 ? base : [...base, ...byRoute, ...byRule];
+  };
+}
+
+interface Tally {
+  /** The first bucket over its limit. */
+  over?: { rule: RateLimitRule; d: Decision };
+  /** The bucket with the fewest requests left among rules that send headers. */
+  tightest?: { rule: RateLimitRule; d: Decision };
+  /** The first Global rule that could not be checked. */
+  failed?: RateLimitRule;
+}
+
+/** Counts each outcome in the metrics and finds what decides the request. */
+function tally(
+  rules: readonly RateLimitRule[],
+  outcomes: ReadonlyArray<Decision | 'failed'>,
+  failureMode: FailureMode,
+  sink: RateLimitSink | undefined,
+): Tally {
+  const t: Tally = {};
+  for (const [i, o] of outcomes.entries()) {
+    const rule = rules[i]!;
+    if (o === 'failed') {
+      t.failed ??= rule;
+      sink?.redisFailure(failureMode);
+      sink?.decision(rule.policy, rule.type, failureMode === 'open' ? 'failure_allowed' : 'failure_denied');
+      continue;
+    }
+    sink?.decision(rule.policy, rule.type, o.allowed ? 'ok' : 'over_limit');
+    if (!o.allowed && !t.over) t.over = { rule, d: o };
+    if (rule.headers && (!t.tightest || o.remaining < t.tightest.d.remaining)) t.tightest = { rule, d: o };
+  }
+  return t;
+}
+
+/** Envoy's 429 for the bucket over its limit (local or global). */
+function overLimitReply(ctx: RequestContext, rule: RateLimitRule, d: Decision): Verdict {
+  ctx.explain.push(
+    `rate-limit: over ${rule.type.toLowerCase()} limit ${rule.requests}/${rule.unit} of ${rule.policy} rule ${rule.index}${
+      rule.scope === 'Waypoint'
+        ? ` (${rule.configuredRequests}/${rule.unit} for the waypoint over ${rule.replicas} replica(s))`
+        : ''
+    }`,
+  );
+  const headers: OutgoingHttpHeaders = {
+    'x-envoy-ratelimited': 'true',
+    ...(rule.headers ? rateLimitHeaders(d) : {}),
+  };
+  return rule.type === 'Local'
+    ? { kind: 'reply', reason: 'local_rate_limited', headers, detail: 'local_rate_limited' }
+    : { kind: 'reply', reason: 'rate_limited', headers, detail: 'request_rate_limited' };
+}
+
+/** What the tally means for the request: a 429, a 500 when a global check failed closed, or on. */
+function verdictOf(ctx: RequestContext, t: Tally, failureMode: FailureMode): Verdict {
+  if (t.over) return overLimitReply(ctx, t.over.rule, t.over.d);
+  if (t.failed && failureMode === 'closed') {
+    ctx.explain.push(`rate-limit: global limit of ${t.failed.policy} could not be checked; failing closed`);
+    return { kind: 'reply', reason: 'rate_limit_service_error', detail: 'rate_limiter_error' };
+  }
+  if (t.failed)
+    ctx.explain.push(`rate-limit: global limit of ${t.failed.policy} could not be checked; failing open`);
+  if (t.tightest) ctx.attributes.set(RESPONSE_HEADERS, rateLimitHeaders(t.tightest.d));
+  return CONTINUE;
+}
+
+export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory {
+  const failureMode = opts.failureMode ?? 'open';
+  const buckets = new Buckets(opts, opts.log ?? silentLogger);
 
   function create(snapshot: Snapshot, context?: FilterContext): Filter | undefined {
     const sink = opts.sink ?? contextSink(context);
     const config = snapshot.filters[FILTER_NAME] as RateLimitConfig | undefined;
     if (!config) return undefined;
     const rules = allRules(config);
-    local.retain(rules.filter((r) => r.type === 'Local'));
-    global?.retain(rules.filter((r) => r.type === 'Global'));
+    buckets.retain(rules);
     if (rules.length === 0) return undefined;
-    const hasRoutes = Object.keys(config.routes).length > 0;
-
-    function attached(ctx: RequestContext): readonly AttachedRule[] {
-      const b = ctx.tunnel.binding;
-      const base =
-        b.kind === 'service'
-          ? (config!.services[`${b.service.namespace}/${b.service.name}`] ?? [])
-          : config!.workload;
-      if (!hasRoutes) return base;
-      // The route this request takes (selection is shared with the router, computed once).
-      const ref = selectedRoute(ctx).entry?.ref;
-      if (!ref) return base;
-      const byRule = config!.routes[routeKey(ref.kind, ref.namespace, ref.name, ref.ruleName ?? '')] ?? [];
-      const byRoute = config!.routes[routeKey(ref.kind, ref.namespace, ref.name, '*')] ?? [];
-      return byRule.length + byRoute.length === 0 ? base : [...base, ...byRoute, ...byRule];
-    }
-
+    const attached = attachedRules(config);
     return {
       name: FILTER_NAME,
       async onRequestHeaders(ctx: RequestContext): Promise<Verdict> {
@@ -149,55 +235,9 @@ export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory 
           if (key !== undefined) applying.push({ a, key });
         }
         if (applying.length === 0) return CONTINUE;
-        const outcomes = await Promise.all(applying.map(({ a, key }) => count(a, key)));
-
-        let over: { rule: RateLimitRule; d: Decision } | undefined;
-        let tightest: { rule: RateLimitRule; d: Decision } | undefined;
-        let failed: RateLimitRule | undefined;
-        for (const [i, o] of outcomes.entries()) {
-          const rule = applying[i]!.a.rule;
-          if (o === 'failed') {
-            failed ??= rule;
-            sink?.redisFailure(failureMode);
-            sink?.decision(
-              rule.policy,
-              rule.type,
-              failureMode === 'open' ? 'failure_allowed' : 'failure_denied',
-            );
-            continue;
-          }
-          sink?.decision(rule.policy, rule.type, o.allowed ? 'ok' : 'over_limit');
-          if (!o.allowed && !over) over = { rule, d: o };
-          if (rule.headers && (!tightest || o.remaining < tightest.d.remaining)) tightest = { rule, d: o };
-        }
-
-        if (over) {
-          const { rule, d } = over;
-          ctx.explain.push(
-            `rate-limit: over ${rule.type.toLowerCase()} limit ${rule.requests}/${rule.unit} of ${rule.policy} rule ${rule.index}${
-              rule.scope === 'Waypoint'
-                ? ` (${rule.configuredRequests}/${rule.unit} for the waypoint over ${rule.replicas} replica(s))`
-                : ''
-            }`,
-          );
-          const headers: OutgoingHttpHeaders = {
-            'x-envoy-ratelimited': 'true',
-            ...(rule.headers ? rateLimitHeaders(d) : {}),
-          };
-          return rule.type === 'Local'
-            ? { kind: 'reply', reason: 'local_rate_limited', headers, detail: 'local_rate_limited' }
-            : { kind: 'reply', reason: 'rate_limited', headers, detail: 'request_rate_limited' };
-        }
-        if (failed && failureMode === 'closed') {
-          ctx.explain.push(
-            `rate-limit: global limit of ${failed.policy} could not be checked; failing closed`,
-          );
-          return { kind: 'reply', reason: 'rate_limit_service_error', detail: 'rate_limiter_error' };
-        }
-        if (failed)
-          ctx.explain.push(`rate-limit: global limit of ${failed.policy} could not be checked; failing open`);
-        if (tightest) ctx.attributes.set(RESPONSE_HEADERS, rateLimitHeaders(tightest.d));
-        return CONTINUE;
+        const outcomes = await Promise.all(applying.map(({ a, key }) => buckets.count(a, key)));
+        const rulesApplied = applying.map(({ a }) => a.rule);
+        return verdictOf(ctx, tally(rulesApplied, outcomes, failureMode, sink), failureMode);
       },
       onResponseHeaders(ctx, head) {
         const h = ctx.attributes.get(RESPONSE_HEADERS) as OutgoingHttpHeaders | undefined;
@@ -211,8 +251,8 @@ export function rateLimitFactory(opts: RateLimitOptions = {}): RateLimitFactory 
     compile: compileRateLimit,
     create,
     close: async () => {
-      await global?.close();
-      global = undefined;
+      await buckets.global?.close();
+      buckets.global = undefined;
     },
   };
 }

@@ -1,7 +1,10 @@
 // Per-replica buckets (rate-limiter-flexible's RateLimiterMemory): one limiter per rule and limit,
 // kept across snapshots so that an unrelated config reload does not hand every client a fresh
 // budget. A limiter whose rule left the configuration is dropped at the next snapshot.
+// Under `run --concurrency N` the buckets are the primary's, shared by every worker
+// (src/workers/shared-buckets.ts), so N workers admit what one process would.
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { consumeShared } from '../../src/workers/worker-link.ts';
 import { type RateLimitRule, UNIT_SECONDS } from './model.ts';
 
 /** The outcome of counting one request against one bucket. */
@@ -20,7 +23,11 @@ export function limiterId(rule: RateLimitRule): string {
 }
 
 /** A rejection from rate-limiter-flexible is a RateLimiterRes (over the limit), anything else an error. */
-export function decisionOf(rule: RateLimitRule, res: RateLimiterRes, allowed: boolean): Decision {
+export function decisionOf(
+  rule: RateLimitRule,
+  res: Pick<RateLimiterRes, 'remainingPoints' | 'msBeforeNext'>,
+  allowed: boolean,
+): Decision {
   return {
     allowed,
     limit: rule.requests,
@@ -70,7 +77,21 @@ export class LocalBuckets {
   }
 
   consume(rule: RateLimitRule, key: string): Promise<Decision> {
-    return consume(this.limiter(rule), rule, key);
+    const shared =
+      rule.requests > 0
+        ? consumeShared({
+            limiter: limiterId(rule),
+            points: rule.requests,
+            durationSeconds: UNIT_SECONDS[rule.unit],
+            key,
+          })
+        : undefined;
+    if (!shared) return consume(this.limiter(rule), rule, key);
+    // The primary is gone (this worker is draining): this process's own bucket decides.
+    return shared.then(
+      (a) => decisionOf(rule, a, a.allowed),
+      () => consume(this.limiter(rule), rule, key),
+    );
   }
 
   /** Drops the limiters of rules no longer configured. */

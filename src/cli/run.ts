@@ -15,6 +15,7 @@ import { parseSpiffeId } from '../identity/spiffe.ts';
 import { type AccessLogEncoding, parseAccessLogEncoding, parseAccessLogMode } from '../observe/access-log.ts';
 import { createLogger, parseLogLevel } from '../observe/logger.ts';
 import { meshAccessLogEncoding } from '../observe/mesh-access-log.ts';
+import { runWorkersIfConcurrent, workerStarted, workerWaypointOptions } from '../workers/run-hook.ts';
 import {
   checked,
   clusterIdFrom,
@@ -61,6 +62,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       'mesh-config': { type: 'string' },
       'redis-url': { type: 'string' },
       'redis-failure-mode': { type: 'string' },
+      concurrency: { type: 'string' },
       ...OVERLOAD_FLAGS,
       help: { type: 'boolean', short: 'h' },
     },
@@ -160,6 +162,10 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
   const log = createLogger(
     checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
   );
+  // --concurrency N > 1: this process supervises N workers that each run everything below.
+  const concurrency = fromEnv('concurrency', values.concurrency, env);
+  const primary = await runWorkersIfConcurrent({ concurrency, argv, env, listen, drainDeadlineMs, log });
+  if (primary !== undefined) return primary;
   const credentials = await credentialsFor(identity, log);
   const waypoint = composeWaypoint({
     configPaths,
@@ -183,6 +189,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...overload,
     credentials,
     log,
+    ...workerWaypointOptions(),
     ...(controller
       ? {
           configSource: controllerConfigSource({
@@ -196,6 +203,7 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
       : {}),
   });
   await waypoint.start();
+  workerStarted(waypoint);
   return await untilSignal(async () => {
     // Exit 0 even when the deadline cut requests off: the drain did what it was asked to.
     await waypoint.shutdown();

@@ -34,6 +34,8 @@ export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMES
                              accessLogEncoding, else text                                             [WAYPOINT_ACCESS_LOG_ENCODING]
   --log-level LEVEL          debug, info (default), warn, error                                        [WAYPOINT_LOG_LEVEL]
   --drain-deadline SECONDS   Time in-flight requests and TCP tunnels get after SIGTERM (default 20)    [WAYPOINT_DRAIN_DEADLINE]
+  --concurrency N            Worker processes sharing the ports (default: the container's CPU quota,   [WAYPOINT_CONCURRENCY]
+                             rounded up, at most the CPUs; 1: one process, no primary)
   --default-retry istio|safe  A route without a retry field: Istio's mesh default (istio: also gRPC
                              UNAVAILABLE/CANCELLED responses) or only requests that never reached the
                              app (safe: connect failure, refused stream)                             [WAYPOINT_DEFAULT_RETRY]

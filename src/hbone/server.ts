@@ -117,10 +117,11 @@ export class HboneServer {
     return this.#sessions.size;
   }
 
-  listen(host: string, port: number): Promise<HostPort> {
+  /** `reusePort`: other processes may bind the same port (SO_REUSEPORT; the kernel spreads connections). */
+  listen(host: string, port: number, reusePort = false): Promise<HostPort> {
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
+      this.#server.listen({ port, host, reusePort }, () => {
         this.#server.off('error', reject);
         const addr = this.#server.address() as AddressInfo;
         resolve({ ip: addr.address, port: addr.port });

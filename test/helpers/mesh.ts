@@ -350,7 +350,15 @@ export class TestMesh {
       ],
       { ...(opts.env ? { env: opts.env } : {}), register: (fn) => this.onClose(fn) },
     );
-    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
+    // With --concurrency N > 1 the primary's line (with "workers") gives the replica's addresses.
+    const workers = concurrencyOf(opts.args ?? [], { ...process.env, ...opts.env });
+    // N + 1 processes load the sources on a machine of 2 cores: give them time in proportion.
+    const [line] = await proc.waitForStderr(
+      workers > 1
+        ? /\{[^\n]*"msg":"waypoint listening"[^\n]*"workers"[^\n]*\}/
+        : /\{[^\n]*"msg":"waypoint listening"[^\n]*\}/,
+      15_000 * workers,
+    );
     const parsed = JSON.parse(line) as { hbone: string; admin: string; ready: string; metrics: string };
     return {
       child: proc.child,
@@ -470,6 +478,12 @@ export async function getText(hp: HostPort, path: string): Promise<{ status: num
   });
 }
 
+/** The worker count a `run` with these arguments and environment starts (1 unless told). */
+export function concurrencyOf(args: readonly string[], env: NodeJS.ProcessEnv): number {
+  const i = args.lastIndexOf('--concurrency');
+  return Number(i >= 0 ? args[i + 1] : (env.WAYPOINT_CONCURRENCY ?? 1)) || 1;
+}
+
 /** A `node-waypoint` child process of any subcommand (see TestMesh.spawnCli). */
 export interface CliProcess {
   readonly child: ChildProcess;
@@ -491,7 +505,10 @@ export function spawnCli(
   opts: { env?: NodeJS.ProcessEnv; register?: (fn: () => Promise<unknown>) => void } = {},
 ): CliProcess {
   const env: NodeJS.ProcessEnv = {};
+  // WAYPOINT_CONCURRENCY stays, so that `WAYPOINT_CONCURRENCY=2 npx vitest run` runs every suite's
+  // waypoint processes with two workers; unset, one (not the machine's CPU count, run's default).
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('WAYPOINT_')) env[k] = v;
+  env.WAYPOINT_CONCURRENCY = process.env.WAYPOINT_CONCURRENCY ?? '1';
   const child = spawn(NODE, [...WAYPOINT_NODE_FLAGS, CLI, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...env, ...opts.env },
