@@ -64,7 +64,10 @@ function keyString(): (i: number) => void {
   let nextId = 0;
   const idOf = (o: WorkloadLabels): number => {
     let id = ids.get(o);
-    if (id === undefined) ids.set(o, (id = ++nextId));
+    if (id === undefined) {
+      id = ++nextId;
+      ids.set(o, id);
+    }
     return id;
   };
   return (i) => {
