@@ -33,7 +33,14 @@ import {
   startMesh,
 } from './lab.ts';
 import type { LoadResult } from './loadgen.ts';
-import { clockTicks, type ProcessFigures, ProcessWatch, type SystemFigures, waitQuiet } from './procstat.ts';
+import {
+  clockTicks,
+  memory,
+  type ProcessFigures,
+  ProcessWatch,
+  type SystemFigures,
+  waitQuiet,
+} from './procstat.ts';
 import { type BenchRedis, REDIS_IP, startRedis } from './redis.ts';
 import { type BenchReport, printReport } from './report.ts';
 import { type ChainName, chainYaml, type RouteShape, routesYaml } from './scenarios.ts';
@@ -620,6 +627,7 @@ async function main(argv: string[]): Promise<number> {
     );
   const loads: LoadRun[] = [];
   const transfers: TransferRun[] = [];
+  const idleRss: NonNullable<BenchReport['idleRss']> = [];
   let autocannon: AutocannonRun | undefined;
   const waypointNotes: string[] = [];
   const quietNotes: string[] = [];
@@ -661,6 +669,16 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const pids = meshPids(mesh);
+      // Each hop's RSS after start-up and one probe request, before any load (1 s to settle).
+      await new Promise((r) => setTimeout(r, 1_000));
+      for (const [hop, child] of [
+        ['waypoint', mesh.waypoint],
+        ['baseline', mesh.baseline],
+        ['haproxy', mesh.haproxy],
+      ] as const) {
+        const rss = child ? memory(child.pid)?.rss : undefined;
+        if (rss !== undefined) idleRss.push({ workload: name, hop, rssMB: Math.round(rss / 1e5) / 10 });
+      }
       if (redis) pids.set('redis', redis.pid);
       for (const [path, got] of Object.entries(mesh.probes)) {
         if (got === '200') continue;
@@ -829,6 +847,7 @@ async function main(argv: string[]): Promise<number> {
     transfers,
     ...(autocannon ? { autocannon } : {}),
     waypointNotes,
+    idleRss,
     quietNotes,
   };
   const text = printReport(report);
