@@ -208,7 +208,7 @@ export interface Child {
 export function spawnNode(
   name: string,
   args: readonly string[],
-  opts: { core: string | undefined; logFile: string },
+  opts: { core: string | undefined; logFile: string; env?: Record<string, string> },
 ): Child {
   return spawnCmd(name, process.execPath, args, opts);
 }
@@ -218,12 +218,16 @@ export function spawnCmd(
   name: string,
   program: string,
   args: readonly string[],
-  opts: { core: string | undefined; logFile: string },
+  opts: { core: string | undefined; logFile: string; env?: Record<string, string> },
 ): Child {
   const cmd = opts.core ? 'taskset' : program;
   const argv = opts.core ? ['-c', opts.core, program, ...args] : [...args];
   // stdin stays a pipe: bench children exit when it closes, so they never outlive the bench.
-  const proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
+  const proc = spawn(cmd, argv, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: ROOT,
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
   const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
   log.on('error', () => {});
@@ -629,6 +633,8 @@ export async function startMesh(opts: {
   /** A second waypoint from another commit's worktree (path "baseline"). */
   baseline?: WaypointTree;
   withHaproxy?: boolean;
+  /** bench/loop-lag.ts's resolution in every waypoint, ms; 0: no probe. */
+  loopLagMs?: number;
 }): Promise<Mesh> {
   const { certs, pin, logDir, label } = opts;
   const started: Child[] = [];
@@ -636,8 +642,17 @@ export async function startMesh(opts: {
     await Promise.all(started.map((c) => stopChild(c)));
   };
   try {
-    const start = (name: string, args: readonly string[], core: string | undefined): Child => {
-      const c = spawnNode(name, args, { core, logFile: join(logDir, `${label}.${name}.log`) });
+    const start = (
+      name: string,
+      args: readonly string[],
+      core: string | undefined,
+      env?: Record<string, string>,
+    ): Child => {
+      const c = spawnNode(name, args, {
+        core,
+        logFile: join(logDir, `${label}.${name}.log`),
+        ...(env ? { env } : {}),
+      });
       started.push(c);
       return c;
     };
@@ -664,6 +679,8 @@ export async function startMesh(opts: {
     );
     const outbound = start('outbound', [join(BENCH, 'standin.ts'), outboundConfig(certs)], pin.restCore);
     // Every waypoint gets the bench's event-loop probe (bench/loop-lag.ts), after its own flags.
+    const lagMs = opts.loopLagMs ?? 2;
+    const probeArgs = lagMs > 0 ? ['--import', join(BENCH, 'loop-lag.ts')] : [];
     const runWaypoint = (which: 'waypoint' | 'baseline', tree: WaypointTree): Child =>
       start(
         which,
@@ -671,12 +688,12 @@ export async function startMesh(opts: {
           // The production flags, then the run's own (a later V8 flag wins over an earlier one).
           ...tree.nodeFlags,
           ...(opts.waypointNodeArgs ?? []),
-          '--import',
-          join(BENCH, 'loop-lag.ts'),
+          ...probeArgs,
           join(tree.root, 'bin/node-waypoint.js'),
           ...waypointRunArgs(certs, which, opts.waypointArgs),
         ],
         pin.waypointCore,
+        { BENCH_LOOP_LAG_MS: String(lagMs) },
       );
     const waypoint = opts.withWaypoint
       ? runWaypoint('waypoint', { root: ROOT, nodeFlags: WAYPOINT_NODE_FLAGS })

@@ -481,7 +481,7 @@ function hopTables(
       ]),
     ),
     '',
-    "HAProxy's path: plain HTTP/1.1 from the load generator → the outbound stand-in's bridge → HTTP/2 over mutual TLS (the bench client's certificate) → HAProxy (one thread, the waypoint's certificate, client certificate required) → HTTP/1.1 over mutual TLS → the backend's TLS port. No HBONE, no CONNECT tunnel: see bench/README.md for what compares. Loop lag: the process's own monitorEventLoopDelay at 2 ms resolution (bench/loop-lag.ts; none for HAProxy). ×haproxy = this hop / HAProxy's, same workload and round.",
+    "HAProxy's path: plain HTTP/1.1 from the load generator → the outbound stand-in's bridge → HTTP/2 over mutual TLS (the bench client's certificate) → HAProxy (one thread, the waypoint's certificate, client certificate required) → HTTP/1.1 over mutual TLS → the backend's TLS port. No HBONE, no CONNECT tunnel: see bench/README.md for what compares. Loop lag: the process's own monitorEventLoopDelay at --loop-lag-ms resolution, default 2 ms (bench/loop-lag.ts; none for HAProxy). ×haproxy = this hop / HAProxy's, same workload and round.",
     '',
   ];
   if (!m.baseline) return out;
