@@ -8,7 +8,7 @@
 //                                        ══HBONE══► 127.0.90.2:15008 inbound ─► backend  (waypoint)
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -39,15 +39,32 @@ export const ADDR = {
   vip: { ip: '127.0.90.10', port: 8080 },
   outboundFloor: { ip: '127.0.90.1', port: 15001 },
   outboundWaypoint: { ip: '127.0.90.1', port: 15002 },
+  // HAProxy's path and the baseline waypoint (--baseline): 127.26.0.0/16.
+  outboundHaproxy: { ip: '127.26.0.1', port: 15003 },
+  outboundBaseline: { ip: '127.26.0.1', port: 15004 },
+  backendTls: { ip: '127.26.0.2', port: 8443 },
+  haproxy: { ip: '127.26.0.3', port: 15443 },
+  baselineHbone: { ip: '127.26.0.4', port: 15008 },
+  baselineAdmin: { ip: '127.26.0.4', port: 15000 },
+  baselineReady: { ip: '127.26.0.4', port: 15021 },
+  baselineMetrics: { ip: '127.26.0.4', port: 15020 },
 } as const satisfies Record<string, Addr>;
 
-export type PathName = 'direct' | 'floor' | 'waypoint';
+export type PathName = 'direct' | 'floor' | 'waypoint' | 'baseline' | 'haproxy';
+/** The L7 hop's process on each path that has one (pinned to the waypoint's core). */
+export const HOP: Partial<Record<PathName, string>> = {
+  waypoint: 'waypoint',
+  baseline: 'baseline',
+  haproxy: 'haproxy',
+};
 
 /** Where the load generator connects for each path, and the Host header it sends. */
 export const ENTRY: Record<PathName, { addr: Addr; host: string }> = {
   direct: { addr: ADDR.backend, host: `${ADDR.backend.ip}:${ADDR.backend.port}` },
   floor: { addr: ADDR.outboundFloor, host: `${ADDR.backend.ip}:${ADDR.backend.port}` },
   waypoint: { addr: ADDR.outboundWaypoint, host: `backend.${NS}.svc.${TD}:${ADDR.vip.port}` },
+  baseline: { addr: ADDR.outboundBaseline, host: `backend.${NS}.svc.${TD}:${ADDR.vip.port}` },
+  haproxy: { addr: ADDR.outboundHaproxy, host: `backend.${NS}.svc.${TD}:${ADDR.vip.port}` },
 };
 
 export function meshYaml(): string {
@@ -191,12 +208,26 @@ export interface Child {
 export function spawnNode(
   name: string,
   args: readonly string[],
-  opts: { core: string | undefined; logFile: string },
+  opts: { core: string | undefined; logFile: string; env?: Record<string, string> },
 ): Child {
-  const cmd = opts.core ? 'taskset' : process.execPath;
-  const argv = opts.core ? ['-c', opts.core, process.execPath, ...args] : [...args];
+  return spawnCmd(name, process.execPath, args, opts);
+}
+
+/** Spawns any program the same way (taskset execs it, so the pid is the program's own). */
+export function spawnCmd(
+  name: string,
+  program: string,
+  args: readonly string[],
+  opts: { core: string | undefined; logFile: string; env?: Record<string, string> },
+): Child {
+  const cmd = opts.core ? 'taskset' : program;
+  const argv = opts.core ? ['-c', opts.core, program, ...args] : [...args];
   // stdin stays a pipe: bench children exit when it closes, so they never outlive the bench.
-  const proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
+  const proc = spawn(cmd, argv, {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: ROOT,
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
   const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
   log.on('error', () => {});
@@ -280,6 +311,8 @@ export interface Certs {
   readonly client: { cert: string; key: string };
   readonly backend: { cert: string; key: string };
   readonly waypoint: { cert: string; key: string };
+  /** The waypoint's certificate chain and key in one PEM file, as HAProxy's `crt` wants them. */
+  readonly haproxyPem: string;
   readonly configDir: string;
 }
 
@@ -343,12 +376,22 @@ export async function prepare(policies = 0, extra: Readonly<Record<string, strin
   await writeFile(join(configDir, 'mesh.yaml'), meshYaml());
   if (policies > 0) await writeFile(join(configDir, 'policies.yaml'), policiesYaml(policies));
   for (const [name, yaml] of Object.entries(extra)) await writeFile(join(configDir, name), yaml);
+  const waypoint = await issue('waypoint');
+  const haproxyPem = join(dir, 'haproxy.pem');
+  await writeFile(
+    haproxyPem,
+    (await readFile(waypoint.cert, 'utf8')) + (await readFile(waypoint.key, 'utf8')),
+    {
+      mode: 0o600,
+    },
+  );
   return {
     dir,
     ca: caFile,
     client: await issue('client'),
     backend: await issue('backend'),
-    waypoint: await issue('waypoint'),
+    waypoint,
+    haproxyPem,
     configDir,
   };
 }
@@ -427,13 +470,13 @@ export async function rawProbeUntilOk(addr: Addr, host: string, timeoutMs: numbe
   return got;
 }
 
-/** GET the waypoint's Prometheus text (its metrics port); '' when it does not answer. */
-export function scrapeMetrics(timeoutMs = 2_000): Promise<string> {
+/** GET a waypoint's Prometheus text (its metrics port); '' when it does not answer. */
+export function scrapeMetrics(addr: Addr = ADDR.waypointMetrics, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve) => {
     const req = http.get(
       {
-        host: ADDR.waypointMetrics.ip,
-        port: ADDR.waypointMetrics.port,
+        host: addr.ip,
+        port: addr.port,
         path: '/stats/prometheus',
         agent: false,
         timeout: timeoutMs,
@@ -479,15 +522,101 @@ export async function probeUntilOk(addr: Addr, host: string, timeoutMs: number):
   return status;
 }
 
-/** The processes of one mesh: backend, stand-ins, waypoint. */
+/** The processes of one mesh: backend, stand-ins, waypoint, and on request HAProxy and a baseline waypoint. */
 export interface Mesh {
   readonly backend: Child;
   readonly inbound: Child;
   readonly outbound: Child;
   readonly waypoint: Child | undefined;
-  /** What a request through the waypoint path got at start-up ("200" when healthy). */
-  readonly waypointProbe: string | undefined;
+  readonly baseline: Child | undefined;
+  readonly haproxy: Child | undefined;
+  /** What a request through each L7 path got at start-up ("200" when healthy). */
+  readonly probes: Partial<Record<PathName, string>>;
   stop(): Promise<void>;
+}
+
+/** A waypoint of some tree (this one, or a baseline commit's worktree), as `node-waypoint run`. */
+export interface WaypointTree {
+  readonly root: string;
+  /** Its production V8 flags (its own src/cli/node-flags.ts). */
+  readonly nodeFlags: readonly string[];
+}
+
+export const HAPROXY_BIN = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p));
+
+/**
+ * HAProxy as the closest L7 hop it can be: mutual TLS HTTP/2 in (the waypoint's certificate, the
+ * mesh CA, client certificate required), HTTP/1.1 over mutual TLS out to the backend's TLS port,
+ * one thread, keep-alive and connection reuse both ways, one access-log line per request on stdout.
+ */
+export function haproxyConfig(certs: Certs): string {
+  const h = ADDR.haproxy;
+  const b = ADDR.backendTls;
+  return `global
+  nbthread 1
+  maxconn 4096
+  log stdout format raw local0 info
+
+defaults
+  mode http
+  log global
+  option httplog
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 130s
+  timeout server 130s
+  timeout http-keep-alive 130s
+
+frontend mesh
+  bind ${h.ip}:${h.port} ssl crt ${certs.haproxyPem} ca-file ${certs.ca} verify required alpn h2
+  default_backend pod
+
+backend pod
+  http-reuse always
+  server backend-0 ${b.ip}:${b.port} ssl crt ${certs.haproxyPem} ca-file ${certs.ca} verify required alpn http/1.1
+`;
+}
+
+function waypointRunArgs(certs: Certs, which: 'waypoint' | 'baseline', extra: readonly string[]): string[] {
+  const a =
+    which === 'waypoint'
+      ? [ADDR.waypointHbone, ADDR.waypointAdmin, ADDR.waypointReady, ADDR.waypointMetrics]
+      : [ADDR.baselineHbone, ADDR.baselineAdmin, ADDR.baselineReady, ADDR.baselineMetrics];
+  const hp = (x: Addr): string => `${x.ip}:${x.port}`;
+  return [
+    'run',
+    '--config',
+    certs.configDir,
+    '--gateway',
+    `${NS}/waypoint`,
+    '--cert',
+    certs.waypoint.cert,
+    '--key',
+    certs.waypoint.key,
+    '--ca',
+    certs.ca,
+    '--hbone',
+    hp(a[0]!),
+    '--admin',
+    hp(a[1]!),
+    '--ready',
+    hp(a[2]!),
+    '--metrics',
+    hp(a[3]!),
+    ...extra,
+  ];
+}
+
+/** Ready = the admin port says so and a request makes it through the whole path. */
+async function waypointReady(w: Child, admin: Addr, path: PathName): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  while ((await probe(admin, 'admin', '/healthz/ready', 'GET')) !== 200) {
+    if (w.proc.exitCode !== null) throw new Error(`${w.name} exited (${w.proc.exitCode}): ${w.stderrTail()}`);
+    if (Date.now() > deadline) throw new Error(`${w.name} not ready within 30 s: ${w.stderrTail()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // A waypoint that answers, but wrongly, still gets measured: the failures are the finding.
+  return rawProbeUntilOk(ENTRY[path].addr, ENTRY[path].host, 10_000);
 }
 
 export async function startMesh(opts: {
@@ -501,6 +630,11 @@ export async function startMesh(opts: {
   waypointArgs: readonly string[];
   /** Node options for the waypoint process, after the production ones (e.g. --trace-gc, --cpu-prof). */
   waypointNodeArgs?: readonly string[];
+  /** A second waypoint from another commit's worktree (path "baseline"). */
+  baseline?: WaypointTree;
+  withHaproxy?: boolean;
+  /** bench/loop-lag.ts's resolution in every waypoint, ms; 0: no probe. */
+  loopLagMs?: number;
 }): Promise<Mesh> {
   const { certs, pin, logDir, label } = opts;
   const started: Child[] = [];
@@ -508,8 +642,17 @@ export async function startMesh(opts: {
     await Promise.all(started.map((c) => stopChild(c)));
   };
   try {
-    const start = (name: string, args: readonly string[], core: string | undefined): Child => {
-      const c = spawnNode(name, args, { core, logFile: join(logDir, `${label}.${name}.log`) });
+    const start = (
+      name: string,
+      args: readonly string[],
+      core: string | undefined,
+      env?: Record<string, string>,
+    ): Child => {
+      const c = spawnNode(name, args, {
+        core,
+        logFile: join(logDir, `${label}.${name}.log`),
+        ...(env ? { env } : {}),
+      });
       started.push(c);
       return c;
     };
@@ -517,7 +660,12 @@ export async function startMesh(opts: {
       'backend',
       [
         join(BENCH, 'backend.ts'),
-        JSON.stringify({ ...ADDR.backend, responseBytes: opts.responseBytes, framing: opts.framing }),
+        JSON.stringify({
+          ...ADDR.backend,
+          responseBytes: opts.responseBytes,
+          framing: opts.framing,
+          ...(opts.withHaproxy ? { tls: { ...ADDR.backendTls, ...certs.backend, ca: certs.ca } } : {}),
+        }),
       ],
       pin.restCore,
     );
@@ -529,88 +677,84 @@ export async function startMesh(opts: {
       ],
       pin.restCore,
     );
-    const outbound = start(
-      'outbound',
-      [
-        join(BENCH, 'standin.ts'),
-        JSON.stringify({
-          role: 'outbound',
-          ca: certs.ca,
-          ...certs.client,
-          listeners: [
-            // No waypoint: HBONE straight to the pod's inbound stand-in, as ztunnel does.
-            {
-              name: 'floor',
-              listen: ADDR.outboundFloor,
-              waypoint: ADDR.inbound,
-              waypointIdentity: spiffe('backend'),
-              destination: ADDR.backend,
-            },
-            {
-              name: 'waypoint',
-              listen: ADDR.outboundWaypoint,
-              waypoint: ADDR.waypointHbone,
-              waypointIdentity: spiffe('waypoint'),
-              destination: ADDR.vip,
-            },
-          ],
-        }),
-      ],
-      pin.restCore,
-    );
-    let waypoint: Child | undefined;
-    let waypointProbe: string | undefined;
-    if (opts.withWaypoint) {
-      waypoint = start(
-        'waypoint',
+    const outbound = start('outbound', [join(BENCH, 'standin.ts'), outboundConfig(certs)], pin.restCore);
+    // Every waypoint gets the bench's event-loop probe (bench/loop-lag.ts), after its own flags.
+    const lagMs = opts.loopLagMs ?? 2;
+    const probeArgs = lagMs > 0 ? ['--import', join(BENCH, 'loop-lag.ts')] : [];
+    const runWaypoint = (which: 'waypoint' | 'baseline', tree: WaypointTree): Child =>
+      start(
+        which,
         [
           // The production flags, then the run's own (a later V8 flag wins over an earlier one).
-          ...WAYPOINT_NODE_FLAGS,
+          ...tree.nodeFlags,
           ...(opts.waypointNodeArgs ?? []),
-          CLI,
-          'run',
-          '--config',
-          certs.configDir,
-          '--gateway',
-          `${NS}/waypoint`,
-          '--cert',
-          certs.waypoint.cert,
-          '--key',
-          certs.waypoint.key,
-          '--ca',
-          certs.ca,
-          '--hbone',
-          `${ADDR.waypointHbone.ip}:${ADDR.waypointHbone.port}`,
-          '--admin',
-          `${ADDR.waypointAdmin.ip}:${ADDR.waypointAdmin.port}`,
-          '--ready',
-          `${ADDR.waypointReady.ip}:${ADDR.waypointReady.port}`,
-          '--metrics',
-          `${ADDR.waypointMetrics.ip}:${ADDR.waypointMetrics.port}`,
-          ...opts.waypointArgs,
+          ...probeArgs,
+          join(tree.root, 'bin/node-waypoint.js'),
+          ...waypointRunArgs(certs, which, opts.waypointArgs),
         ],
         pin.waypointCore,
+        { BENCH_LOOP_LAG_MS: String(lagMs) },
       );
+    const waypoint = opts.withWaypoint
+      ? runWaypoint('waypoint', { root: ROOT, nodeFlags: WAYPOINT_NODE_FLAGS })
+      : undefined;
+    const baseline = opts.baseline ? runWaypoint('baseline', opts.baseline) : undefined;
+    let haproxy: Child | undefined;
+    if (opts.withHaproxy) {
+      if (!HAPROXY_BIN) throw new Error('the haproxy path needs HAProxy: apt-get install -y haproxy');
+      const cfgFile = join(certs.dir, 'haproxy.cfg');
+      await writeFile(cfgFile, haproxyConfig(certs));
+      await writeFile(join(logDir, 'haproxy.cfg'), haproxyConfig(certs));
+      haproxy = spawnCmd('haproxy', HAPROXY_BIN, ['-db', '-f', cfgFile], {
+        core: pin.waypointCore,
+        logFile: join(logDir, `${label}.haproxy.log`),
+      });
+      started.push(haproxy);
     }
     await Promise.all([waitReady(backend), waitReady(inbound), waitReady(outbound)]);
-    if (waypoint) {
-      // Ready = the admin port says so and a request makes it through the whole path.
-      const w = waypoint;
-      const deadline = Date.now() + 30_000;
-      while ((await probe(ADDR.waypointAdmin, 'admin', '/healthz/ready', 'GET')) !== 200) {
-        if (w.proc.exitCode !== null)
-          throw new Error(`waypoint exited (${w.proc.exitCode}): ${w.stderrTail()}`);
-        if (Date.now() > deadline) throw new Error(`waypoint not ready within 30 s: ${w.stderrTail()}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      // A waypoint that answers, but wrongly, still gets measured: the failures are the finding.
-      waypointProbe = await rawProbeUntilOk(ENTRY.waypoint.addr, ENTRY.waypoint.host, 10_000);
+    const probes: Partial<Record<PathName, string>> = {};
+    if (waypoint) probes.waypoint = await waypointReady(waypoint, ADDR.waypointAdmin, 'waypoint');
+    if (baseline) probes.baseline = await waypointReady(baseline, ADDR.baselineAdmin, 'baseline');
+    if (haproxy) {
+      probes.haproxy = await rawProbeUntilOk(ENTRY.haproxy.addr, ENTRY.haproxy.host, 10_000);
+      if (haproxy.proc.exitCode !== null)
+        throw new Error(`haproxy exited (${haproxy.proc.exitCode}): ${haproxy.stderrTail()}`);
     }
     const floor = await probeUntilOk(ENTRY.floor.addr, ENTRY.floor.host, 10_000);
     if (floor !== 200) throw new Error(`no 200 through the tunnel floor (last status ${floor})`);
-    return { backend, inbound, outbound, waypoint, waypointProbe, stop };
+    return { backend, inbound, outbound, waypoint, baseline, haproxy, probes, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** The outbound stand-in: one HBONE listener per mesh path, and the HTTP/2 bridge to HAProxy. */
+function outboundConfig(certs: Certs): string {
+  const tunnel = (name: string, listen: Addr, waypoint: Addr, sa: string, destination: Addr) => ({
+    name,
+    listen,
+    waypoint,
+    waypointIdentity: spiffe(sa),
+    destination,
+  });
+  return JSON.stringify({
+    role: 'outbound',
+    ca: certs.ca,
+    ...certs.client,
+    listeners: [
+      // No waypoint: HBONE straight to the pod's inbound stand-in, as ztunnel does.
+      tunnel('floor', ADDR.outboundFloor, ADDR.inbound, 'backend', ADDR.backend),
+      tunnel('waypoint', ADDR.outboundWaypoint, ADDR.waypointHbone, 'waypoint', ADDR.vip),
+      tunnel('baseline', ADDR.outboundBaseline, ADDR.baselineHbone, 'waypoint', ADDR.vip),
+    ],
+    h2Bridges: [
+      {
+        name: 'haproxy',
+        listen: ADDR.outboundHaproxy,
+        upstream: ADDR.haproxy,
+        upstreamIdentity: spiffe('waypoint'),
+      },
+    ],
+  });
 }

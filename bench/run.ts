@@ -6,16 +6,19 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { release, totalmem } from 'node:os';
+import { loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Baseline, prepareBaseline } from './baseline.ts';
 import {
   ADDR,
+  type Addr,
   BENCH,
   type Certs,
   type Child,
   cleanup,
   ENTRY,
+  HAPROXY_BIN,
   killAllChildren,
   type Mesh,
   metricValue,
@@ -30,7 +33,14 @@ import {
   startMesh,
 } from './lab.ts';
 import type { LoadResult } from './loadgen.ts';
-import { clockTicks, type ProcessFigures, ProcessWatch, type SystemFigures, waitQuiet } from './procstat.ts';
+import {
+  clockTicks,
+  memory,
+  type ProcessFigures,
+  ProcessWatch,
+  type SystemFigures,
+  waitQuiet,
+} from './procstat.ts';
 import { type BenchRedis, REDIS_IP, startRedis } from './redis.ts';
 import { type BenchReport, printReport } from './report.ts';
 import { type ChainName, chainYaml, type RouteShape, routesYaml } from './scenarios.ts';
@@ -40,7 +50,14 @@ import type { TransferResult } from './transfer.ts';
 const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [flags] with Node 24)
 
   --workload LIST     istio, seed, max, transfer (comma-separated or repeated; default all)
-  --path LIST         direct, floor, waypoint (default all; ratios need floor)
+  --path LIST         direct, floor, waypoint, haproxy, baseline (default: direct, floor, waypoint, and
+                      haproxy when HAProxy is installed; baseline with --baseline; ratios need floor)
+  --baseline REF      also run the waypoint of commit REF (git archive of REF into a temporary directory,
+                      this tree's node_modules) as path "baseline", beside this tree's, same workload
+  --rounds N          run the paths N times over, alternating (floor, waypoint, baseline, haproxy, floor, ...;
+                      default 1, at most 10); the report gives every round and the median
+  --loop-lag-ms N     resolution of the event-loop probe inside each waypoint (bench/loop-lag.ts; default 2;
+                      0 = no probe). It costs the waypoint about 2% of a core idle at 2 ms, 1% at 10 ms
   --duration S        measured seconds for istio, seed and max (default 15, 15, 10)
   --warmup S          unrecorded lead-in on the same connections before each run (default 2)
   --transfer-mib N    size of the one-tunnel transfer, each direction (default 256)
@@ -137,9 +154,25 @@ export interface WaypointRuntime {
   readonly heapUsedMB?: number;
 }
 
+/** The event loop's delay inside a waypoint over the window (bench/loop-lag.ts, 2 ms resolution). */
+export interface LoopLag {
+  readonly seconds: number;
+  readonly samples: number;
+  readonly maxMs: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly meanMs: number;
+  readonly resolutionMs: number;
+}
+
 export interface LoadRun {
   readonly workload: RateWorkload['name'];
   readonly path: PathName;
+  /** 1-based round (--rounds); absent in older runs. */
+  readonly round?: number;
+  /** os.loadavg() when the run ended: 1, 5 and 15 minutes. */
+  readonly loadAvg?: readonly number[];
+  readonly loopLag?: LoopLag;
   readonly error?: string;
   readonly result?: LoadResult;
   readonly window?: Window;
@@ -148,6 +181,7 @@ export interface LoadRun {
 
 export interface TransferRun {
   readonly path: PathName;
+  readonly loopLag?: LoopLag;
   readonly direction: 'download' | 'upload';
   readonly error?: string;
   readonly result?: TransferResult;
@@ -249,14 +283,46 @@ interface Ctx {
   readonly stamp: string;
 }
 
+/** The L7 hop of a run: its process (SIGUSR2 → loop-lag line) and, for a waypoint, its metrics port. */
+interface Hop {
+  readonly child: Child;
+  readonly metrics?: Addr;
+}
+
+/** Asks the hop's bench/loop-lag.ts for the delay since the last ask; resolves with its next line. */
+function askLoopLag(hop: Hop | undefined): Promise<LoopLag | undefined> {
+  if (!hop || hop.child.name === 'haproxy') return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 2_000);
+    hop.child.onLine((line) => {
+      if (!line.startsWith('{"loopLag"')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { loopLag: LoopLag }).loopLag);
+    });
+    try {
+      hop.child.proc.kill('SIGUSR2');
+    } catch {
+      resolve(undefined);
+    }
+  });
+}
+
+type JobOutcome<R> = {
+  result?: R;
+  window?: Window;
+  error?: string;
+  runtime?: WaypointRuntime;
+  loopLag?: LoopLag;
+};
+
 /** Runs one load-generator job in its own process, sampling the mesh processes over its measured window. */
 function runJob<R>(
   ctx: Ctx,
   label: string,
   job: Record<string, unknown>,
   pids: ReadonlyMap<string, number>,
-  scrape: boolean,
-): Promise<{ result?: R; window?: Window; error?: string; runtime?: WaypointRuntime }> {
+  hop: Hop | undefined,
+): Promise<JobOutcome<R>> {
   const child = spawnNode('loadgen', [join(BENCH, 'loadgen-cli.ts'), JSON.stringify(job)], {
     core: ctx.pin.restCore,
     logFile: join(ctx.logDir, `${label}.loadgen.log`),
@@ -271,6 +337,7 @@ function runJob<R>(
   let error: string | undefined;
   let metricsStart: Promise<string> | undefined;
   let metricsEnd: Promise<string> | undefined;
+  let lagEnd: Promise<LoopLag | undefined> | undefined;
   child.onLine((line) => {
     let msg: { phase?: string; result?: R; error?: string };
     try {
@@ -281,10 +348,12 @@ function runJob<R>(
     if (msg.phase === 'measure-start' && !started) {
       started = true;
       watch.start(ctx.sampleMs);
-      if (scrape) metricsStart = scrapeMetrics();
+      void askLoopLag(hop); // starts the hop's histogram over
+      if (hop?.metrics) metricsStart = scrapeMetrics(hop.metrics);
     } else if (msg.phase === 'measure-end' && started && !window) {
       window = watch.stop();
-      if (scrape) metricsEnd = scrapeMetrics();
+      lagEnd = askLoopLag(hop);
+      if (hop?.metrics) metricsEnd = scrapeMetrics(hop.metrics);
     } else if (msg.result) result = msg.result;
     else if (msg.error) error = msg.error;
   });
@@ -293,11 +362,13 @@ function runJob<R>(
     if (!result && !error) error = `load generator exited ${code}: ${child.stderrTail().slice(-500)}`;
     const runtime =
       metricsStart && metricsEnd ? runtimeBetween(await metricsStart, await metricsEnd) : undefined;
+    const loopLag = await lagEnd;
     return {
       ...(result ? { result } : {}),
       ...(window ? { window } : {}),
       ...(error ? { error } : {}),
       ...(runtime ? { runtime } : {}),
+      ...(loopLag ? { loopLag } : {}),
     };
   });
 }
@@ -309,7 +380,16 @@ function meshPids(mesh: Mesh): Map<string, number> {
     ['outbound', mesh.outbound.pid],
   ]);
   if (mesh.waypoint) m.set('waypoint', mesh.waypoint.pid);
+  if (mesh.baseline) m.set('baseline', mesh.baseline.pid);
+  if (mesh.haproxy) m.set('haproxy', mesh.haproxy.pid);
   return m;
+}
+
+function hopOf(mesh: Mesh, path: PathName): Hop | undefined {
+  if (path === 'waypoint' && mesh.waypoint) return { child: mesh.waypoint, metrics: ADDR.waypointMetrics };
+  if (path === 'baseline' && mesh.baseline) return { child: mesh.baseline, metrics: ADDR.baselineMetrics };
+  if (path === 'haproxy' && mesh.haproxy) return { child: mesh.haproxy };
+  return undefined;
 }
 
 function runAutocannon(
@@ -414,6 +494,9 @@ async function main(argv: string[]): Promise<number> {
       concurrency: { type: 'string' },
       'no-autocannon': { type: 'boolean' },
       'no-pin': { type: 'boolean' },
+      baseline: { type: 'string' },
+      rounds: { type: 'string' },
+      'loop-lag-ms': { type: 'string' },
       'quiet-wait': { type: 'string' },
       tracing: { type: 'string' },
       out: { type: 'string' },
@@ -438,7 +521,18 @@ async function main(argv: string[]): Promise<number> {
     ['istio', 'seed', 'max', 'transfer'],
     '--workload',
   ) as WorkloadName[];
-  const paths = list(values.path, ['direct', 'floor', 'waypoint'], '--path') as PathName[];
+  const allPaths: PathName[] = ['direct', 'floor', 'waypoint', 'baseline', 'haproxy'];
+  const paths = (
+    values.path
+      ? list(values.path, allPaths, '--path')
+      : allPaths.filter((p) => (p === 'haproxy' ? HAPROXY_BIN : p === 'baseline' ? values.baseline : true))
+  ) as PathName[];
+  if (paths.includes('baseline') && !values.baseline) throw new Error('--path baseline needs --baseline REF');
+  const rounds = values.rounds === undefined ? 1 : Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new Error('--rounds: 1 to 10');
+  const loopLagMs = values['loop-lag-ms'] === undefined ? 2 : Number(values['loop-lag-ms']);
+  if (!Number.isInteger(loopLagMs) || loopLagMs < 0 || loopLagMs > 100)
+    throw new Error('--loop-lag-ms: 0 (no probe) to 100');
   const durationOverride =
     values.duration === undefined ? undefined : positive('--duration', values.duration, 0);
   const warmupS = values.warmup === undefined ? 2 : Number(values.warmup);
@@ -480,7 +574,7 @@ async function main(argv: string[]): Promise<number> {
   const plannedS = workloads.reduce((sum, w) => {
     if (w === 'transfer') return sum + paths.length * 2 * 10;
     const d = durationOverride ?? RATE_WORKLOADS[w].defaultS;
-    return sum + paths.length * (d + warmupS + 3) + (w === 'max' ? d + warmupS : 0) + 5;
+    return sum + rounds * paths.length * (d + warmupS + 3) + (w === 'max' ? d + warmupS : 0) + 5;
   }, 0);
   // Every loop is bounded; this is the backstop if something hangs anyway.
   const watchdog = setTimeout(
@@ -497,9 +591,11 @@ async function main(argv: string[]): Promise<number> {
   let certs: Certs | undefined;
   let redis: BenchRedis | undefined;
   let sink: TracingSink | undefined;
+  let baseline: Baseline | undefined;
   const onSignal = (): void => {
     killAllChildren();
     void redis?.stop();
+    void baseline?.remove();
     if (certs) void cleanup(certs);
     process.exit(130);
   };
@@ -540,8 +636,15 @@ async function main(argv: string[]): Promise<number> {
     waypointArgs.push('--redis-url', redis.url);
     process.stderr.write(`bench: redis-server at ${redis.url} (pid ${redis.pid})\n`);
   }
+  baseline =
+    values.baseline && paths.includes('baseline') ? await prepareBaseline(values.baseline) : undefined;
+  if (baseline)
+    process.stderr.write(
+      `bench: baseline ${baseline.ref} = ${baseline.commit} in ${baseline.root} (V8 flags: ${baseline.nodeFlags.join(' ')})\n`,
+    );
   const loads: LoadRun[] = [];
   const transfers: TransferRun[] = [];
+  const idleRss: NonNullable<BenchReport['idleRss']> = [];
   let autocannon: AutocannonRun | undefined;
   const waypointNotes: string[] = [];
   const quietNotes: string[] = [];
@@ -567,6 +670,9 @@ async function main(argv: string[]): Promise<number> {
           responseBytes,
           framing,
           withWaypoint: paths.includes('waypoint'),
+          withHaproxy: paths.includes('haproxy'),
+          loopLagMs,
+          ...(baseline ? { baseline } : {}),
           waypointArgs,
           ...(values['waypoint-node-arg'] ? { waypointNodeArgs: values['waypoint-node-arg'] } : {}),
         });
@@ -581,16 +687,27 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       const pids = meshPids(mesh);
+      // Each hop's RSS after start-up and one probe request, before any load (1 s to settle).
+      await new Promise((r) => setTimeout(r, 1_000));
+      for (const [hop, child] of [
+        ['waypoint', mesh.waypoint],
+        ['baseline', mesh.baseline],
+        ['haproxy', mesh.haproxy],
+      ] as const) {
+        const rss = child ? memory(child.pid)?.rss : undefined;
+        if (rss !== undefined) idleRss.push({ workload: name, hop, rssMB: Math.round(rss / 1e5) / 10 });
+      }
       if (redis) pids.set('redis', redis.pid);
-      if (mesh.waypointProbe !== undefined && mesh.waypointProbe !== '200') {
-        const note = `${name}: a request through the waypoint path at start-up got ${mesh.waypointProbe} (expected 200)`;
+      for (const [path, got] of Object.entries(mesh.probes)) {
+        if (got === '200') continue;
+        const note = `${name}: a request through the ${path} path at start-up got ${got} (expected 200)`;
         process.stderr.write(`bench: ${note}\n`);
         waypointNotes.push(note);
         if (configured) {
           // Measuring 403s or 404s would report the cost of refusing, not of routing.
           await mesh.stop();
           throw new Error(
-            `the configured routes/chain do not answer 200 through the waypoint (got ${mesh.waypointProbe}); config and logs in ${logDir}`,
+            `the configured routes/chain do not answer 200 through the ${path} path (got ${got}); config and logs in ${logDir}`,
           );
         }
       }
@@ -613,7 +730,7 @@ async function main(argv: string[]): Promise<number> {
                   timeoutMs: 120_000,
                 },
                 pids,
-                path === 'waypoint',
+                hopOf(mesh, path),
               );
               transfers.push({ path, direction, ...r });
               if (r.error) process.stderr.write(`bench: transfer ${path} ${direction}: ${r.error}\n`);
@@ -624,12 +741,18 @@ async function main(argv: string[]): Promise<number> {
             ...RATE_WORKLOADS[name],
             durationS: durationOverride ?? RATE_WORKLOADS[name].defaultS,
           };
-          for (const path of paths) {
-            process.stderr.write(`bench: ${name}: ${path} for ${w.durationS} s (+${warmupS} s warmup)\n`);
+          // Rounds alternate the paths (floor, waypoint, baseline, haproxy, floor, ...) so slow drifts
+          // of the machine's load fall on every path alike.
+          for (const [round, path] of Array.from({ length: rounds }, (_, i) =>
+            paths.map((p) => [i + 1, p] as const),
+          ).flat()) {
+            process.stderr.write(
+              `bench: ${name}: ${path}${rounds > 1 ? ` (round ${round}/${rounds})` : ''} for ${w.durationS} s (+${warmupS} s warmup)\n`,
+            );
             const redisBefore = path === 'waypoint' ? await redis?.commandsProcessed() : undefined;
             const r = await runJob<LoadResult>(
               ctx,
-              `${name}.${path}`,
+              `${name}.${path}${rounds > 1 ? `.${round}` : ''}`,
               {
                 kind: 'load',
                 host: ENTRY[path].addr.ip,
@@ -647,9 +770,15 @@ async function main(argv: string[]): Promise<number> {
                 drainMs: 5_000,
               },
               pids,
-              path === 'waypoint',
+              hopOf(mesh, path),
             );
-            loads.push({ workload: name, path, ...r });
+            loads.push({
+              workload: name,
+              path,
+              ...(rounds > 1 ? { round } : {}),
+              loadAvg: loadavg().map((x) => Math.round(x * 100) / 100),
+              ...r,
+            });
             if (redisBefore !== undefined) {
               // Evidence that the Global limit is in the path: Redis commands per request sent, the
               // warmup's requests (at the constant rate) included since the count covers them too.
@@ -670,17 +799,18 @@ async function main(argv: string[]): Promise<number> {
           }
         }
       } finally {
-        if (mesh.waypoint) {
-          const exited = mesh.waypoint.proc.exitCode;
+        for (const hop of [mesh.waypoint, mesh.baseline, mesh.haproxy]) {
+          if (!hop) continue;
+          const exited = hop.proc.exitCode;
           if (exited !== null)
-            waypointNotes.push(`${name}: the waypoint exited with code ${exited} during the run`);
-          const warnings = mesh.waypoint
+            waypointNotes.push(`${name}: ${hop.name} exited with code ${exited} during the run`);
+          const warnings = hop
             .stderrTail()
             .split('\n')
-            .filter((l) => /"level":"(warn|error)"/.test(l));
+            .filter((l) => /"level":"(warn|error)"|\[(WARNING|ALERT)\]/.test(l));
           if (warnings.length > 0)
             waypointNotes.push(
-              `${name}: waypoint logged warnings/errors, e.g. ${warnings.at(-1)!.slice(0, 300)}`,
+              `${name}: ${hop.name} logged warnings/errors, e.g. ${warnings.at(-1)!.slice(0, 300)}`,
             );
         }
         await mesh.stop();
@@ -691,6 +821,7 @@ async function main(argv: string[]): Promise<number> {
     await redis?.stop();
     sink?.close();
     await cleanup(certs);
+    await baseline?.remove();
   }
 
   const report: BenchReport = {
@@ -703,6 +834,17 @@ async function main(argv: string[]): Promise<number> {
       framing,
       scenario,
       git: git(),
+      ...(baseline
+        ? {
+            baseline: {
+              ref: baseline.ref,
+              commit: baseline.commit,
+              nodeFlags: [...baseline.nodeFlags],
+              ...(baseline.lockNote ? { note: baseline.lockNote } : {}),
+            },
+          }
+        : {}),
+      rounds,
       pinning: pin.note,
       clockTicks: clockTicks(),
       sampleMs,
@@ -723,6 +865,7 @@ async function main(argv: string[]): Promise<number> {
     transfers,
     ...(autocannon ? { autocannon } : {}),
     waypointNotes,
+    idleRss,
     quietNotes,
   };
   const text = printReport(report);

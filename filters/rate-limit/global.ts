@@ -3,12 +3,17 @@
 // on a sick Redis: commands time out after commandTimeoutMs, nothing queues while disconnected,
 // and once the breaker opens requests take the failure mode at once until a half-open probe
 // succeeds. Failures are counted and logged at most once per logEveryMs, never thrown.
-import { Redis } from 'ioredis';
-import CircuitBreaker from 'opossum';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+import type CircuitBreaker from 'opossum';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { Logger } from '../../src/observe/logger.ts';
 import { consume, type Decision, limiterId } from './local.ts';
 import { type RateLimitRule, UNIT_SECONDS } from './model.ts';
+
+// Loaded when a store is made (a Global limit with --redis-url): ioredis and opossum weigh ~20 MB
+// of RSS that a waypoint without Redis should not carry.
+const load = createRequire(import.meta.url);
 
 export type FailureMode = 'open' | 'closed';
 
@@ -45,7 +50,9 @@ export class GlobalStore {
     this.#logEveryMs = opts.logEveryMs ?? 10_000;
     const commandTimeout = opts.commandTimeoutMs ?? 100;
     this.#connectTimeoutMs = 500;
-    this.#client = new Redis(opts.url, {
+    const RedisClient = (load('ioredis') as typeof import('ioredis')).Redis;
+    const Breaker = load('opossum') as typeof CircuitBreaker;
+    this.#client = new RedisClient(opts.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       commandTimeout,
@@ -61,7 +68,7 @@ export class GlobalStore {
       });
       this.#everReady = true;
     });
-    this.#breaker = new CircuitBreaker(
+    this.#breaker = new Breaker(
       (limiter: RateLimiterRedis, rule: RateLimitRule, key: string) => consume(limiter, rule, key),
       {
         timeout: commandTimeout * 2,

@@ -2,6 +2,7 @@
 // request and a CLIENT span per upstream attempt, W3C and B3 context in and out, sampling 1% by
 // default with an incoming sampled flag honoured. Off (no exporter) it costs one field read per
 // request: no span, no context, no header work.
+import { createRequire } from 'node:module';
 import {
   type Attributes,
   type Context,
@@ -14,17 +15,10 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
-import { CompositePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
-import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import {
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type Sampler,
-  SamplingDecision,
-  type SpanExporter,
-  type SpanProcessor,
-  TracerProvider,
-} from '@opentelemetry/sdk-trace';
+import type * as OtelCore from '@opentelemetry/core';
+import type * as OtelB3 from '@opentelemetry/propagator-b3';
+import type * as OtelSdk from '@opentelemetry/sdk-trace';
+import type { Sampler, SpanExporter, SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 
 export type CustomTag =
   | { readonly literal: string }
@@ -75,13 +69,30 @@ const TRACE_HEADERS = [
   'x-b3-flags',
 ];
 
-const extractor = new CompositePropagator({
-  propagators: [
-    new W3CTraceContextPropagator(),
-    new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
-  ],
-});
-const b3Single = new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER });
+// The SDK and the propagators are loaded when a Telemetry turns tracing on (about 20 MB of RSS a
+// waypoint without tracing should not carry); createRequire keeps configure() synchronous.
+const load = createRequire(import.meta.url);
+let otel:
+  | {
+      readonly sdk: typeof OtelSdk;
+      readonly extractor: OtelCore.CompositePropagator;
+      readonly b3Single: OtelB3.B3Propagator;
+    }
+  | undefined;
+function sdk(): NonNullable<typeof otel> {
+  if (otel) return otel;
+  const core = load('@opentelemetry/core') as typeof OtelCore;
+  const b3 = load('@opentelemetry/propagator-b3') as typeof OtelB3;
+  const extractor = new core.CompositePropagator({
+    propagators: [
+      new core.W3CTraceContextPropagator(),
+      new b3.B3Propagator({ injectEncoding: b3.B3InjectEncoding.MULTI_HEADER }),
+    ],
+  });
+  const b3Single = new b3.B3Propagator({ injectEncoding: b3.B3InjectEncoding.SINGLE_HEADER });
+  otel = { sdk: load('@opentelemetry/sdk-trace') as typeof OtelSdk, extractor, b3Single };
+  return otel;
+}
 
 const SERVER_SPAN = 'ingress';
 
@@ -95,6 +106,7 @@ class PercentSampler implements Sampler {
   }
   shouldSample() {
     const hit = this.percent >= 100 || (this.percent > 0 && this.random() * 100 < this.percent);
+    const { SamplingDecision } = sdk().sdk;
     return { decision: hit ? SamplingDecision.RECORD_AND_SAMPLED : SamplingDecision.NOT_RECORD };
   }
   toString(): string {
@@ -135,6 +147,7 @@ export class Tracing {
     const old = this.#active;
     this.#active = undefined;
     if (settings.exporter || settings.processor) {
+      const { BatchSpanProcessor, ParentBasedSampler, TracerProvider } = sdk().sdk;
       const root = new PercentSampler(settings.samplingPercent ?? 1, settings.random ?? Math.random);
       const provider = new TracerProvider({
         sampler: new ParentBasedSampler({ root }),
@@ -157,7 +170,7 @@ export class Tracing {
   ): ServerTrace | undefined {
     const active = this.#active;
     if (!active) return undefined;
-    const parent = extractor.extract(ROOT_CONTEXT, headers, getter);
+    const parent = sdk().extractor.extract(ROOT_CONTEXT, headers, getter);
     // The name is set below on a span that records; an unsampled one never shows it (no regex per request).
     const span = active.tracer.startSpan(SERVER_SPAN, { kind: SpanKind.SERVER }, parent);
     // Attributes only for a span that records: at 1% sampling the other 99 requests build none.
@@ -176,6 +189,7 @@ export class Tracing {
 
   /** An unsampled request's attempt: no span, only the request's context written on the way out. */
   propagate(server: ServerTrace, headers: Record<string, unknown>): void {
+    const { extractor, b3Single } = sdk();
     for (const h of TRACE_HEADERS) delete headers[h];
     extractor.inject(server.context, headers, setter);
     if (server.b3Single) b3Single.inject(server.context, headers, setter);
@@ -191,6 +205,7 @@ export class Tracing {
           server.context,
         )
       : trace.wrapSpanContext(server.span.spanContext());
+    const { extractor, b3Single } = sdk();
     for (const h of TRACE_HEADERS) delete headers[h];
     const ctx = trace.setSpan(server.context, span);
     extractor.inject(ctx, headers, setter);
