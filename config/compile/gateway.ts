@@ -6,12 +6,12 @@ import type { LabelSelector } from '../kinds/common.ts';
 import type { Gateway, Listener } from '../kinds/gateway.ts';
 import type { ConfigMessage, GatewayStatus, TrafficType } from '../model.ts';
 import type { Resource } from '../resource.ts';
+import { WAYPOINT_GATEWAY_CLASS as WAYPOINT_CLASS } from './binding.ts';
 import type { Inventory } from './inventory.ts';
 import { label, selectorMatches } from './labels.ts';
 import { isTerminal, podConditions } from './pods.ts';
 
 export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
-export const WAYPOINT_CLASS = 'istio-waypoint';
 export const HBONE_PORT = 15008;
 /** Istio's label on a waypoint's pods (the Gateway API one; older releases used istio.io's). */
 export const GATEWAY_NAME_LABELS = ['gateway.networking.k8s.io/gateway-name', 'istio.io/gateway-name'];

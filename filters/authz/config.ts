@@ -4,12 +4,9 @@
 // dropped, in DENY/AUDIT/CUSTOM only the bad value or condition is (a broader match); an unknown
 // `when` key drops the rule whatever the action. Each case is a warning naming policy and field.
 import { isIP } from 'node:net';
+import { policyTarget } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
-import type {
-  AuthorizationPolicy,
-  AuthzRule,
-  PolicyTargetRef,
-} from '../../config/kinds/authorization-policy.ts';
+import type { AuthorizationPolicy, AuthzRule } from '../../config/kinds/authorization-policy.ts';
 import type { Service } from '../../config/kinds/service.ts';
 import type { ConfigMessage, Snapshot } from '../../config/model.ts';
 import { describe, type Resource, resourcesOf } from '../../config/resource.ts';
@@ -38,9 +35,6 @@ import {
   type Predicate,
 } from './model.ts';
 
-export const ROOT_NAMESPACE = 'istio-system';
-export const WAYPOINT_CLASS = 'istio-waypoint';
-const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const DRY_RUN = 'istio.io/dry-run';
 
 type Policy = Resource<AuthorizationPolicy>;
@@ -401,42 +395,6 @@ export function compilePolicy(
   };
 }
 
-type Target = { kind: 'waypoint' } | { kind: 'service'; key: string } | undefined;
-
-function attachment(
-  r: Policy,
-  ref: PolicyTargetRef,
-  base: Omit<Snapshot, 'filters'>,
-): { target: Target; why?: string } {
-  const group = ref.group ?? '';
-  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP) {
-    const gw = base.gateway.ref;
-    if (r.namespace === gw.namespace && ref.name === gw.name) return { target: { kind: 'waypoint' } };
-    return { target: undefined };
-  }
-  if (ref.kind === 'GatewayClass' && group === GATEWAY_GROUP) {
-    if (ref.name !== WAYPOINT_CLASS) return { target: undefined };
-    if (r.namespace !== ROOT_NAMESPACE) {
-      return {
-        target: undefined,
-        why: `GatewayClass targets only apply from the root namespace ${ROOT_NAMESPACE}`,
-      };
-    }
-    return { target: { kind: 'waypoint' } };
-  }
-  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
-    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
-  }
-  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
-  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
-    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
-  }
-  return {
-    target: undefined,
-    why: `target kind ${group ? `${group}/` : ''}${ref.kind} does not attach to a waypoint`,
-  };
-}
-
 function add(set: PolicySet, p: CompiledPolicy): PolicySet {
   const key = p.action.toLowerCase() as 'allow' | 'deny' | 'audit' | 'custom';
   return { ...set, [key]: [...set[key], p] };
@@ -561,7 +519,7 @@ function policyTargets(
   let waypoint = false;
   const services = new Set<string>();
   refs.forEach((ref, i) => {
-    const { target, why } = attachment(r, ref, base);
+    const { target, why } = policyTarget(r.namespace, ref, base.gateway.ref);
     if (why) {
       const field =
         spec.targetRef && i === 0 ? 'spec.targetRef' : `spec.targetRefs[${spec.targetRef ? i - 1 : i}]`;

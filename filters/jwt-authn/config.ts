@@ -4,6 +4,8 @@
 // istio-waypoint from the root namespace. `selector` policies and policies without targetRefs are
 // ztunnel's business, not ours: ignored with a warning. The rules of every applicable policy are
 // merged and sorted by issuer, as istiod does.
+
+import { type PolicyTarget, policyTarget } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type {
   JwtRuleSpec,
@@ -14,8 +16,6 @@ import type { ConfigMessage } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
 
 export const FILTER_NAME = 'jwt-authn';
-export const ROOT_NAMESPACE = 'istio-system';
-export const WAYPOINT_GATEWAY_CLASS = 'istio-waypoint';
 /** Remote JWKS fetch timeout when the rule sets none (Istio's default). */
 export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
 
@@ -160,47 +160,17 @@ export function compileRule(
   };
 }
 
-type Target = { kind: 'waypoint' } | { kind: 'service'; key: string } | undefined;
-
+/** The targetRef's target, with a warning when it can never attach. */
 function targetOf(
   r: Resource,
   ref: PolicyTargetRef,
   field: string,
   gateway: { namespace: string; name: string },
   messages: ConfigMessage[],
-): Target {
-  const group = ref.group ?? '';
-  if (ref.namespace && ref.namespace !== r.namespace) {
-    messages.push(message(r, 'warning', 'cross-namespace targetRef is not supported; ignored', field));
-    return undefined;
-  }
-  if (ref.kind === 'Gateway' && group === 'gateway.networking.k8s.io') {
-    return r.namespace === gateway.namespace && ref.name === gateway.name ? { kind: 'waypoint' } : undefined;
-  }
-  if (ref.kind === 'GatewayClass' && group === 'gateway.networking.k8s.io') {
-    if (ref.name !== WAYPOINT_GATEWAY_CLASS) return undefined;
-    if (r.namespace !== ROOT_NAMESPACE) {
-      messages.push(
-        message(
-          r,
-          'warning',
-          `a GatewayClass target applies only from the root namespace ${ROOT_NAMESPACE}; ignored`,
-          field,
-        ),
-      );
-      return undefined;
-    }
-    return { kind: 'waypoint' };
-  }
-  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
-    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
-  }
-  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
-  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
-    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
-  }
-  messages.push(message(r, 'warning', `unsupported target ${group}/${ref.kind}; ignored`, field));
-  return undefined;
+): PolicyTarget | undefined {
+  const { target, why } = policyTarget(r.namespace, ref, gateway);
+  if (why) messages.push(message(r, 'warning', `${why}; ignored`, field));
+  return target;
 }
 
 function byIssuer(a: JwtRule, b: JwtRule): number {
@@ -239,7 +209,9 @@ export const compileJwtAuthn: FilterCompiler = (resources, base) => {
       }
       continue;
     }
-    const targets: Target[] = refs.map(([ref, field]) => targetOf(r, ref, field, base.gateway.ref, messages));
+    const targets: (PolicyTarget | undefined)[] = refs.map(([ref, field]) =>
+      targetOf(r, ref, field, base.gateway.ref, messages),
+    );
     if (!targets.some((t) => t !== undefined)) continue;
     const rules = (spec.jwtRules ?? []).map((rule, i) =>
       compileRule(r, rule, `spec.jwtRules[${i}]`, messages),
