@@ -100,34 +100,61 @@ export function compileRule(
   const fromParams = [...(spec.fromParams ?? [])];
   const fromCookies = [...(spec.fromCookies ?? [])];
   const defaulted = fromHeaders.length === 0 && fromParams.length === 0 && fromCookies.length === 0;
-  let timeoutMs = DEFAULT_JWKS_TIMEOUT_MS;
-  if (spec.timeout) {
-    const t = parseDuration(spec.timeout);
-    if (t === undefined || t <= 0) {
-      messages.push(
-        message(
-          r,
-          'warning',
-          `unparsable duration ${JSON.stringify(spec.timeout)}; using 5s`,
-          `${field}.timeout`,
-        ),
-      );
-    } else timeoutMs = t;
-  }
+  const timeoutMs = jwksTimeout(r, spec, field, messages);
+  const { jwks, jwksUri } = keySource(r, spec, field, messages);
+  return {
+    policy: `${r.namespace}/${r.name}`,
+    issuer: spec.issuer,
+    audiences: [...(spec.audiences ?? [])],
+    jwks,
+    jwksUri,
+    timeoutMs,
+    fromHeaders: defaulted ? [DEFAULT_HEADER] : fromHeaders,
+    fromParams: defaulted ? [DEFAULT_PARAM] : fromParams,
+    fromCookies,
+    outputPayloadToHeader: spec.outputPayloadToHeader?.toLowerCase() || undefined,
+    forwardOriginalToken: spec.forwardOriginalToken ?? false,
+    outputClaimToHeaders: (spec.outputClaimToHeaders ?? []).map((c) => ({
+      header: c.header.toLowerCase(),
+      claim: c.claim,
+    })),
+    spaceDelimitedClaims: [...(spec.spaceDelimitedClaims ?? [])],
+  };
+}
+
+function jwksTimeout(r: Resource, spec: JwtRuleSpec, field: string, messages: ConfigMessage[]): number {
+  if (!spec.timeout) return DEFAULT_JWKS_TIMEOUT_MS;
+  const t = parseDuration(spec.timeout);
+  if (t !== undefined && t > 0) return t;
+  messages.push(
+    message(
+      r,
+      'warning',
+      `unparsable duration ${JSON.stringify(spec.timeout)}; using 5s`,
+      `${field}.timeout`,
+    ),
+  );
+  return DEFAULT_JWKS_TIMEOUT_MS;
+}
+
+/**
+ * The rule's keys: inline `jwks` (an empty set when it is not a key set or neither is given: every
+ * token of the issuer fails), else `jwksUri`.
+ */
+function keySource(
+  r: Resource,
+  spec: JwtRuleSpec,
+  field: string,
+  messages: ConfigMessage[],
+): { jwks: string | undefined; jwksUri: string | undefined } {
   let jwks = spec.jwks ?? undefined;
   if (jwks !== undefined) {
     try {
       const parsed = JSON.parse(jwks) as { keys?: unknown };
       if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
     } catch (err) {
-      messages.push(
-        message(
-          r,
-          'error',
-          `not a JSON Web Key Set (${(err as Error).message}); every token of this issuer fails`,
-          `${field}.jwks`,
-        ),
-      );
+      const text = `not a JSON Web Key Set (${(err as Error).message}); every token of this issuer fails`;
+      messages.push(message(r, 'error', text, `${field}.jwks`));
       jwks = '{"keys":[]}';
     }
   }
@@ -141,22 +168,8 @@ export function compileRule(
     messages.push(message(r, 'error', 'jwksUri must be an http or https URL', `${field}.jwksUri`));
   }
   return {
-    policy: `${r.namespace}/${r.name}`,
-    issuer: spec.issuer,
-    audiences: [...(spec.audiences ?? [])],
     jwks: jwks === undefined && jwksUri === undefined ? '{"keys":[]}' : jwks,
     jwksUri: jwks === undefined ? jwksUri : undefined,
-    timeoutMs,
-    fromHeaders: defaulted ? [DEFAULT_HEADER] : fromHeaders,
-    fromParams: defaulted ? [DEFAULT_PARAM] : fromParams,
-    fromCookies,
-    outputPayloadToHeader: spec.outputPayloadToHeader?.toLowerCase() || undefined,
-    forwardOriginalToken: spec.forwardOriginalToken ?? false,
-    outputClaimToHeaders: (spec.outputClaimToHeaders ?? []).map((c) => ({
-      header: c.header.toLowerCase(),
-      claim: c.claim,
-    })),
-    spaceDelimitedClaims: [...(spec.spaceDelimitedClaims ?? [])],
   };
 }
 
@@ -190,53 +203,57 @@ export const compileJwtAuthn: FilterCompiler = (resources, base) => {
     `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1,
   );
   for (const r of sorted) {
-    const spec = r.spec.spec ?? {};
-    const refs: Array<[PolicyTargetRef, string]> = [];
-    if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
-    (spec.targetRefs ?? []).forEach((ref, i) => {
-      refs.push([ref, `spec.targetRefs[${i}]`]);
-    });
-    if (refs.length === 0) {
-      if (spec.selector) {
-        messages.push(
-          message(
-            r,
-            'warning',
-            'selector policies are not enforced by waypoints (ztunnel/sidecars only); ignored',
-            'spec.selector',
-          ),
-        );
-      }
-      continue;
-    }
-    const targets: (PolicyTarget | undefined)[] = refs.map(([ref, field]) =>
-      targetOf(r, ref, field, base.gateway.ref, messages),
-    );
-    if (!targets.some((t) => t !== undefined)) continue;
-    const rules = (spec.jwtRules ?? []).map((rule, i) =>
+    const targets = policyTargets(r, base.gateway.ref, messages);
+    if (targets.length === 0) continue;
+    const rules = (r.spec.spec?.jwtRules ?? []).map((rule, i) =>
       compileRule(r, rule, `spec.jwtRules[${i}]`, messages),
     );
-    const seen = new Set<string>();
     for (const t of targets) {
-      if (!t) continue;
-      const key = t.kind === 'waypoint' ? '' : t.key;
-      if (seen.has(key)) continue;
-      seen.add(key);
       if (t.kind === 'waypoint') waypointRules.push(...rules);
-      else {
-        const list = serviceRules.get(t.key) ?? [];
-        list.push(...rules);
-        serviceRules.set(t.key, list);
-      }
+      else serviceRules.set(t.key, [...(serviceRules.get(t.key) ?? []), ...rules]);
     }
   }
-  const bound = new Set<string>();
-  for (const b of base.services.values()) bound.add(`${b.service.namespace}/${b.service.name}`);
   const services: Record<string, JwtRule[]> = {};
-  for (const key of bound) {
+  for (const b of base.services.values()) {
+    const key = `${b.service.namespace}/${b.service.name}`;
+    if (key in services) continue;
     const rules = [...waypointRules, ...(serviceRules.get(key) ?? [])].sort(byIssuer);
     if (rules.length > 0) services[key] = rules;
   }
   const config: JwtAuthnConfig = { services, workload: [...waypointRules].sort(byIssuer) };
   return { config, messages };
 };
+
+/** The distinct targets of a policy's targetRefs here; a selector policy is ztunnel's (warned). */
+function policyTargets(
+  r: Resource<RequestAuthentication>,
+  gateway: { namespace: string; name: string },
+  messages: ConfigMessage[],
+): PolicyTarget[] {
+  const spec = r.spec.spec ?? {};
+  const refs: Array<[PolicyTargetRef, string]> = [];
+  if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
+  (spec.targetRefs ?? []).forEach((ref, i) => {
+    refs.push([ref, `spec.targetRefs[${i}]`]);
+  });
+  if (refs.length === 0 && spec.selector) {
+    messages.push(
+      message(
+        r,
+        'warning',
+        'selector policies are not enforced by waypoints (ztunnel/sidecars only); ignored',
+        'spec.selector',
+      ),
+    );
+  }
+  const seen = new Set<string>();
+  const out: PolicyTarget[] = [];
+  for (const [ref, field] of refs) {
+    const t = targetOf(r, ref, field, gateway, messages);
+    const key = t?.kind === 'service' ? t.key : '';
+    if (!t || seen.has(key)) continue;
+    seen.add(key);
+    out.push(t);
+  }
+  return out;
+}
