@@ -914,9 +914,7 @@ describe('edge cases of §4.4', () => {
     );
     expect(line).toContain('"GET /extension HTTP/1.1" 500 NC route_rule_invalid ');
     expect(await waypoint.metrics.registry.metrics()).toMatch(
-      new RegExp(
-        `waypoint_requests_total\\{reason="route_rule_invalid",response_code="500",response_flags="NC",route=""\\} 2\n`,
-      ),
+      /waypoint_requests_total\{reason="route_rule_invalid",response_code="500",response_flags="NC",route=""\} 2\n/,
     );
     const dump = JSON.parse((await getText(waypoint.addresses!.admin, '/config_dump')).body) as {
       filters: {
