@@ -153,78 +153,51 @@ function bindServices(
   messages: ConfigMessage[],
 ): Map<string, ServicePortBinding> {
   const out = new Map<string, ServicePortBinding>();
-  const clusterDomain = opts.clusterDomain || DEFAULT_CLUSTER_DOMAIN;
   for (const svc of inv.services) {
     if (!isOurs(serviceRequest(inv, svc), opts) || !gw.admits(svc.namespace)) continue;
-    const vips = clusterIPs(svc);
-    // Headless and IP-less (ExternalName) Services have no VIP to be dialed; nothing to bind.
-    if (vips.length === 0) continue;
-    const families = new Set(vips.map((ip) => isIP(ip)));
-    const service: ServiceInfo = {
-      namespace: svc.namespace,
-      name: svc.name,
-      hostname: `${svc.name}.${svc.namespace}.svc.${clusterDomain}`,
-      labels: svc.spec.metadata.labels ?? NO_LABELS,
-    };
-    const notes = newEndpointNotes();
-    for (const port of svc.spec.spec?.ports ?? []) {
-      const protocol = portProtocol(port.port, port.name, port.protocol, port.appProtocol);
-      if (protocol === undefined) continue;
-      const endpoints: Endpoint[] = serviceEndpoints(svc, port, families, inv, opts.trustDomain, notes);
-      if (endpoints.length === 0) {
-        messages.push(
-          serviceWarning(
-            svc,
-            `port ${port.port} is bound to this waypoint but has no endpoints`,
-            'spec.ports',
-          ),
-        );
-      }
-      for (const vip of vips) {
-        const key = addressKey(vip, port.port);
-        const taken = out.get(key);
-        if (taken) {
-          messages.push(
-            serviceWarning(
-              svc,
-              `${key} is already bound to Service ${taken.service.namespace}/${taken.service.name}; ignored here`,
-              'spec.clusterIPs',
-            ),
-          );
-          continue;
-        }
-        out.set(key, {
-          kind: 'service',
-          key,
-          service,
-          port: port.port,
-          portName: port.name ?? undefined,
-          protocol,
-          endpoints,
-        });
-      }
-    }
-    if (notes.withoutPod.size > 0) {
-      messages.push(
-        serviceWarning(
-          svc,
-          `no Pod in the configuration for endpoint(s) ${list(notes.withoutPod)}; assuming identity ${spiffeIdentity(opts.trustDomain, svc.namespace, 'default')}`,
-          undefined,
-        ),
-      );
-    }
-    if (notes.missingNamedPort.size > 0) {
-      messages.push(
-        serviceWarning(
-          svc,
-          `pod(s) without the named container port skipped: ${list(notes.missingNamedPort)}`,
-          'spec.ports',
-        ),
-      );
-    }
+    bindService(svc, inv, opts, messages, out);
   }
   bindServiceEntries(inv, gw, opts, messages, out);
   return out;
+}
+
+/** Every ClusterIP × port of one Service. */
+function bindService(
+  svc: Resource<Service>,
+  inv: Inventory,
+  opts: CompileInput,
+  messages: ConfigMessage[],
+  out: Map<string, ServicePortBinding>,
+): void {
+  const vips = clusterIPs(svc);
+  // Headless and IP-less (ExternalName) Services have no VIP to be dialed; nothing to bind.
+  if (vips.length === 0) return;
+  const families = new Set(vips.map((ip) => isIP(ip)));
+  const clusterDomain = opts.clusterDomain || DEFAULT_CLUSTER_DOMAIN;
+  const service: ServiceInfo = {
+    namespace: svc.namespace,
+    name: svc.name,
+    hostname: `${svc.name}.${svc.namespace}.svc.${clusterDomain}`,
+    labels: svc.spec.metadata.labels ?? NO_LABELS,
+  };
+  const notes = newEndpointNotes();
+  for (const port of svc.spec.spec?.ports ?? []) {
+    const protocol = portProtocol(port.port, port.name, port.protocol, port.appProtocol);
+    if (protocol === undefined) continue;
+    const endpoints: Endpoint[] = serviceEndpoints(svc, port, families, inv, opts.trustDomain, notes);
+    if (endpoints.length === 0) messages.push(noEndpoints(svc, port.port));
+    const binding = { service, port: port.port, portName: port.name ?? undefined, protocol, endpoints };
+    bindPort(svc, binding, vips, 'spec.clusterIPs', out, messages);
+  }
+  if (notes.withoutPod.size > 0) {
+    const identity = spiffeIdentity(opts.trustDomain, svc.namespace, 'default');
+    const text = `no Pod in the configuration for endpoint(s) ${list(notes.withoutPod)}; assuming identity ${identity}`;
+    messages.push(serviceWarning(svc, text, undefined));
+  }
+  if (notes.missingNamedPort.size > 0) {
+    const text = `pod(s) without the named container port skipped: ${list(notes.missingNamedPort)}`;
+    messages.push(serviceWarning(svc, text, 'spec.ports'));
+  }
 }
 
 /**
@@ -242,13 +215,8 @@ function bindServiceEntries(
     if (!isOurs(serviceRequest(inv, se), opts) || !gw.admits(se.namespace)) continue;
     const { vips, ranges } = serviceEntryVips(se);
     if (ranges.length > 0) {
-      messages.push(
-        serviceWarning(
-          se,
-          `address range(s) ${ranges.join(', ')} cannot be bound as a VIP; ignored`,
-          'spec.addresses',
-        ),
-      );
+      const text = `address range(s) ${ranges.join(', ')} cannot be bound as a VIP; ignored`;
+      messages.push(serviceWarning(se, text, 'spec.addresses'));
     }
     if (vips.length === 0) {
       messages.push(
@@ -260,55 +228,61 @@ function bindServiceEntries(
       );
       continue;
     }
-    const service = serviceEntryInfo(se);
-    const notes = newServiceEntryNotes();
-    for (const port of se.spec.spec.ports ?? []) {
-      const protocol = serviceEntryPortProtocol(port);
-      if (protocol === undefined) continue;
-      const endpoints = serviceEntryEndpoints(se, port, inv, opts.trustDomain, notes);
-      if (endpoints.length === 0 && notes.unresolved.size === 0) {
-        messages.push(
-          serviceWarning(
-            se,
-            `port ${port.number} is bound to this waypoint but has no endpoints`,
-            'spec.ports',
-          ),
-        );
-      }
-      for (const vip of vips) {
-        const key = addressKey(vip, port.number);
-        const taken = out.get(key);
-        if (taken) {
-          messages.push(
-            serviceWarning(
-              se,
-              `${key} is already bound to ${taken.service.namespace}/${taken.service.name}; ignored here`,
-              'spec.addresses',
-            ),
-          );
-          continue;
-        }
-        out.set(key, {
-          kind: 'service',
-          key,
-          service,
-          port: port.number,
-          portName: port.name,
-          protocol,
-          endpoints,
-        });
-      }
-    }
-    if (notes.unresolved.size > 0) {
-      messages.push(
-        serviceWarning(
-          se,
-          `DNS endpoints are not supported yet; skipped: ${list(notes.unresolved)}`,
-          'spec.endpoints',
-        ),
-      );
-    }
+    bindServiceEntry(se, vips, inv, opts, messages, out);
   }
+}
+
+function bindServiceEntry(
+  se: Resource<ServiceEntry>,
+  vips: readonly string[],
+  inv: Inventory,
+  opts: CompileInput,
+  messages: ConfigMessage[],
+  out: Map<string, ServicePortBinding>,
+): void {
+  const service = serviceEntryInfo(se);
+  const notes = newServiceEntryNotes();
+  for (const port of se.spec.spec.ports ?? []) {
+    const protocol = serviceEntryPortProtocol(port);
+    if (protocol === undefined) continue;
+    const endpoints = serviceEntryEndpoints(se, port, inv, opts.trustDomain, notes);
+    // DNS endpoints are warned about below, once.
+    if (endpoints.length === 0 && notes.unresolved.size === 0) messages.push(noEndpoints(se, port.number));
+    const binding = { service, port: port.number, portName: port.name, protocol, endpoints };
+    bindPort(se, binding, vips, 'spec.addresses', out, messages);
+  }
+  if (notes.unresolved.size > 0) {
+    const text = `DNS endpoints are not supported yet; skipped: ${list(notes.unresolved)}`;
+    messages.push(serviceWarning(se, text, 'spec.endpoints'));
+  }
+}
+
+/**
+ * One port of a Service or ServiceEntry on each of its VIPs; a VIP:port already bound stays with
+ * whoever bound it first (Services before ServiceEntries).
+ */
+function bindPort(
+  r: Resource<Service> | Resource<ServiceEntry>,
+  b: Omit<ServicePortBinding, 'kind' | 'key'>,
+  vips: readonly string[],
+  addressField: string,
+  out: Map<string, ServicePortBinding>,
+  messages: ConfigMessage[],
+): void {
+  for (const vip of vips) {
+    const key = addressKey(vip, b.port);
+    const taken = out.get(key);
+    if (taken) {
+      const holder = `${r.kind === 'Service' ? 'Service ' : ''}${taken.service.namespace}/${taken.service.name}`;
+      messages.push(serviceWarning(r, `${key} is already bound to ${holder}; ignored here`, addressField));
+      continue;
+    }
+    out.set(key, { kind: 'service', key, ...b });
+  }
+}
+
+function noEndpoints(r: Resource, port: number): ConfigMessage {
+  return serviceWarning(r, `port ${port} is bound to this waypoint but has no endpoints`, 'spec.ports');
 }
 
 function bindWorkloads(

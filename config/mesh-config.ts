@@ -73,3 +73,63 @@ export function parseDurationMs(text: string): number | undefined {
   const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1_000 : m[2] === 'm' ? 60_000 : 3_600_000;
   return Number(m[1]) * unit;
 }
+
+/**
+ * Reads the fields of one provider's spec; a bad value throws MeshConfigError naming
+ * `<where>.<field>`. Absent means undefined or null.
+ */
+export class ProviderFields {
+  readonly spec: Obj;
+  readonly #where: string;
+
+  constructor(spec: Obj, where: string) {
+    this.spec = spec;
+    this.#where = where;
+  }
+
+  fail(field: string, text: string): never {
+    throw new MeshConfigError(`${this.#where}.${field}: ${text}`);
+  }
+
+  str(field: string): string | undefined {
+    const v = this.spec[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') this.fail(field, `expected a string, got ${JSON.stringify(v)}`);
+    return v as string;
+  }
+
+  /** `obj` is the spec or a mapping inside it at `field`'s parent path. */
+  bool(field: string, obj: Obj = this.spec, key = field): boolean {
+    const v = obj[key] ?? false;
+    if (typeof v !== 'boolean') this.fail(field, `expected true or false, got ${JSON.stringify(v)}`);
+    return v as boolean;
+  }
+
+  /** The provider's Service: required, an IP or a Service FQDN. */
+  service(): string {
+    const service = this.str('service');
+    if (!service) return this.fail('service', 'required');
+    if (!isProviderService(service))
+      this.fail(
+        'service',
+        `expected an IP or a Service FQDN (name.namespace.svc.cluster.local), got ${JSON.stringify(service)}`,
+      );
+    return service;
+  }
+
+  port(): number {
+    const port = this.spec.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+      this.fail('port', `expected a port 1-65535, got ${JSON.stringify(port)}`);
+    return port as number;
+  }
+
+  /** A positive duration in milliseconds; `fallback` when absent. */
+  duration(field: string, fallback: number, value: unknown = this.spec[field]): number {
+    if (value === undefined || value === null) return fallback;
+    const ms = typeof value === 'string' ? parseDurationMs(value) : undefined;
+    if (ms === undefined || ms <= 0)
+      this.fail(field, `expected a duration such as 0.5s or 2s, got ${JSON.stringify(value)}`);
+    return ms as number;
+  }
+}

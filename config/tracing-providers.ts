@@ -3,10 +3,9 @@
 // is set. A Telemetry resource selects one by name.
 import {
   isObj,
-  isProviderService,
   MeshConfigError,
   type Obj,
-  parseDurationMs,
+  ProviderFields,
   providerEntries,
   readMeshDocument,
 } from './mesh-config.ts';
@@ -25,55 +24,34 @@ export interface OtlpProvider {
   readonly maxTagLength: number;
 }
 
-function httpOf(v: unknown, fail: (field: string, text: string) => never): OtlpProvider['http'] {
-  if (!isObj(v)) return fail('http', 'expected a mapping');
+function httpOf(f: ProviderFields): OtlpProvider['http'] {
+  const v = f.spec.http;
+  if (!isObj(v)) return f.fail('http', 'expected a mapping');
   const path = v.path ?? '/v1/traces';
   if (typeof path !== 'string' || !path.startsWith('/'))
-    fail('http.path', `must start with /, got ${JSON.stringify(path)}`);
-  let timeoutMs = 10_000;
-  if (v.timeout != null) {
-    const ms = typeof v.timeout === 'string' ? parseDurationMs(v.timeout) : undefined;
-    if (ms === undefined || ms <= 0)
-      fail('http.timeout', `expected a duration such as 2s, got ${JSON.stringify(v.timeout)}`);
-    timeoutMs = ms as number;
-  }
+    f.fail('http.path', `must start with /, got ${JSON.stringify(path)}`);
   const headers: Record<string, string> = {};
   const list = v.headers ?? [];
-  if (!Array.isArray(list)) fail('http.headers', 'expected a list of {name, value}');
+  if (!Array.isArray(list)) f.fail('http.headers', 'expected a list of {name, value}');
   for (const [i, h] of (list as unknown[]).entries()) {
     if (!isObj(h) || typeof h.name !== 'string' || h.name === '' || typeof h.value !== 'string')
-      fail(`http.headers[${i}]`, 'expected {name, value} strings (envoyHeaders secrets are not supported)');
+      f.fail(`http.headers[${i}]`, 'expected {name, value} strings (envoyHeaders secrets are not supported)');
     headers[((h as Obj).name as string).toLowerCase()] = (h as Obj).value as string;
   }
-  return { path: path as string, timeoutMs, headers };
+  return { path: path as string, timeoutMs: f.duration('http.timeout', 10_000, v.timeout), headers };
 }
 
 function otlpProviderOf(name: string, at: string, spec: unknown): OtlpProvider {
   const where = `${at} (${name}).opentelemetry`;
-  const fail = (field: string, text: string): never => {
-    throw new MeshConfigError(`${where}.${field}: ${text}`);
-  };
-  if (!isObj(spec)) return fail('', 'expected a mapping');
-  const service = spec.service;
-  if (typeof service !== 'string' || !isProviderService(service))
-    fail(
-      'service',
-      `expected an IP or a Service FQDN (name.namespace.svc.cluster.local), got ${JSON.stringify(service)}`,
-    );
-  const port = spec.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-    fail('port', `expected a port 1-65535, got ${JSON.stringify(port)}`);
+  if (!isObj(spec)) throw new MeshConfigError(`${where}: expected a mapping`);
+  const f = new ProviderFields(spec, where);
+  const service = f.service();
+  const port = f.port();
   const max = spec.maxTagLength ?? 256;
   if (typeof max !== 'number' || !Number.isInteger(max) || max < 1)
-    fail('maxTagLength', `expected a positive integer, got ${JSON.stringify(max)}`);
-  const http = spec.http == null ? undefined : httpOf(spec.http, fail);
-  return {
-    name,
-    service: service as string,
-    port: port as number,
-    maxTagLength: max as number,
-    ...(http ? { http } : {}),
-  };
+    f.fail('maxTagLength', `expected a positive integer, got ${JSON.stringify(max)}`);
+  const http = spec.http == null ? undefined : httpOf(f);
+  return { name, service, port, maxTagLength: max as number, ...(http ? { http } : {}) };
 }
 
 /** The opentelemetry providers of a MeshConfig YAML (or the `istio` ConfigMap holding it). */

@@ -9,8 +9,7 @@ import { FrozenMap } from '../freeze.ts';
 import type { Telemetry, TelemetryAccessLogging } from '../kinds/telemetry.ts';
 import type { ConfigMessage, ObjectRef } from '../model.ts';
 import { describe, type Resource, resourcesOf } from '../resource.ts';
-
-export const ROOT_NAMESPACE = 'istio-system';
+import { ROOT_NAMESPACE } from './policy-target.ts';
 
 export interface AccessLogChoice {
   readonly enabled: boolean;

@@ -6,12 +6,12 @@ import type { LabelSelector } from '../kinds/common.ts';
 import type { Gateway, Listener } from '../kinds/gateway.ts';
 import type { ConfigMessage, GatewayStatus, TrafficType } from '../model.ts';
 import type { Resource } from '../resource.ts';
+import { WAYPOINT_GATEWAY_CLASS as WAYPOINT_CLASS } from './binding.ts';
 import type { Inventory } from './inventory.ts';
 import { label, selectorMatches } from './labels.ts';
 import { isTerminal, podConditions } from './pods.ts';
 
 export const WAYPOINT_FOR_LABEL = 'istio.io/waypoint-for';
-export const WAYPOINT_CLASS = 'istio-waypoint';
 export const HBONE_PORT = 15008;
 /** Istio's label on a waypoint's pods (the Gateway API one; older releases used istio.io's). */
 export const GATEWAY_NAME_LABELS = ['gateway.networking.k8s.io/gateway-name', 'istio.io/gateway-name'];
@@ -38,44 +38,24 @@ export function resolveGateway(
   const gw = inv.gateway(ref.namespace, ref.name);
   const replicas = waypointReplicas(inv, ref);
   if (!gw) {
-    return {
-      status: {
-        ref,
-        found: false,
-        gatewayClassName: undefined,
-        trafficType: 'service',
-        conditions: [`Gateway ${ref.namespace}/${ref.name} not found in the configuration; serving nothing`],
-        ...replicas,
-      },
-      serving: false,
-      admits: () => false,
-      allowedRoutes: 'none',
+    const status: GatewayStatus = {
+      ref,
+      found: false,
+      gatewayClassName: undefined,
+      trafficType: 'service',
+      conditions: [`Gateway ${ref.namespace}/${ref.name} not found in the configuration; serving nothing`],
+      ...replicas,
     };
+    return notServing(status);
   }
-
   const conditions: string[] = [];
   const className = gw.spec.spec.gatewayClassName;
   if (className !== WAYPOINT_CLASS) {
-    messages.push(
-      gatewayWarning(
-        gw,
-        'spec.gatewayClassName',
-        `spec.gatewayClassName is "${className}", not "${WAYPOINT_CLASS}"; using it as a waypoint anyway`,
-      ),
-    );
+    const text = `spec.gatewayClassName is "${className}", not "${WAYPOINT_CLASS}"; using it as a waypoint anyway`;
+    messages.push(gatewayWarning(gw, 'spec.gatewayClassName', text));
   }
-
   const trafficType = resolveTrafficType(gw, inv, conditions, messages);
-
-  const listeners = gw.spec.spec.listeners;
-  const hbone = listeners.find((l) => l.port === HBONE_PORT && l.protocol === 'HBONE');
-  for (const l of listeners) {
-    if (l === hbone) continue;
-    const text = `listener "${l.name}" (${l.port}/${l.protocol}) ignored: ${HBONE_LISTENER_MESSAGE}`;
-    conditions.push(text);
-    messages.push(gatewayWarning(gw, 'spec.listeners', text));
-  }
-
+  const hbone = hboneListener(gw, conditions, messages);
   const status: GatewayStatus = {
     ref,
     found: true,
@@ -86,14 +66,35 @@ export function resolveGateway(
   };
   if (!hbone) {
     conditions.push(`${HBONE_LISTENER_MESSAGE}; none found, serving nothing`);
-    return { status, serving: false, admits: () => false, allowedRoutes: 'none' };
+    return notServing(status);
   }
   if (trafficType === 'none') {
     conditions.push(`${WAYPOINT_FOR_LABEL} is "none"; serving nothing`);
-    return { status, serving: false, admits: () => false, allowedRoutes: 'none' };
+    return notServing(status);
   }
   const { admits, text } = allowedRoutes(gw, hbone, inv, messages);
   return { status, serving: true, admits, allowedRoutes: text };
+}
+
+function notServing(status: GatewayStatus): WaypointGateway {
+  return { status, serving: false, admits: () => false, allowedRoutes: 'none' };
+}
+
+/** The HBONE listener (15008/HBONE); every other listener is ignored with a condition and a warning. */
+function hboneListener(
+  gw: Resource<Gateway>,
+  conditions: string[],
+  messages: ConfigMessage[],
+): Listener | undefined {
+  const listeners = gw.spec.spec.listeners;
+  const hbone = listeners.find((l) => l.port === HBONE_PORT && l.protocol === 'HBONE');
+  for (const l of listeners) {
+    if (l === hbone) continue;
+    const text = `listener "${l.name}" (${l.port}/${l.protocol}) ignored: ${HBONE_LISTENER_MESSAGE}`;
+    conditions.push(text);
+    messages.push(gatewayWarning(gw, 'spec.listeners', text));
+  }
+  return hbone;
 }
 
 /**

@@ -4,12 +4,9 @@
 // dropped, in DENY/AUDIT/CUSTOM only the bad value or condition is (a broader match); an unknown
 // `when` key drops the rule whatever the action. Each case is a warning naming policy and field.
 import { isIP } from 'node:net';
+import { policyTarget } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
-import type {
-  AuthorizationPolicy,
-  AuthzRule,
-  PolicyTargetRef,
-} from '../../config/kinds/authorization-policy.ts';
+import type { AuthorizationPolicy, AuthzRule } from '../../config/kinds/authorization-policy.ts';
 import type { Service } from '../../config/kinds/service.ts';
 import type { ConfigMessage, Snapshot } from '../../config/model.ts';
 import { describe, type Resource, resourcesOf } from '../../config/resource.ts';
@@ -38,9 +35,6 @@ import {
   type Predicate,
 } from './model.ts';
 
-export const ROOT_NAMESPACE = 'istio-system';
-export const WAYPOINT_CLASS = 'istio-waypoint';
-const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const DRY_RUN = 'istio.io/dry-run';
 
 type Policy = Resource<AuthorizationPolicy>;
@@ -148,6 +142,60 @@ function claimValues(auth: Attributes['auth'], path: readonly string[]): string[
   return [];
 }
 
+/** A request principal `issuer/subject` as one string, matched against Istio's `iss/sub` pattern. */
+function requestPrincipalMatch(v: string): Match {
+  const m = requestPrincipalMatcher(v);
+  return (p) => {
+    const slash = p.lastIndexOf('/');
+    return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
+  };
+}
+
+const authPrincipal = (a: Attributes): string | undefined =>
+  a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined;
+
+/** Problems raised since `before` get `prefix` on their field path. */
+function prefixProblems(c: RuleCompiler, before: number, prefix: string): void {
+  for (let k = before; k < c.problems.length; k++) {
+    const pr = c.problems[k]!;
+    c.problems[k] = { ...pr, field: `${prefix}${pr.field}` };
+  }
+}
+
+/** A condition's values and notValues, compiled with one matcher kind. */
+type ConditionField = <T>(
+  build: (v: string) => Match | string,
+  get: (a: Attributes) => T,
+  test: (m: Match, value: T) => boolean,
+) => Predicate | undefined;
+
+const each = (m: Match, list: readonly string[]) => list.some(m);
+
+/** The condition keys besides headers and claims (Istio's authz/model). */
+const CONDITIONS: ReadonlyMap<string, (f: ConditionField, namespace: string) => Predicate | undefined> =
+  new Map<string, (f: ConditionField, namespace: string) => Predicate | undefined>([
+    ['source.ip', (f) => f(cidr, (a) => a.sourceIp, str)],
+    ['remote.ip', (f) => f(cidr, (a) => a.remoteIp, str)],
+    ['destination.ip', (f) => f(cidr, (a) => a.destinationIp, str)],
+    ['destination.port', (f) => f(portMatch, (a) => String(a.destinationPort), str)],
+    ['source.namespace', (f) => f(namespaceMatcher, (a) => a.peerUri, str)],
+    ['source.principal', (f) => f(principalMatcher, (a) => a.peerUri, str)],
+    [
+      'source.serviceAccount',
+      (f, ns) =>
+        f(
+          (v) => serviceAccountMatcher(v, ns),
+          (a) => a.peerUri,
+          str,
+        ),
+    ],
+    // The inner stream is plaintext after HBONE termination: there is no SNI.
+    ['connection.sni', (f) => f(stringMatcher, () => '', str)],
+    ['request.auth.principal', (f) => f(requestPrincipalMatch, authPrincipal, str)],
+    ['request.auth.audiences', (f) => f(stringMatcher, (a) => a.auth?.audiences ?? [], each)],
+    ['request.auth.presenter', (f) => f(stringMatcher, (a) => a.auth?.presenter, str)],
+  ]);
+
 /** A `when` condition: its predicate, or undefined when it is dropped. */
 function compileCondition(
   c: RuleCompiler,
@@ -160,20 +208,12 @@ function compileCondition(
     c.problems.push({ field, text: `condition ${key} has neither values nor notValues` });
     return undefined;
   }
-  const f = <T>(
-    build: (v: string) => Match | string,
-    get: (a: Attributes) => T,
-    test: (m: Match, value: T) => boolean,
-  ): Predicate | undefined => {
+  const f: ConditionField = (build, get, test) => {
     const before = c.problems.length;
     const p = c.field('values', cond.values, cond.notValues, build, get, test);
-    for (let k = before; k < c.problems.length; k++) {
-      const pr = c.problems[k]!;
-      c.problems[k] = { ...pr, field: `${field}.${pr.field}` };
-    }
+    prefixProblems(c, before, `${field}.`);
     return p;
   };
-  const each = (m: Match, list: readonly string[]) => list.some(m);
   const header = WHEN_HEADER.exec(key);
   if (header) {
     const name = header[1]!.toLowerCase();
@@ -189,59 +229,20 @@ function compileCondition(
     const path = [...claim[1]!.matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]!);
     return f(stringMatcher, (a) => claimValues(a.auth, path), each);
   }
-  switch (key) {
-    case 'source.ip':
-      return f(cidr, (a) => a.sourceIp, str);
-    case 'remote.ip':
-      return f(cidr, (a) => a.remoteIp, str);
-    case 'destination.ip':
-      return f(cidr, (a) => a.destinationIp, str);
-    case 'destination.port':
-      return f(portMatch, (a) => String(a.destinationPort), str);
-    case 'source.namespace':
-      return f(namespaceMatcher, (a) => a.peerUri, str);
-    case 'source.principal':
-      return f(principalMatcher, (a) => a.peerUri, str);
-    case 'source.serviceAccount':
-      return f(
-        (v) => serviceAccountMatcher(v, c.namespace),
-        (a) => a.peerUri,
-        str,
-      );
-    case 'connection.sni':
-      // The inner stream is plaintext after HBONE termination: there is no SNI.
-      return f(stringMatcher, () => '', str);
-    case 'request.auth.principal':
-      return f(
-        (v) => {
-          const m = requestPrincipalMatcher(v);
-          return (p) => {
-            const slash = p.lastIndexOf('/');
-            return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
-          };
-        },
-        (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
-        str,
-      );
-    case 'request.auth.audiences':
-      return f(stringMatcher, (a) => a.auth?.audiences ?? [], each);
-    case 'request.auth.presenter':
-      return f(stringMatcher, (a) => a.auth?.presenter, str);
-    default:
-      if (key.startsWith('experimental.envoy.filters.') || key === 'source.trustDomain') {
-        c.problems.push({
-          field: `${field}.key`,
-          text: `condition key ${key} is not supported by this waypoint`,
-        });
-        return undefined;
-      }
-      c.problems.push({
-        field: `${field}.key`,
-        text: `unknown condition key ${JSON.stringify(key)}`,
-        dropsRule: true,
-      });
-      return undefined;
-  }
+  const known = CONDITIONS.get(key);
+  if (known) return known(f, c.namespace);
+  if (key.startsWith('experimental.envoy.filters.') || key === 'source.trustDomain')
+    c.problems.push({
+      field: `${field}.key`,
+      text: `condition key ${key} is not supported by this waypoint`,
+    });
+  else
+    c.problems.push({
+      field: `${field}.key`,
+      text: `unknown condition key ${JSON.stringify(key)}`,
+      dropsRule: true,
+    });
+  return undefined;
 }
 
 const NEVER: Predicate = () => false;
@@ -266,77 +267,74 @@ const present = (values?: readonly string[] | null, notValues?: readonly string[
 
 function compileRule(c: RuleCompiler, rule: AuthzRule, forTcp = false): Predicate {
   const from = (rule.from ?? []).map((entry, i) => {
-    const s = entry.source ?? {};
     const before = c.problems.length;
-    const ns = c.namespace;
-    const preds = [
-      c.field('principals', s.principals, s.notPrincipals, principalMatcher, (a) => a.peerUri, str),
-      httpOnly(c, forTcp, present(s.requestPrincipals, s.notRequestPrincipals), () =>
-        c.field(
-          'requestPrincipals',
-          s.requestPrincipals,
-          s.notRequestPrincipals,
-          (v) => {
-            const m = requestPrincipalMatcher(v);
-            return (p) => {
-              const slash = p.lastIndexOf('/');
-              return slash >= 0 && m(p.slice(0, slash), p.slice(slash + 1));
-            };
-          },
-          (a) => (a.auth ? `${a.auth.issuer}/${a.auth.subject}` : undefined),
-          str,
-        ),
-      ),
-      c.field('namespaces', s.namespaces, s.notNamespaces, namespaceMatcher, (a) => a.peerUri, str),
-      c.field('ipBlocks', s.ipBlocks, s.notIpBlocks, cidr, (a) => a.sourceIp, str),
-      c.field('remoteIpBlocks', s.remoteIpBlocks, s.notRemoteIpBlocks, cidr, (a) => a.remoteIp, str),
-      c.field(
-        'serviceAccounts',
-        s.serviceAccounts,
-        s.notServiceAccounts,
-        (v) => serviceAccountMatcher(v, ns),
-        (a) => a.peerUri,
-        str,
-      ),
-    ];
-    for (let k = before; k < c.problems.length; k++) {
-      const pr = c.problems[k]!;
-      c.problems[k] = { ...pr, field: `from[${i}].source.${pr.field}` };
-    }
-    return and(preds);
+    const p = sourcePredicate(c, entry.source ?? {}, forTcp);
+    prefixProblems(c, before, `from[${i}].source.`);
+    return p;
   });
   const to = (rule.to ?? []).map((entry, i) => {
-    const o = entry.operation ?? {};
     const before = c.problems.length;
-    const preds = [
-      httpOnly(c, forTcp, present(o.hosts, o.notHosts), () =>
-        c.field(
-          'hosts',
-          o.hosts,
-          o.notHosts,
-          (v) => stringMatcher(v, true),
-          (a) => a.host,
-          str,
-        ),
-      ),
-      c.field('ports', o.ports, o.notPorts, portMatch, (a) => String(a.destinationPort), str),
-      httpOnly(c, forTcp, present(o.methods, o.notMethods), () =>
-        c.field('methods', o.methods, o.notMethods, stringMatcher, (a) => a.method, str),
-      ),
-      httpOnly(c, forTcp, present(o.paths, o.notPaths), () =>
-        c.field('paths', o.paths, o.notPaths, pathMatcher, (a) => a.path, str),
-      ),
-    ];
-    for (let k = before; k < c.problems.length; k++) {
-      const pr = c.problems[k]!;
-      c.problems[k] = { ...pr, field: `to[${i}].operation.${pr.field}` };
-    }
-    return and(preds);
+    const p = operationPredicate(c, entry.operation ?? {}, forTcp);
+    prefixProblems(c, before, `to[${i}].operation.`);
+    return p;
   });
   const when = (rule.when ?? []).map((cond, i) =>
     httpOnly(c, forTcp, cond.key.startsWith('request.'), () => compileCondition(c, i, cond)),
   );
   return and([from.length ? or(from) : undefined, to.length ? or(to) : undefined, ...when]);
+}
+
+type Source = NonNullable<NonNullable<AuthzRule['from']>[number]['source']>;
+type Operation = NonNullable<NonNullable<AuthzRule['to']>[number]['operation']>;
+
+function sourcePredicate(c: RuleCompiler, s: Source, forTcp: boolean): Predicate {
+  const ns = c.namespace;
+  return and([
+    c.field('principals', s.principals, s.notPrincipals, principalMatcher, (a) => a.peerUri, str),
+    httpOnly(c, forTcp, present(s.requestPrincipals, s.notRequestPrincipals), () =>
+      c.field(
+        'requestPrincipals',
+        s.requestPrincipals,
+        s.notRequestPrincipals,
+        requestPrincipalMatch,
+        authPrincipal,
+        str,
+      ),
+    ),
+    c.field('namespaces', s.namespaces, s.notNamespaces, namespaceMatcher, (a) => a.peerUri, str),
+    c.field('ipBlocks', s.ipBlocks, s.notIpBlocks, cidr, (a) => a.sourceIp, str),
+    c.field('remoteIpBlocks', s.remoteIpBlocks, s.notRemoteIpBlocks, cidr, (a) => a.remoteIp, str),
+    c.field(
+      'serviceAccounts',
+      s.serviceAccounts,
+      s.notServiceAccounts,
+      (v) => serviceAccountMatcher(v, ns),
+      (a) => a.peerUri,
+      str,
+    ),
+  ]);
+}
+
+function operationPredicate(c: RuleCompiler, o: Operation, forTcp: boolean): Predicate {
+  return and([
+    httpOnly(c, forTcp, present(o.hosts, o.notHosts), () =>
+      c.field(
+        'hosts',
+        o.hosts,
+        o.notHosts,
+        (v) => stringMatcher(v, true),
+        (a) => a.host,
+        str,
+      ),
+    ),
+    c.field('ports', o.ports, o.notPorts, portMatch, (a) => String(a.destinationPort), str),
+    httpOnly(c, forTcp, present(o.methods, o.notMethods), () =>
+      c.field('methods', o.methods, o.notMethods, stringMatcher, (a) => a.method, str),
+    ),
+    httpOnly(c, forTcp, present(o.paths, o.notPaths), () =>
+      c.field('paths', o.paths, o.notPaths, pathMatcher, (a) => a.path, str),
+    ),
+  ]);
 }
 
 /** Go's strconv.ParseBool, as istiod reads the dry-run annotation. */
@@ -357,16 +355,7 @@ export function compilePolicy(
 ): CompiledPolicy {
   const spec = r.spec.spec ?? {};
   const action: Action = spec.action ?? 'ALLOW';
-  const warn = (field: string, text: string) =>
-    messages.push({
-      severity: 'warning',
-      message: `${r.origin}: ${describe(r)}: ${field}: ${text}`,
-      origin: r.origin,
-      kind: r.kind,
-      namespace: r.namespace,
-      name: r.name,
-      field,
-    });
+  const warn = (field: string, text: string) => messages.push(policyWarning(r, field, text));
   let dryRun = false;
   const annotation = r.spec.metadata.annotations?.[DRY_RUN];
   if (annotation !== undefined) {
@@ -403,42 +392,6 @@ export function compilePolicy(
     dryRun,
     provider: spec.provider?.name ?? undefined,
     rules,
-  };
-}
-
-type Target = { kind: 'waypoint' } | { kind: 'service'; key: string } | undefined;
-
-function attachment(
-  r: Policy,
-  ref: PolicyTargetRef,
-  base: Omit<Snapshot, 'filters'>,
-): { target: Target; why?: string } {
-  const group = ref.group ?? '';
-  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP) {
-    const gw = base.gateway.ref;
-    if (r.namespace === gw.namespace && ref.name === gw.name) return { target: { kind: 'waypoint' } };
-    return { target: undefined };
-  }
-  if (ref.kind === 'GatewayClass' && group === GATEWAY_GROUP) {
-    if (ref.name !== WAYPOINT_CLASS) return { target: undefined };
-    if (r.namespace !== ROOT_NAMESPACE) {
-      return {
-        target: undefined,
-        why: `GatewayClass targets only apply from the root namespace ${ROOT_NAMESPACE}`,
-      };
-    }
-    return { target: { kind: 'waypoint' } };
-  }
-  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
-    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
-  }
-  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
-  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
-    return { target: { kind: 'service', key: `${r.namespace}/${ref.name}` } };
-  }
-  return {
-    target: undefined,
-    why: `target kind ${group ? `${group}/` : ''}${ref.kind} does not attach to a waypoint`,
   };
 }
 
@@ -487,6 +440,47 @@ const compile = (
   extensionProviders: readonly ExtensionProvider[],
 ): { config: AuthzConfig; messages: ConfigMessage[] } => {
   const messages: ConfigMessage[] = [];
+  const providers = resolveProviders(extensionProviders, resources, messages);
+  const names = new Set(providers.keys());
+  let waypoint: PolicySet = EMPTY_SET;
+  const perService = new Map<string, CompiledPolicy[]>();
+  let count = 0;
+  for (const r of sortedPolicies(resources)) {
+    const targets = policyTargets(r, base, messages);
+    if (!targets) continue;
+    const compiled = compilePolicy(r, messages, names);
+    const provider = compiled.action === 'CUSTOM' ? providers.get(compiled.provider ?? '') : undefined;
+    if (provider?.provider.kind === 'http') warnHttpProviderOnTcp(r, provider, targets, base, messages);
+    count++;
+    if (targets.waypoint) waypoint = add(waypoint, compiled);
+    else
+      for (const key of targets.services) {
+        const list = perService.get(key) ?? [];
+        list.push(compiled);
+        perService.set(key, list);
+      }
+  }
+  const config: AuthzConfig = {
+    waypoint,
+    services: servicePolicySets(base, waypoint, perService),
+    policyCount: count,
+    providers,
+  };
+  return { config, messages };
+};
+
+function sortedPolicies(resources: readonly Resource[]): Policy[] {
+  return resourcesOf<AuthorizationPolicy>(resources, 'security.istio.io', 'AuthorizationPolicy').sort(
+    (a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name),
+  );
+}
+
+/** The mesh config's providers whose service resolves to an address; the others are warned about. */
+function resolveProviders(
+  extensionProviders: readonly ExtensionProvider[],
+  resources: readonly Resource[],
+  messages: ConfigMessage[],
+): Map<string, ResolvedProvider> {
   const providers = new Map<string, ResolvedProvider>();
   for (const p of extensionProviders) {
     const r = resolveProvider(p, resources);
@@ -497,83 +491,77 @@ const compile = (
         message: `mesh config: extensionProviders ${p.name}: service ${p.service}: ${r.why}; CUSTOM policies naming it deny the requests they match`,
       });
   }
-  const names = new Set(providers.keys());
-  const policies = resourcesOf<AuthorizationPolicy>(
-    resources,
-    'security.istio.io',
-    'AuthorizationPolicy',
-  ).sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
-  let waypoint: PolicySet = EMPTY_SET;
-  const perService = new Map<string, CompiledPolicy[]>();
-  let count = 0;
-  for (const r of policies) {
-    const spec = r.spec.spec ?? {};
-    const refs = [...(spec.targetRef ? [spec.targetRef] : []), ...(spec.targetRefs ?? [])];
-    if (refs.length === 0) {
-      messages.push({
-        severity: 'warning',
-        message: `${r.origin}: ${describe(r)}: ${spec.selector ? 'spec.selector' : 'spec'}: ${spec.selector ? 'selector' : 'namespace-wide'} policies are enforced by ztunnel, not by the waypoint; ignored here`,
-        origin: r.origin,
-        kind: r.kind,
-        namespace: r.namespace,
-        name: r.name,
-        field: spec.selector ? 'spec.selector' : 'spec',
-      });
-      continue;
-    }
-    let toWaypoint = false;
-    const services = new Set<string>();
-    refs.forEach((ref, i) => {
-      const { target, why } = attachment(r, ref, base);
-      if (why) {
-        const field =
-          spec.targetRef && i === 0 ? 'spec.targetRef' : `spec.targetRefs[${spec.targetRef ? i - 1 : i}]`;
-        messages.push({
-          severity: 'warning',
-          message: `${r.origin}: ${describe(r)}: ${field}: ${why}; ignored`,
-          origin: r.origin,
-          kind: r.kind,
-          namespace: r.namespace,
-          name: r.name,
-          field,
-        });
-      }
-      if (target?.kind === 'waypoint') toWaypoint = true;
-      else if (target?.kind === 'service') services.add(target.key);
-    });
-    if (!toWaypoint && services.size === 0) continue;
-    const compiled = compilePolicy(r, messages, names);
-    const provider = compiled.action === 'CUSTOM' ? providers.get(compiled.provider ?? '') : undefined;
-    if (provider?.provider.kind === 'http') {
-      // Istio's network ext_authz takes gRPC providers only: on TCP the policy's matches deny.
-      const ports = [...base.services.values()]
-        .filter(
-          (b) =>
-            (b.protocol === 'tcp' || b.protocol === 'tls') &&
-            (toWaypoint || services.has(`${b.service.namespace}/${b.service.name}`)),
-        )
-        .map((b) => `${b.service.namespace}/${b.service.name}:${b.port}`);
-      if (ports.length)
-        messages.push({
-          severity: 'warning',
-          message: `${r.origin}: ${describe(r)}: spec.provider: ext_authz provider ${JSON.stringify(provider.provider.name)} is HTTP, and TCP connections can only be checked by a gRPC provider (Envoy's network ext_authz); on the TCP ports ${ports.join(', ')} the connections this policy matches are denied`,
-          origin: r.origin,
-          kind: r.kind,
-          namespace: r.namespace,
-          name: r.name,
-          field: 'spec.provider',
-        });
-    }
-    count++;
-    if (toWaypoint) waypoint = add(waypoint, compiled);
-    else {
-      for (const key of services) {
-        const list = perService.get(key) ?? [];
-        list.push(compiled);
-        perService.set(key, list);
-      }
-    }
+  return providers;
+}
+
+/** Where a policy applies at this waypoint: the whole waypoint, or some of its Services. */
+interface PolicyTargets {
+  readonly waypoint: boolean;
+  readonly services: ReadonlySet<string>;
+}
+
+/** The policy's targets here; undefined (with a warning where useful) when it applies to none. */
+function policyTargets(
+  r: Policy,
+  base: Omit<Snapshot, 'filters'>,
+  messages: ConfigMessage[],
+): PolicyTargets | undefined {
+  const spec = r.spec.spec ?? {};
+  const refs = [...(spec.targetRef ? [spec.targetRef] : []), ...(spec.targetRefs ?? [])];
+  if (refs.length === 0) {
+    const field = spec.selector ? 'spec.selector' : 'spec';
+    const what = spec.selector ? 'selector' : 'namespace-wide';
+    messages.push(
+      policyWarning(r, field, `${what} policies are enforced by ztunnel, not by the waypoint; ignored here`),
+    );
+    return undefined;
   }
+  let waypoint = false;
+  const services = new Set<string>();
+  refs.forEach((ref, i) => {
+    const { target, why } = policyTarget(r.namespace, ref, base.gateway.ref);
+    if (why) {
+      const field =
+        spec.targetRef && i === 0 ? 'spec.targetRef' : `spec.targetRefs[${spec.targetRef ? i - 1 : i}]`;
+      messages.push(policyWarning(r, field, `${why}; ignored`));
+    }
+    if (target?.kind === 'waypoint') waypoint = true;
+    else if (target?.kind === 'service') services.add(target.key);
+  });
+  return waypoint || services.size > 0 ? { waypoint, services } : undefined;
+}
+
+/** Istio's network ext_authz takes gRPC providers only: on TCP the policy's matches deny. */
+function warnHttpProviderOnTcp(
+  r: Policy,
+  provider: ResolvedProvider,
+  targets: PolicyTargets,
+  base: Omit<Snapshot, 'filters'>,
+  messages: ConfigMessage[],
+): void {
+  const ports = [...base.services.values()]
+    .filter(
+      (b) =>
+        (b.protocol === 'tcp' || b.protocol === 'tls') &&
+        (targets.waypoint || targets.services.has(`${b.service.namespace}/${b.service.name}`)),
+    )
+    .map((b) => `${b.service.namespace}/${b.service.name}:${b.port}`);
+  if (ports.length === 0) return;
+  messages.push(
+    policyWarning(
+      r,
+      'spec.provider',
+      `ext_authz provider ${JSON.stringify(provider.provider.name)} is HTTP, and TCP connections can only be checked by a gRPC provider (Envoy's network ext_authz); on the TCP ports ${ports.join(', ')} the connections this policy matches are denied`,
+    ),
+  );
+}
+
+/** Each bound Service with policies of its own: the waypoint's set plus its own. */
+function servicePolicySets(
+  base: Omit<Snapshot, 'filters'>,
+  waypoint: PolicySet,
+  perService: ReadonlyMap<string, readonly CompiledPolicy[]>,
+): Map<string, PolicySet> {
   const services = new Map<string, PolicySet>();
   for (const b of base.services.values()) {
     const key = `${b.service.namespace}/${b.service.name}`;
@@ -582,6 +570,17 @@ const compile = (
     for (const p of perService.get(key) ?? []) set = add(set, p);
     if (set !== waypoint) services.set(key, set);
   }
-  const config: AuthzConfig = { waypoint, services, policyCount: count, providers };
-  return { config, messages };
-};
+  return services;
+}
+
+function policyWarning(r: Policy, field: string, text: string): ConfigMessage {
+  return {
+    severity: 'warning',
+    message: `${r.origin}: ${describe(r)}: ${field}: ${text}`,
+    origin: r.origin,
+    kind: r.kind,
+    namespace: r.namespace,
+    name: r.name,
+    field,
+  };
+}

@@ -11,6 +11,7 @@ import type { RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import type { CheckBody, ExtAuthzClients, HeaderMutation } from './ext-authz.ts';
 import { AUTHZ, attributes, CUSTOM_DECIDED, customDecidedTcp, setFor, tcpAttributes } from './index.ts';
+import type { ExtensionProvider } from './mesh-config.ts';
 import { type AuthzConfig, type CompiledPolicy, policyId } from './model.ts';
 
 export const EXT_AUTHZ = 'ext-authz';
@@ -67,47 +68,27 @@ function customTcp(
   const set = setFor(tunnel.binding, config);
   if (!set.custom.length) return CONTINUE;
   customDecidedTcp.add(tunnel);
-  const a = tcpAttributes(tunnel);
-  let m: { policy: CompiledPolicy; id: string } | undefined;
-  for (const p of set.custom) {
-    const r = p.rules.find((r) => r.matchTcp(a));
-    if (r) {
-      m = { policy: p, id: policyId(p, r.index) };
-      break;
-    }
-  }
+  const m = firstCustomMatchTcp(set.custom, tcpAttributes(tunnel));
   if (!m) {
     explain.push('authz CUSTOM: no rule matched; ext_authz not called');
     return CONTINUE;
   }
-  const id = m.id;
+  const { id } = m;
   const name = m.policy.provider ?? '';
   const resolved = config.providers.get(name);
-  const denied: Verdict = {
-    kind: 'reply',
-    reason: 'authz_denied',
-    detail: `rbac_access_denied_matched_policy[${id}]`,
-  };
   if (!resolved) {
     explain.push(`authz CUSTOM ${id} matched; ext_authz provider ${name} unavailable: denied`);
-    return denied;
+    return matchedPolicyDenied(id);
   }
   const p = resolved.provider;
   if (p.kind !== 'grpc') {
     explain.push(
       `authz CUSTOM ${id} matched; ext_authz provider ${name} is HTTP, which cannot check TCP: denied`,
     );
-    return denied;
+    return matchedPolicyDenied(id);
   }
   return clients.checkTcp(p, resolved.ip, tunnel, signal).then((result): Verdict => {
-    if (result.kind === 'error') {
-      if (p.failOpen) {
-        explain.push(`authz CUSTOM ${id}: ext_authz ${name} failed (${result.why}); failOpen: allowed`);
-        return CONTINUE;
-      }
-      explain.push(`authz CUSTOM ${id}: ext_authz ${name} failed (${result.why}): denied`);
-      return { kind: 'reply', reason: 'ext_authz_error', detail: 'ext_authz_error' };
-    }
+    if (result.kind === 'error') return providerFailed(p, id, result.why, explain);
     if (result.kind === 'deny') {
       explain.push(`authz CUSTOM ${id}: ext_authz ${name} denied the connection`);
       return { kind: 'reply', reason: 'ext_authz_denied', detail: 'ext_authz_denied' };
@@ -117,100 +98,136 @@ function customTcp(
   });
 }
 
+function firstCustomMatchTcp(
+  custom: readonly CompiledPolicy[],
+  a: ReturnType<typeof tcpAttributes>,
+): { policy: CompiledPolicy; id: string } | undefined {
+  for (const p of custom) {
+    const r = p.rules.find((r) => r.matchTcp(a));
+    if (r) return { policy: p, id: policyId(p, r.index) };
+  }
+  return undefined;
+}
+
+/** A CUSTOM policy matched and its provider cannot be asked: denied, as Istio does. */
+function matchedPolicyDenied(id: string): Verdict {
+  return { kind: 'reply', reason: 'authz_denied', detail: `rbac_access_denied_matched_policy[${id}]` };
+}
+
+/** The provider failed or timed out: allowed when failOpen, else ext_authz_error (`status` on HTTP). */
+function providerFailed(
+  p: ExtensionProvider,
+  id: string,
+  why: string,
+  explain: string[],
+  status?: number,
+): Verdict {
+  if (p.failOpen) {
+    explain.push(`authz CUSTOM ${id}: ext_authz ${p.name} failed (${why}); failOpen: allowed`);
+    return CONTINUE;
+  }
+  explain.push(`authz CUSTOM ${id}: ext_authz ${p.name} failed (${why}): denied`);
+  return {
+    kind: 'reply',
+    reason: 'ext_authz_error',
+    ...(status === undefined ? {} : { status }),
+    detail: 'ext_authz_error',
+  };
+}
+
+/** CUSTOM on an HTTP request: the first matching rule's provider decides. */
+async function customHttp(
+  config: AuthzConfig,
+  clients: ExtAuthzClients,
+  ctx: RequestContext,
+): Promise<Verdict> {
+  // CUSTOM rules match the normalized path (filters/path-normalization runs first).
+  const set = setFor(ctx.tunnel.binding, config);
+  if (!set.custom.length) return CONTINUE;
+  ctx.attributes.set(CUSTOM_DECIDED, true);
+  const m = firstCustomMatch(set.custom, ctx);
+  if (!m) {
+    ctx.explain.push('authz CUSTOM: no rule matched; ext_authz not called');
+    return CONTINUE;
+  }
+  const name = m.policy.provider ?? '';
+  const resolved = config.providers.get(name);
+  if (!resolved) {
+    ctx.explain.push(`authz CUSTOM ${m.id} matched; ext_authz provider ${name} unavailable: denied`);
+    return matchedPolicyDenied(m.id);
+  }
+  const withBody = await checkBody(ctx, resolved.provider, m.id);
+  if (withBody && 'kind' in withBody) return withBody;
+  const result = await clients.check(resolved, ctx, withBody);
+  if (ctx.signal.aborted) return CONTINUE; // the engine reports the downstream reset
+  if (result.kind === 'error')
+    return providerFailed(resolved.provider, m.id, result.why, ctx.explain, resolved.provider.statusOnError);
+  if (result.kind === 'deny') {
+    ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} denied with ${result.status}`);
+    const { status, body, headers } = result;
+    return { kind: 'reply', reason: 'ext_authz_denied', status, body, headers, detail: 'ext_authz_denied' };
+  }
+  ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} allowed`);
+  applyUpstream(ctx, result.upstream, result.remove);
+  if (result.downstream.length) ctx.attributes.set(RESPONSE_HEADERS, result.downstream);
+  return CONTINUE;
+}
+
+/**
+ * The body to send with the check, when the provider wants it (Envoy's with_request_body): up to
+ * maxRequestBytes; a longer body is cut there when allowPartialMessage, else answered 413. The
+ * whole body still goes upstream. CONTINUE when the client's body failed or the request is gone
+ * (the engine reports the downstream reset).
+ */
+async function checkBody(
+  ctx: RequestContext,
+  p: ExtensionProvider,
+  id: string,
+): Promise<CheckBody | Verdict | undefined> {
+  const withBody = p.includeRequestBodyInCheck;
+  if (!withBody) return undefined;
+  let prefix: Awaited<ReturnType<RequestContext['readBody']>>;
+  try {
+    prefix = await ctx.readBody(withBody.maxRequestBytes);
+  } catch {
+    return CONTINUE;
+  }
+  if (ctx.signal.aborted) return CONTINUE;
+  if (!prefix.complete && !withBody.allowPartialMessage) {
+    ctx.explain.push(
+      `authz CUSTOM ${id}: request body over ext_authz ${p.name}'s maxRequestBytes (${withBody.maxRequestBytes}): denied`,
+    );
+    return { kind: 'reply', reason: 'request_body_too_large', detail: 'request_payload_too_large' };
+  }
+  return { bytes: prefix.bytes, partial: !prefix.complete, packAsBytes: withBody.packAsBytes };
+}
+
+/** The provider's headers for the client on an allow (headersToDownstreamOnAllow). */
+function applyDownstream(h: OutgoingHttpHeaders, add: readonly HeaderMutation[]): void {
+  for (const m of add) {
+    const cur = h[m.name];
+    if (m.mode === 'append' && cur !== undefined)
+      h[m.name] = Array.isArray(cur) ? [...cur, m.value] : [String(cur), m.value];
+    else if (m.mode === 'add-if-absent') {
+      if (cur === undefined) h[m.name] = m.value;
+    } else if (m.mode === 'overwrite-if-exists') {
+      if (cur !== undefined) h[m.name] = m.value;
+    } else h[m.name] = m.value;
+  }
+}
+
 export function createExtAuthzFilter(config: AuthzConfig, clients: ExtAuthzClients): Filter {
   return {
     name: EXT_AUTHZ,
     onTcpConnection(tunnel, explain, signal) {
       return customTcp(config, clients, tunnel, explain, signal);
     },
-    async onRequestHeaders(ctx): Promise<Verdict> {
-      // CUSTOM rules match the normalized path (filters/path-normalization runs first).
-      const set = setFor(ctx.tunnel.binding, config);
-      if (!set.custom.length) return CONTINUE;
-      ctx.attributes.set(CUSTOM_DECIDED, true);
-      const m = firstCustomMatch(set.custom, ctx);
-      if (!m) {
-        ctx.explain.push('authz CUSTOM: no rule matched; ext_authz not called');
-        return CONTINUE;
-      }
-      const name = m.policy.provider ?? '';
-      const resolved = config.providers.get(name);
-      if (!resolved) {
-        ctx.explain.push(`authz CUSTOM ${m.id} matched; ext_authz provider ${name} unavailable: denied`);
-        return {
-          kind: 'reply',
-          reason: 'authz_denied',
-          detail: `rbac_access_denied_matched_policy[${m.id}]`,
-        };
-      }
-      const p = resolved.provider;
-      let body: CheckBody | undefined;
-      const withBody = p.includeRequestBodyInCheck;
-      if (withBody) {
-        // Envoy's with_request_body: buffer up to maxRequestBytes; a longer body is cut there when
-        // allowPartialMessage, else answered 413. The whole body still goes upstream.
-        let prefix: Awaited<ReturnType<RequestContext['readBody']>>;
-        try {
-          prefix = await ctx.readBody(withBody.maxRequestBytes);
-        } catch {
-          return CONTINUE; // the client's body failed: the engine reports the downstream reset
-        }
-        if (ctx.signal.aborted) return CONTINUE;
-        if (!prefix.complete && !withBody.allowPartialMessage) {
-          ctx.explain.push(
-            `authz CUSTOM ${m.id}: request body over ext_authz ${name}'s maxRequestBytes (${withBody.maxRequestBytes}): denied`,
-          );
-          return { kind: 'reply', reason: 'request_body_too_large', detail: 'request_payload_too_large' };
-        }
-        body = { bytes: prefix.bytes, partial: !prefix.complete, packAsBytes: withBody.packAsBytes };
-      }
-      const result = await clients.check(resolved, ctx, body);
-      if (ctx.signal.aborted) return CONTINUE; // the engine reports the downstream reset
-      if (result.kind === 'error') {
-        if (p.failOpen) {
-          ctx.explain.push(
-            `authz CUSTOM ${m.id}: ext_authz ${name} failed (${result.why}); failOpen: allowed`,
-          );
-          return CONTINUE;
-        }
-        ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} failed (${result.why}): denied`);
-        return {
-          kind: 'reply',
-          reason: 'ext_authz_error',
-          status: p.statusOnError,
-          detail: 'ext_authz_error',
-        };
-      }
-      if (result.kind === 'deny') {
-        ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} denied with ${result.status}`);
-        return {
-          kind: 'reply',
-          reason: 'ext_authz_denied',
-          status: result.status,
-          body: result.body,
-          headers: result.headers,
-          detail: 'ext_authz_denied',
-        };
-      }
-      ctx.explain.push(`authz CUSTOM ${m.id}: ext_authz ${name} allowed`);
-      applyUpstream(ctx, result.upstream, result.remove);
-      if (result.downstream.length) ctx.attributes.set(RESPONSE_HEADERS, result.downstream);
-      return CONTINUE;
+    onRequestHeaders(ctx): Promise<Verdict> {
+      return customHttp(config, clients, ctx);
     },
     onResponseHeaders(ctx, head): void {
       const add = ctx.attributes.get(RESPONSE_HEADERS) as readonly HeaderMutation[] | undefined;
-      if (!add) return;
-      const h = head.headers as OutgoingHttpHeaders;
-      for (const m of add) {
-        const cur = h[m.name];
-        if (m.mode === 'append' && cur !== undefined)
-          h[m.name] = Array.isArray(cur) ? [...cur, m.value] : [String(cur), m.value];
-        else if (m.mode === 'add-if-absent') {
-          if (cur === undefined) h[m.name] = m.value;
-        } else if (m.mode === 'overwrite-if-exists') {
-          if (cur !== undefined) h[m.name] = m.value;
-        } else h[m.name] = m.value;
-      }
+      if (add) applyDownstream(head.headers as OutgoingHttpHeaders, add);
     },
   };
 }

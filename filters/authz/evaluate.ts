@@ -61,22 +61,24 @@ const denied = (id: string): string => `rbac_access_denied_matched_policy[${id}]
  * `skipCustom`: CUSTOM was already decided by the ext_authz filter (custom.ts), ahead of JWT.
  */
 export function evaluate(set: PolicySet, a: Attributes, tcp = false, skipCustom = false): Decision {
-  const explain: string[] = [];
-  const records: DecisionRecord[] = [];
-  let audit: string | undefined;
-  const done = (allowed: boolean, detail: string | undefined): Decision => ({
-    allowed,
-    detail,
-    explain,
-    records,
-    ...(audit ? { audit } : {}),
-  });
+  const out: Trail = { explain: [], records: [] };
+  const audit = shadowResults(set, a, tcp, out);
+  const { allowed, detail } = enforcedResult(set, a, tcp, skipCustom, out);
+  return { allowed, detail, ...out, ...(audit ? { audit } : {}) };
+}
 
-  // Dry-run (shadow) results first: they are only reported.
+/** What a decision says as it goes: explain lines and records. */
+interface Trail {
+  readonly explain: string[];
+  readonly records: DecisionRecord[];
+}
+
+/** Dry-run and AUDIT results, only reported; the enforced AUDIT rule that matched, if one did. */
+function shadowResults(set: PolicySet, a: Attributes, tcp: boolean, out: Trail): string | undefined {
   if (set.deny.some((p) => p.dryRun)) {
     const m = firstMatch(set.deny, a, true, tcp);
-    explain.push(`authz dry-run DENY: ${m ? `would deny (${m.id})` : 'would not deny'}`);
-    records.push(
+    out.explain.push(`authz dry-run DENY: ${m ? `would deny (${m.id})` : 'would not deny'}`);
+    out.records.push(
       m
         ? { ...m.record, decision: 'would_deny' }
         : { policy: 'none', action: 'DENY', decision: 'would_allow' },
@@ -84,60 +86,79 @@ export function evaluate(set: PolicySet, a: Attributes, tcp = false, skipCustom 
   }
   if (set.allow.some((p) => p.dryRun)) {
     const m = firstMatch(set.allow, a, true, tcp);
-    explain.push(
+    out.explain.push(
       `authz dry-run ALLOW: ${m ? `would allow (${m.id})` : 'would deny (no ALLOW rule matched)'}`,
     );
-    records.push(
+    out.records.push(
       m
         ? { ...m.record, decision: 'would_allow' }
         : { policy: 'none', action: 'ALLOW', decision: 'would_deny' },
     );
   }
-  if (set.audit.length) {
-    const enforced = firstMatch(set.audit, a, false, tcp);
-    const m = enforced ?? firstMatch(set.audit, a, true, tcp);
-    audit = enforced?.id;
-    if (m) {
-      explain.push(`authz AUDIT matched ${m.id}${enforced ? '' : ' (dry-run)'}`);
-      records.push({ ...m.record, decision: 'audit' });
-    }
+  if (!set.audit.length) return undefined;
+  const enforced = firstMatch(set.audit, a, false, tcp);
+  const m = enforced ?? firstMatch(set.audit, a, true, tcp);
+  if (m) {
+    out.explain.push(`authz AUDIT matched ${m.id}${enforced ? '' : ' (dry-run)'}`);
+    out.records.push({ ...m.record, decision: 'audit' });
   }
+  return enforced?.id;
+}
 
-  // CUSTOM on HTTP is the ext_authz filter's (custom.ts, first in the chain). Here it is only
-  // reached for TCP and for chains without that filter: a matching rule denies, as Istio does for a
-  // missing provider (§2.2); dry-run CUSTOM policies are enforced the same way (Istio's limitation).
-  for (const p of skipCustom ? [] : set.custom) {
-    for (const r of p.rules) {
-      if ((tcp ? r.matchTcp : r.match)(a)) {
-        const id = policyId(p, r.index);
-        explain.push(
-          `authz CUSTOM ${id} matched; ext_authz provider ${p.provider ?? ''} unavailable: denied`,
-        );
-        records.push({ policy: `${p.namespace}/${p.name}`, action: 'CUSTOM', decision: 'deny', rule: id });
-        return done(false, denied(id));
-      }
-    }
-  }
-
+/** CUSTOM, then DENY, then ALLOW with the implicit deny. */
+function enforcedResult(
+  set: PolicySet,
+  a: Attributes,
+  tcp: boolean,
+  skipCustom: boolean,
+  out: Trail,
+): { allowed: boolean; detail: string | undefined } {
+  const custom = skipCustom ? undefined : customDeny(set.custom, a, tcp, out);
+  if (custom) return { allowed: false, detail: denied(custom) };
   const deny = firstMatch(set.deny, a, false, tcp);
   if (deny) {
-    explain.push(`authz DENY matched ${deny.id}: denied`);
-    records.push({ ...deny.record, decision: 'deny' });
-    return done(false, denied(deny.id));
+    out.explain.push(`authz DENY matched ${deny.id}: denied`);
+    out.records.push({ ...deny.record, decision: 'deny' });
+    return { allowed: false, detail: denied(deny.id) };
   }
-
   if (!set.allow.some((p) => !p.dryRun)) {
-    explain.push('authz: no enforced ALLOW policy applies: allowed');
-    records.push({ policy: 'none', action: 'none', decision: 'allow' });
-    return done(true, undefined);
+    out.explain.push('authz: no enforced ALLOW policy applies: allowed');
+    out.records.push({ policy: 'none', action: 'none', decision: 'allow' });
+    return { allowed: true, detail: undefined };
   }
   const allow = firstMatch(set.allow, a, false, tcp);
   if (allow) {
-    explain.push(`authz ALLOW matched ${allow.id}: allowed`);
-    records.push({ ...allow.record, decision: 'allow' });
-    return done(true, undefined);
+    out.explain.push(`authz ALLOW matched ${allow.id}: allowed`);
+    out.records.push({ ...allow.record, decision: 'allow' });
+    return { allowed: true, detail: undefined };
   }
-  explain.push('authz: ALLOW policies apply and none matched: denied');
-  records.push({ policy: 'none', action: 'ALLOW', decision: 'deny' });
-  return done(false, denied('none'));
+  out.explain.push('authz: ALLOW policies apply and none matched: denied');
+  out.records.push({ policy: 'none', action: 'ALLOW', decision: 'deny' });
+  return { allowed: false, detail: denied('none') };
+}
+
+/**
+ * CUSTOM on HTTP is the ext_authz filter's (custom.ts, first in the chain). Here it is only reached
+ * for TCP and for chains without that filter: a matching rule denies, as Istio does for a missing
+ * provider (§2.2); dry-run CUSTOM policies are enforced the same way (Istio's limitation). The
+ * matching rule's id, if one matched.
+ */
+function customDeny(
+  custom: readonly CompiledPolicy[],
+  a: Attributes,
+  tcp: boolean,
+  out: Trail,
+): string | undefined {
+  for (const p of custom) {
+    for (const r of p.rules) {
+      if (!(tcp ? r.matchTcp : r.match)(a)) continue;
+      const id = policyId(p, r.index);
+      out.explain.push(
+        `authz CUSTOM ${id} matched; ext_authz provider ${p.provider ?? ''} unavailable: denied`,
+      );
+      out.records.push({ policy: `${p.namespace}/${p.name}`, action: 'CUSTOM', decision: 'deny', rule: id });
+      return id;
+    }
+  }
+  return undefined;
 }

@@ -3,11 +3,13 @@
 // carried as opaque TCP (protocol tcp or tls). There those fields cannot be evaluated (§2.8): an
 // ALLOW rule with one never matches, and DENY/AUDIT/CUSTOM rules ignore them (they match more).
 // Used as an extra FilterCompiler, so its warnings land in the snapshot's messages.
+
+import { WAYPOINT_GATEWAY_CLASS as WAYPOINT_CLASS } from '../../config/compile/binding.ts';
+import { ROOT_NAMESPACE } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type { AuthorizationPolicy, PolicyTargetRef } from '../../config/kinds/authorization-policy.ts';
 import type { ConfigMessage, ServicePortBinding, Snapshot } from '../../config/model.ts';
 import { describe, resourcesOf } from '../../config/resource.ts';
-import { ROOT_NAMESPACE, WAYPOINT_CLASS } from './config.ts';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 const OPERATION_HTTP_ONLY = ['hosts', 'notHosts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;

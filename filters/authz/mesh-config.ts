@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import {
   isObj,
-  isProviderService,
   MeshConfigError,
   type Obj,
+  ProviderFields,
   parseDurationMs,
   providerEntries,
   readMeshDocument,
@@ -82,112 +82,67 @@ export function headerPattern(patterns: readonly string[]): HeaderPattern {
 }
 
 function providerOf(entry: Obj, i: number, name: string): ExtensionProvider | undefined {
-  const at = `extensionProviders[${i}]`;
   const kindKey = ['envoyExtAuthzGrpc', 'envoyExtAuthzHttp'].find((k) => k in entry);
   if (!kindKey) return undefined; // another kind (tracing, access log, ...): not ours
-  const where = `${at} (${name}).${kindKey}`;
+  const where = `extensionProviders[${i}] (${name}).${kindKey}`;
   const spec = entry[kindKey];
   if (!isObj(spec)) throw new MeshConfigError(`${where}: expected a mapping`);
-  const fail = (field: string, text: string): never => {
-    throw new MeshConfigError(`${where}.${field}: ${text}`);
-  };
-  const str = (field: string): string | undefined => {
-    const v = spec[field];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') fail(field, `expected a string, got ${JSON.stringify(v)}`);
-    return v as string;
-  };
-  const bool = (field: string): boolean => {
-    const v = spec[field];
-    if (v === undefined || v === null) return false;
-    if (typeof v !== 'boolean') fail(field, `expected true or false, got ${JSON.stringify(v)}`);
-    return v as boolean;
-  };
-  const list = (field: string): readonly string[] | undefined => {
-    const v = spec[field];
-    if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === ''))
-      fail(field, 'expected a list of header names or patterns');
-    return v as string[];
-  };
-
-  const service = str('service');
-  if (!service) return fail('service', 'required');
-  if (!isProviderService(service))
-    fail(
-      'service',
-      `expected an IP or a Service FQDN (name.namespace.svc.cluster.local), got ${JSON.stringify(service)}`,
-    );
-  const port = spec.port;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-    fail('port', `expected a port 1-65535, got ${JSON.stringify(port)}`);
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  const timeout = str('timeout');
-  if (timeout !== undefined) {
-    const ms = parseDurationMs(timeout);
-    if (ms === undefined || ms <= 0)
-      fail('timeout', `expected a duration such as 0.5s or 2s, got ${JSON.stringify(timeout)}`);
-    timeoutMs = ms as number;
-  }
-  let statusOnError = 403;
-  const soe = str('statusOnError');
-  if (soe !== undefined) {
-    const n = Number(soe);
-    if (!/^\d{3}$/.test(soe) || n < 100 || n > 599)
-      fail('statusOnError', `expected an HTTP status such as "503", got ${JSON.stringify(soe)}`);
-    statusOnError = n;
-  }
-  let includeRequestBodyInCheck: ProviderBase['includeRequestBodyInCheck'];
-  const body = spec.includeRequestBodyInCheck;
-  if (body !== undefined && body !== null) {
-    if (!isObj(body)) fail('includeRequestBodyInCheck', 'expected a mapping');
-    const b = body as Obj;
-    const max = b.maxRequestBytes ?? 0;
-    if (typeof max !== 'number' || !Number.isInteger(max) || max < 0)
-      fail('includeRequestBodyInCheck.maxRequestBytes', `expected a byte count, got ${JSON.stringify(max)}`);
-    const partial = b.allowPartialMessage ?? false;
-    if (typeof partial !== 'boolean')
-      fail(
-        'includeRequestBodyInCheck.allowPartialMessage',
-        `expected true or false, got ${JSON.stringify(partial)}`,
-      );
-    const bytes = b.packAsBytes ?? false;
-    if (typeof bytes !== 'boolean')
-      fail('includeRequestBodyInCheck.packAsBytes', `expected true or false, got ${JSON.stringify(bytes)}`);
-    includeRequestBodyInCheck = {
-      maxRequestBytes: max as number,
-      allowPartialMessage: partial as boolean,
-      packAsBytes: bytes as boolean,
-    };
-  }
-  const base = {
+  const f = new ProviderFields(spec, where);
+  const base: ProviderBase = {
     name,
-    service,
-    port: port as number,
-    timeoutMs,
-    failOpen: bool('failOpen'),
-    statusOnError,
-    includeRequestBodyInCheck,
+    service: f.service(),
+    port: f.port(),
+    timeoutMs: f.duration('timeout', DEFAULT_TIMEOUT_MS),
+    failOpen: f.bool('failOpen'),
+    statusOnError: statusOnError(f),
+    includeRequestBodyInCheck: bodyCheck(f),
   };
-  if (kindKey === 'envoyExtAuthzGrpc') return { kind: 'grpc', ...base };
+  return kindKey === 'envoyExtAuthzGrpc'
+    ? { kind: 'grpc', ...base }
+    : { kind: 'http', ...base, ...httpOptions(f) };
+}
 
-  const pathPrefix = str('pathPrefix') ?? '';
+function statusOnError(f: ProviderFields): number {
+  const soe = f.str('statusOnError');
+  if (soe === undefined) return 403;
+  const n = Number(soe);
+  if (!/^\d{3}$/.test(soe) || n < 100 || n > 599)
+    f.fail('statusOnError', `expected an HTTP status such as "503", got ${JSON.stringify(soe)}`);
+  return n;
+}
+
+function bodyCheck(f: ProviderFields): ProviderBase['includeRequestBodyInCheck'] {
+  const field = 'includeRequestBodyInCheck';
+  const body = f.spec[field];
+  if (body === undefined || body === null) return undefined;
+  if (!isObj(body)) return f.fail(field, 'expected a mapping');
+  const max = body.maxRequestBytes ?? 0;
+  if (typeof max !== 'number' || !Number.isInteger(max) || max < 0)
+    f.fail(`${field}.maxRequestBytes`, `expected a byte count, got ${JSON.stringify(max)}`);
+  return {
+    maxRequestBytes: max as number,
+    allowPartialMessage: f.bool(`${field}.allowPartialMessage`, body, 'allowPartialMessage'),
+    packAsBytes: f.bool(`${field}.packAsBytes`, body, 'packAsBytes'),
+  };
+}
+
+/** What only envoyExtAuthzHttp has: the path prefix and which headers go where. */
+function httpOptions(f: ProviderFields): Omit<HttpProvider, keyof ProviderBase | 'kind'> {
+  const pathPrefix = f.str('pathPrefix') ?? '';
   if (pathPrefix !== '' && !pathPrefix.startsWith('/'))
-    fail('pathPrefix', `must start with /, got ${JSON.stringify(pathPrefix)}`);
-  const additional = spec.includeAdditionalHeadersInCheck ?? {};
+    f.fail('pathPrefix', `must start with /, got ${JSON.stringify(pathPrefix)}`);
+  const additional = f.spec.includeAdditionalHeadersInCheck ?? {};
   if (!isObj(additional) || Object.values(additional).some((v) => typeof v !== 'string'))
-    fail('includeAdditionalHeadersInCheck', 'expected a mapping of header name to value');
+    f.fail('includeAdditionalHeadersInCheck', 'expected a mapping of header name to value');
   const pat = (field: string): HeaderPattern | undefined => {
-    const l = list(field);
+    const l = patterns(f, field);
     return l ? headerPattern(l) : undefined;
   };
-  const deprecated = list('includeHeadersInCheck');
+  // includeHeadersInCheck is the deprecated name of includeRequestHeadersInCheck.
+  const deprecated = pat('includeHeadersInCheck');
   return {
-    kind: 'http',
-    ...base,
     pathPrefix,
-    includeRequestHeadersInCheck:
-      pat('includeRequestHeadersInCheck') ?? (deprecated ? headerPattern(deprecated) : undefined),
+    includeRequestHeadersInCheck: pat('includeRequestHeadersInCheck') ?? deprecated,
     includeAdditionalHeadersInCheck: Object.fromEntries(
       Object.entries(additional as Record<string, string>).map(([k, v]) => [k.toLowerCase(), v]),
     ),
@@ -195,6 +150,14 @@ function providerOf(entry: Obj, i: number, name: string): ExtensionProvider | un
     headersToDownstreamOnDeny: pat('headersToDownstreamOnDeny'),
     headersToDownstreamOnAllow: pat('headersToDownstreamOnAllow'),
   };
+}
+
+function patterns(f: ProviderFields, field: string): readonly string[] | undefined {
+  const v = f.spec[field];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === ''))
+    f.fail(field, 'expected a list of header names or patterns');
+  return v as string[];
 }
 
 /** Parses MeshConfig YAML (or the `istio` ConfigMap holding it in `data.mesh`): its ext_authz providers. */

@@ -4,6 +4,8 @@
 // istio-waypoint from the root namespace. `selector` policies and policies without targetRefs are
 // ztunnel's business, not ours: ignored with a warning. The rules of every applicable policy are
 // merged and sorted by issuer, as istiod does.
+
+import { type PolicyTarget, policyTarget } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
 import type {
   JwtRuleSpec,
@@ -14,8 +16,6 @@ import type { ConfigMessage } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
 
 export const FILTER_NAME = 'jwt-authn';
-export const ROOT_NAMESPACE = 'istio-system';
-export const WAYPOINT_GATEWAY_CLASS = 'istio-waypoint';
 /** Remote JWKS fetch timeout when the rule sets none (Istio's default). */
 export const DEFAULT_JWKS_TIMEOUT_MS = 5_000;
 
@@ -100,52 +100,14 @@ export function compileRule(
   const fromParams = [...(spec.fromParams ?? [])];
   const fromCookies = [...(spec.fromCookies ?? [])];
   const defaulted = fromHeaders.length === 0 && fromParams.length === 0 && fromCookies.length === 0;
-  let timeoutMs = DEFAULT_JWKS_TIMEOUT_MS;
-  if (spec.timeout) {
-    const t = parseDuration(spec.timeout);
-    if (t === undefined || t <= 0) {
-      messages.push(
-        message(
-          r,
-          'warning',
-          `unparsable duration ${JSON.stringify(spec.timeout)}; using 5s`,
-          `${field}.timeout`,
-        ),
-      );
-    } else timeoutMs = t;
-  }
-  let jwks = spec.jwks ?? undefined;
-  if (jwks !== undefined) {
-    try {
-      const parsed = JSON.parse(jwks) as { keys?: unknown };
-      if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
-    } catch (err) {
-      messages.push(
-        message(
-          r,
-          'error',
-          `not a JSON Web Key Set (${(err as Error).message}); every token of this issuer fails`,
-          `${field}.jwks`,
-        ),
-      );
-      jwks = '{"keys":[]}';
-    }
-  }
-  const jwksUri = spec.jwksUri ?? undefined;
-  if (jwks === undefined && jwksUri === undefined) {
-    messages.push(
-      message(r, 'error', 'neither jwks nor jwksUri is set; every token of this issuer fails', field),
-    );
-  }
-  if (jwksUri !== undefined && !/^https?:\/\//i.test(jwksUri)) {
-    messages.push(message(r, 'error', 'jwksUri must be an http or https URL', `${field}.jwksUri`));
-  }
+  const timeoutMs = jwksTimeout(r, spec, field, messages);
+  const { jwks, jwksUri } = keySource(r, spec, field, messages);
   return {
     policy: `${r.namespace}/${r.name}`,
     issuer: spec.issuer,
     audiences: [...(spec.audiences ?? [])],
-    jwks: jwks === undefined && jwksUri === undefined ? '{"keys":[]}' : jwks,
-    jwksUri: jwks === undefined ? jwksUri : undefined,
+    jwks,
+    jwksUri,
     timeoutMs,
     fromHeaders: defaulted ? [DEFAULT_HEADER] : fromHeaders,
     fromParams: defaulted ? [DEFAULT_PARAM] : fromParams,
@@ -160,47 +122,68 @@ export function compileRule(
   };
 }
 
-type Target = { kind: 'waypoint' } | { kind: 'service'; key: string } | undefined;
+function jwksTimeout(r: Resource, spec: JwtRuleSpec, field: string, messages: ConfigMessage[]): number {
+  if (!spec.timeout) return DEFAULT_JWKS_TIMEOUT_MS;
+  const t = parseDuration(spec.timeout);
+  if (t !== undefined && t > 0) return t;
+  messages.push(
+    message(
+      r,
+      'warning',
+      `unparsable duration ${JSON.stringify(spec.timeout)}; using 5s`,
+      `${field}.timeout`,
+    ),
+  );
+  return DEFAULT_JWKS_TIMEOUT_MS;
+}
 
+/**
+ * The rule's keys: inline `jwks` (an empty set when it is not a key set or neither is given: every
+ * token of the issuer fails), else `jwksUri`.
+ */
+function keySource(
+  r: Resource,
+  spec: JwtRuleSpec,
+  field: string,
+  messages: ConfigMessage[],
+): { jwks: string | undefined; jwksUri: string | undefined } {
+  let jwks = spec.jwks ?? undefined;
+  if (jwks !== undefined) {
+    try {
+      const parsed = JSON.parse(jwks) as { keys?: unknown };
+      if (!Array.isArray(parsed?.keys)) throw new Error('no "keys" list');
+    } catch (err) {
+      const text = `not a JSON Web Key Set (${(err as Error).message}); every token of this issuer fails`;
+      messages.push(message(r, 'error', text, `${field}.jwks`));
+      jwks = '{"keys":[]}';
+    }
+  }
+  const jwksUri = spec.jwksUri ?? undefined;
+  if (jwks === undefined && jwksUri === undefined) {
+    messages.push(
+      message(r, 'error', 'neither jwks nor jwksUri is set; every token of this issuer fails', field),
+    );
+  }
+  if (jwksUri !== undefined && !/^https?:\/\//i.test(jwksUri)) {
+    messages.push(message(r, 'error', 'jwksUri must be an http or https URL', `${field}.jwksUri`));
+  }
+  return {
+    jwks: jwks === undefined && jwksUri === undefined ? '{"keys":[]}' : jwks,
+    jwksUri: jwks === undefined ? jwksUri : undefined,
+  };
+}
+
+/** The targetRef's target, with a warning when it can never attach. */
 function targetOf(
   r: Resource,
   ref: PolicyTargetRef,
   field: string,
   gateway: { namespace: string; name: string },
   messages: ConfigMessage[],
-): Target {
-  const group = ref.group ?? '';
-  if (ref.namespace && ref.namespace !== r.namespace) {
-    messages.push(message(r, 'warning', 'cross-namespace targetRef is not supported; ignored', field));
-    return undefined;
-  }
-  if (ref.kind === 'Gateway' && group === 'gateway.networking.k8s.io') {
-    return r.namespace === gateway.namespace && ref.name === gateway.name ? { kind: 'waypoint' } : undefined;
-  }
-  if (ref.kind === 'GatewayClass' && group === 'gateway.networking.k8s.io') {
-    if (ref.name !== WAYPOINT_GATEWAY_CLASS) return undefined;
-    if (r.namespace !== ROOT_NAMESPACE) {
-      messages.push(
-        message(
-          r,
-          'warning',
-          `a GatewayClass target applies only from the root namespace ${ROOT_NAMESPACE}; ignored`,
-          field,
-        ),
-      );
-      return undefined;
-    }
-    return { kind: 'waypoint' };
-  }
-  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
-    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
-  }
-  // A bound ServiceEntry is a Service-like destination keyed the same way (namespace/name).
-  if (ref.kind === 'ServiceEntry' && group === 'networking.istio.io') {
-    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
-  }
-  messages.push(message(r, 'warning', `unsupported target ${group}/${ref.kind}; ignored`, field));
-  return undefined;
+): PolicyTarget | undefined {
+  const { target, why } = policyTarget(r.namespace, ref, gateway);
+  if (why) messages.push(message(r, 'warning', `${why}; ignored`, field));
+  return target;
 }
 
 function byIssuer(a: JwtRule, b: JwtRule): number {
@@ -220,51 +203,57 @@ export const compileJwtAuthn: FilterCompiler = (resources, base) => {
     `${a.namespace}/${a.name}` < `${b.namespace}/${b.name}` ? -1 : 1,
   );
   for (const r of sorted) {
-    const spec = r.spec.spec ?? {};
-    const refs: Array<[PolicyTargetRef, string]> = [];
-    if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
-    (spec.targetRefs ?? []).forEach((ref, i) => {
-      refs.push([ref, `spec.targetRefs[${i}]`]);
-    });
-    if (refs.length === 0) {
-      if (spec.selector) {
-        messages.push(
-          message(
-            r,
-            'warning',
-            'selector policies are not enforced by waypoints (ztunnel/sidecars only); ignored',
-            'spec.selector',
-          ),
-        );
-      }
-      continue;
-    }
-    const targets: Target[] = refs.map(([ref, field]) => targetOf(r, ref, field, base.gateway.ref, messages));
-    if (!targets.some((t) => t !== undefined)) continue;
-    const rules = (spec.jwtRules ?? []).map((rule, i) =>
+    const targets = policyTargets(r, base.gateway.ref, messages);
+    if (targets.length === 0) continue;
+    const rules = (r.spec.spec?.jwtRules ?? []).map((rule, i) =>
       compileRule(r, rule, `spec.jwtRules[${i}]`, messages),
     );
-    const seen = new Set<string>();
     for (const t of targets) {
-      if (!t) continue;
-      const key = t.kind === 'waypoint' ? '' : t.key;
-      if (seen.has(key)) continue;
-      seen.add(key);
       if (t.kind === 'waypoint') waypointRules.push(...rules);
-      else {
-        const list = serviceRules.get(t.key) ?? [];
-        list.push(...rules);
-        serviceRules.set(t.key, list);
-      }
+      else serviceRules.set(t.key, [...(serviceRules.get(t.key) ?? []), ...rules]);
     }
   }
-  const bound = new Set<string>();
-  for (const b of base.services.values()) bound.add(`${b.service.namespace}/${b.service.name}`);
   const services: Record<string, JwtRule[]> = {};
-  for (const key of bound) {
+  for (const b of base.services.values()) {
+    const key = `${b.service.namespace}/${b.service.name}`;
+    if (key in services) continue;
     const rules = [...waypointRules, ...(serviceRules.get(key) ?? [])].sort(byIssuer);
     if (rules.length > 0) services[key] = rules;
   }
   const config: JwtAuthnConfig = { services, workload: [...waypointRules].sort(byIssuer) };
   return { config, messages };
 };
+
+/** The distinct targets of a policy's targetRefs here; a selector policy is ztunnel's (warned). */
+function policyTargets(
+  r: Resource<RequestAuthentication>,
+  gateway: { namespace: string; name: string },
+  messages: ConfigMessage[],
+): PolicyTarget[] {
+  const spec = r.spec.spec ?? {};
+  const refs: Array<[PolicyTargetRef, string]> = [];
+  if (spec.targetRef) refs.push([spec.targetRef, 'spec.targetRef']);
+  (spec.targetRefs ?? []).forEach((ref, i) => {
+    refs.push([ref, `spec.targetRefs[${i}]`]);
+  });
+  if (refs.length === 0 && spec.selector) {
+    messages.push(
+      message(
+        r,
+        'warning',
+        'selector policies are not enforced by waypoints (ztunnel/sidecars only); ignored',
+        'spec.selector',
+      ),
+    );
+  }
+  const seen = new Set<string>();
+  const out: PolicyTarget[] = [];
+  for (const [ref, field] of refs) {
+    const t = targetOf(r, ref, field, gateway, messages);
+    const key = t?.kind === 'service' ? t.key : '';
+    if (!t || seen.has(key)) continue;
+    seen.add(key);
+    out.push(t);
+  }
+  return out;
+}

@@ -79,128 +79,144 @@ function rulesFor(config: JwtAuthnConfig, ctx: RequestContext): readonly JwtRule
   return config.workload;
 }
 
+/** Where a rule's keys come from: its jwksUri through the shared cache, or its inline jwks. */
+type SourceOf = (rule: JwtRule) => KeySource;
+
+/** Inline key sets are parsed once per snapshot; a bad one verifies nothing. */
+function keySources(cache: JwksCache): SourceOf {
+  const inline = new Map<string, KeySet>();
+  const inlineSet = (text: string): KeySet => {
+    let set = inline.get(text);
+    if (!set) {
+      try {
+        set = keySetOf(text);
+      } catch {
+        set = keySetOf('{"keys":[]}');
+      }
+      inline.set(text, set);
+    }
+    return set;
+  };
+  return (rule) => {
+    const uri = rule.jwksUri;
+    if (uri !== undefined) {
+      return {
+        keys: () => cache.keys(uri, rule.timeoutMs),
+        refresh: () => cache.refresh(uri, rule.timeoutMs),
+      };
+    }
+    const set = inlineSet(rule.jwks ?? '{"keys":[]}');
+    return { keys: async () => set };
+  };
+}
+
+/**
+ * Envoy verifies the last-found token first and stops at the first good one; when none is good,
+ * the answer is the first token's.
+ */
+async function verifyRule(
+  rule: JwtRule,
+  ctx: RequestContext,
+  nowSec: number,
+  sourceOf: SourceOf,
+): Promise<RuleResult> {
+  const tokens = extractTokens(rule, ctx.headers, ctx.path);
+  let last: RuleResult = { rule, outcome: undefined, token: undefined };
+  for (let i = tokens.length - 1; i >= 0; i--) {
+    const token = tokens[i]!;
+    const outcome = await verifyToken(token.token, rule, sourceOf(rule), nowSec);
+    last = { rule, outcome, token };
+    if (outcome.kind === 'ok') return last;
+  }
+  return last;
+}
+
+async function authenticate(
+  config: JwtAuthnConfig,
+  ctx: RequestContext,
+  now: () => number,
+  sourceOf: SourceOf,
+): Promise<Verdict> {
+  const rules = rulesFor(config, ctx);
+  if (!rules || rules.length === 0) return CONTINUE;
+  if (isCorsPreflight(ctx)) return CONTINUE;
+  // The headers this filter writes come from it alone, never from the client.
+  for (const rule of rules) {
+    if (rule.outputPayloadToHeader) delete ctx.headers[rule.outputPayloadToHeader];
+    for (const c of rule.outputClaimToHeaders) delete ctx.headers[c.header];
+  }
+  const nowSec = now();
+  const results = await Promise.all(rules.map((rule) => verifyRule(rule, ctx, nowSec, sourceOf)));
+  const good = results.filter((r) => r.outcome?.kind === 'ok');
+  if (good.length > 0) {
+    for (const [i, r] of good.entries()) useVerified(ctx, r, i === 0);
+    return CONTINUE;
+  }
+  const failed = results.filter((r) => r.outcome !== undefined);
+  if (failed.length === 0) {
+    ctx.explain.push('jwt-authn: no token; passing without request identity');
+    return CONTINUE;
+  }
+  return rejection(ctx, failed);
+}
+
+/** A verified token's output headers; the first one's principal and claims go to authorization. */
+function useVerified(ctx: RequestContext, r: RuleResult, first: boolean): void {
+  const outcome = r.outcome as Extract<VerifyOutcome, { kind: 'ok' }>;
+  const { payload } = outcome;
+  if (r.rule.outputPayloadToHeader) ctx.headers[r.rule.outputPayloadToHeader] = outcome.payloadSegment;
+  for (const c of r.rule.outputClaimToHeaders) {
+    const v = claimValue(payload, c.claim);
+    if (v !== undefined) ctx.headers[c.header] = v;
+  }
+  if (!r.rule.forwardOriginalToken && r.token) removeToken(ctx.headers, r.token.location);
+  if (!first) return;
+  const iss = String(payload.iss);
+  const sub = typeof payload.sub === 'string' ? payload.sub : '';
+  setRequestAuth(ctx, {
+    principal: `${iss}/${sub}`,
+    issuer: iss,
+    subject: sub,
+    audiences: audiencesOf(payload),
+    presenter: typeof payload.azp === 'string' ? payload.azp : undefined,
+    claims: claimsFor(r.rule, payload),
+  });
+  ctx.explain.push(`jwt-authn: verified ${iss}/${sub} (policy ${r.rule.policy})`);
+}
+
+/** Envoy's requires_any keeps the last failure that is not "missing" or "unknown issuer". */
+function rejection(ctx: RequestContext, failed: readonly RuleResult[]): Verdict {
+  let chosen: VerifyOutcome | undefined;
+  for (const r of failed)
+    if (r.outcome?.kind === 'error' && r.outcome.code !== 'unknown_issuer') chosen = r.outcome;
+  const outcome = (chosen ?? failed[0]!.outcome) as Extract<VerifyOutcome, { kind: 'error' }>;
+  const status = outcome.status ?? JWT_STATUS.verificationFails;
+  ctx.explain.push(`jwt-authn: rejected: ${status}`);
+  const headers: OutgoingHttpHeaders = {
+    'www-authenticate': `Bearer realm="${realm(ctx)}", error="invalid_token"`,
+  };
+  return {
+    kind: 'reply',
+    reason: outcome.code === 'audience' ? 'jwt_audience_mismatch' : 'jwt_invalid',
+    body: status,
+    headers,
+    detail: `jwt_authn_access_denied{${status.replace(/ /g, '_')}}`,
+  };
+}
+
 export function jwtAuthnFactory(opts: JwtAuthnOptions = {}): FilterFactory {
   const cache = opts.cache ?? new JwksCache(opts.jwks);
   const now = opts.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
-
   function create(snapshot: Snapshot): Filter | undefined {
     const config = snapshot.filters[FILTER_NAME] as JwtAuthnConfig | undefined;
     if (!config) return undefined;
-    const any = config.workload.length > 0 || Object.keys(config.services).length > 0;
-    if (!any) return undefined;
-
-    // Inline key sets, parsed once per snapshot; a bad one verifies nothing.
-    const inline = new Map<string, KeySet>();
-    const inlineSet = (text: string): KeySet => {
-      let set = inline.get(text);
-      if (!set) {
-        try {
-          set = keySetOf(text);
-        } catch {
-          set = keySetOf('{"keys":[]}');
-        }
-        inline.set(text, set);
-      }
-      return set;
-    };
-    const sourceOf = (rule: JwtRule): KeySource => {
-      const uri = rule.jwksUri;
-      if (uri !== undefined) {
-        return {
-          keys: () => cache.keys(uri, rule.timeoutMs),
-          refresh: () => cache.refresh(uri, rule.timeoutMs),
-        };
-      }
-      const set = inlineSet(rule.jwks ?? '{"keys":[]}');
-      return { keys: async () => set };
-    };
-
-    async function verifyRule(rule: JwtRule, ctx: RequestContext, nowSec: number): Promise<RuleResult> {
-      const tokens = extractTokens(rule, ctx.headers, ctx.path);
-      if (tokens.length === 0) return { rule, outcome: undefined, token: undefined };
-      // Envoy verifies the last-found token first and stops at the first good one; when none is
-      // good, the answer is the first token's.
-      let last: RuleResult = { rule, outcome: undefined, token: undefined };
-      for (let i = tokens.length - 1; i >= 0; i--) {
-        const token = tokens[i]!;
-        const outcome = await verifyToken(token.token, rule, sourceOf(rule), nowSec);
-        last = { rule, outcome, token };
-        if (outcome.kind === 'ok') return last;
-      }
-      return last;
-    }
-
+    if (config.workload.length === 0 && Object.keys(config.services).length === 0) return undefined;
+    const sourceOf = keySources(cache);
     return {
       name: FILTER_NAME,
-      async onRequestHeaders(ctx: RequestContext): Promise<Verdict> {
-        const rules = rulesFor(config, ctx);
-        if (!rules || rules.length === 0) return CONTINUE;
-        if (isCorsPreflight(ctx)) return CONTINUE;
-        // The headers this filter writes come from it alone, never from the client.
-        for (const rule of rules) {
-          if (rule.outputPayloadToHeader) delete ctx.headers[rule.outputPayloadToHeader];
-          for (const c of rule.outputClaimToHeaders) delete ctx.headers[c.header];
-        }
-        const nowSec = now();
-        const results = await Promise.all(rules.map((rule) => verifyRule(rule, ctx, nowSec)));
-
-        const good = results.filter((r) => r.outcome?.kind === 'ok');
-        if (good.length > 0) {
-          let first = true;
-          for (const r of good) {
-            const outcome = r.outcome as Extract<VerifyOutcome, { kind: 'ok' }>;
-            const { payload } = outcome;
-            if (r.rule.outputPayloadToHeader)
-              ctx.headers[r.rule.outputPayloadToHeader] = outcome.payloadSegment;
-            for (const c of r.rule.outputClaimToHeaders) {
-              const v = claimValue(payload, c.claim);
-              if (v !== undefined) ctx.headers[c.header] = v;
-            }
-            if (!r.rule.forwardOriginalToken && r.token) removeToken(ctx.headers, r.token.location);
-            if (first) {
-              first = false;
-              const iss = String(payload.iss);
-              const sub = typeof payload.sub === 'string' ? payload.sub : '';
-              setRequestAuth(ctx, {
-                principal: `${iss}/${sub}`,
-                issuer: iss,
-                subject: sub,
-                audiences: audiencesOf(payload),
-                presenter: typeof payload.azp === 'string' ? payload.azp : undefined,
-                claims: claimsFor(r.rule, payload),
-              });
-              ctx.explain.push(`jwt-authn: verified ${iss}/${sub} (policy ${r.rule.policy})`);
-            }
-          }
-          return CONTINUE;
-        }
-
-        const failed = results.filter((r) => r.outcome !== undefined);
-        if (failed.length === 0) {
-          ctx.explain.push('jwt-authn: no token; passing without request identity');
-          return CONTINUE;
-        }
-        // Envoy's requires_any keeps the last failure that is not "missing" or "unknown issuer".
-        let chosen: VerifyOutcome | undefined;
-        for (const r of failed)
-          if (r.outcome?.kind === 'error' && r.outcome.code !== 'unknown_issuer') chosen = r.outcome;
-        const outcome = (chosen ?? failed[0]!.outcome) as Extract<VerifyOutcome, { kind: 'error' }>;
-        const status = outcome.status ?? JWT_STATUS.verificationFails;
-        ctx.explain.push(`jwt-authn: rejected: ${status}`);
-        const headers: OutgoingHttpHeaders = {
-          'www-authenticate': `Bearer realm="${realm(ctx)}", error="invalid_token"`,
-        };
-        return {
-          kind: 'reply',
-          reason: outcome.code === 'audience' ? 'jwt_audience_mismatch' : 'jwt_invalid',
-          body: status,
-          headers,
-          detail: `jwt_authn_access_denied{${status.replace(/ /g, '_')}}`,
-        };
-      },
+      onRequestHeaders: (ctx) => authenticate(config, ctx, now, sourceOf),
     };
   }
-
   return { name: FILTER_NAME, compile: compileJwtAuthn, create };
 }
 

@@ -137,6 +137,37 @@ export async function verifyToken(
   source: KeySource,
   nowSeconds: number,
 ): Promise<VerifyOutcome> {
+  const parsed = parseToken(token);
+  if (parsed.kind === 'error') return parsed;
+  const { payload } = parsed;
+  if (payload.iss !== rule.issuer) return fail(JWT_STATUS.unknownIssuer, 'unknown_issuer');
+  const nbf = payload.nbf as number | undefined;
+  const exp = payload.exp as number | undefined;
+  if (nbf !== undefined && nbf > nowSeconds + CLOCK_SKEW_SECONDS) return fail(JWT_STATUS.notYetValid);
+  if (exp !== undefined && nowSeconds > exp + CLOCK_SKEW_SECONDS) return fail(JWT_STATUS.expired);
+  if (rule.audiences.length > 0) {
+    const allowed = new Set(rule.audiences.map(normalizeAudience));
+    if (!audiencesOf(payload).some((a) => allowed.has(normalizeAudience(a)))) {
+      return fail(JWT_STATUS.audienceNotAllowed, 'audience');
+    }
+  }
+  let result: SignatureResult;
+  try {
+    result = await checkSignature(token, await source.keys());
+    if (result === 'no_key' && source.refresh) {
+      const fresh = await source.refresh();
+      if (fresh) result = await checkSignature(token, fresh);
+    }
+  } catch {
+    return fail(JWT_STATUS.jwksFetchFail);
+  }
+  if (result === 'no_key') return fail(JWT_STATUS.kidAlgMismatch);
+  if (result === 'fail') return fail(JWT_STATUS.verificationFails);
+  return parsed;
+}
+
+/** The token's shape, in jwt_verify_lib's order of checks: header, payload, signature encoding. */
+function parseToken(token: string): VerifyOutcome {
   const parts = token.split('.');
   if (parts.length !== 3) return fail(JWT_STATUS.badFormat);
   const [h, p, s] = parts as [string, string, string];
@@ -152,47 +183,25 @@ export async function verifyToken(
   const body = decodeJson(p);
   if (!body.ok) return fail(body.base64 ? JWT_STATUS.payloadBadBase64 : JWT_STATUS.payloadBadJson);
   if (!isObject(body.value)) return fail(JWT_STATUS.payloadBadJson);
-  const payload = body.value;
-  if (payload.iss !== undefined && typeof payload.iss !== 'string') return fail(JWT_STATUS.issNotString);
-  if (payload.sub !== undefined && typeof payload.sub !== 'string') return fail(JWT_STATUS.subNotString);
-  if (!isInteger(payload.iat)) return fail(JWT_STATUS.iatNotInteger);
-  if (!isInteger(payload.nbf)) return fail(JWT_STATUS.nbfNotInteger);
-  if (!isInteger(payload.exp)) return fail(JWT_STATUS.expNotInteger);
+  const bad = payloadTypeError(body.value);
+  if (bad) return fail(bad);
+  if (!BASE64URL.test(s) || s.length === 0) return fail(JWT_STATUS.signatureBadBase64);
+  return { kind: 'ok', payload: body.value, payloadSegment: p };
+}
+
+/** The status for a registered claim of the wrong type, if one is. */
+function payloadTypeError(payload: Readonly<Record<string, unknown>>): string | undefined {
+  if (payload.iss !== undefined && typeof payload.iss !== 'string') return JWT_STATUS.issNotString;
+  if (payload.sub !== undefined && typeof payload.sub !== 'string') return JWT_STATUS.subNotString;
+  if (!isInteger(payload.iat)) return JWT_STATUS.iatNotInteger;
+  if (!isInteger(payload.nbf)) return JWT_STATUS.nbfNotInteger;
+  if (!isInteger(payload.exp)) return JWT_STATUS.expNotInteger;
   const aud = payload.aud;
   if (
     aud !== undefined &&
     typeof aud !== 'string' &&
     !(Array.isArray(aud) && aud.every((a) => typeof a === 'string'))
-  ) {
-    return fail(JWT_STATUS.audNotString);
-  }
-  if (!BASE64URL.test(s) || s.length === 0) return fail(JWT_STATUS.signatureBadBase64);
-
-  if (payload.iss !== rule.issuer) return fail(JWT_STATUS.unknownIssuer, 'unknown_issuer');
-
-  const nbf = payload.nbf as number | undefined;
-  const exp = payload.exp as number | undefined;
-  if (nbf !== undefined && nbf > nowSeconds + CLOCK_SKEW_SECONDS) return fail(JWT_STATUS.notYetValid);
-  if (exp !== undefined && nowSeconds > exp + CLOCK_SKEW_SECONDS) return fail(JWT_STATUS.expired);
-
-  if (rule.audiences.length > 0) {
-    const allowed = new Set(rule.audiences.map(normalizeAudience));
-    if (!audiencesOf(payload).some((a) => allowed.has(normalizeAudience(a)))) {
-      return fail(JWT_STATUS.audienceNotAllowed, 'audience');
-    }
-  }
-
-  let result: SignatureResult;
-  try {
-    result = await checkSignature(token, await source.keys());
-    if (result === 'no_key' && source.refresh) {
-      const fresh = await source.refresh();
-      if (fresh) result = await checkSignature(token, fresh);
-    }
-  } catch {
-    return fail(JWT_STATUS.jwksFetchFail);
-  }
-  if (result === 'no_key') return fail(JWT_STATUS.kidAlgMismatch);
-  if (result === 'fail') return fail(JWT_STATUS.verificationFails);
-  return { kind: 'ok', payload, payloadSegment: p };
+  )
+    return JWT_STATUS.audNotString;
+  return undefined;
 }

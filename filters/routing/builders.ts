@@ -1,7 +1,15 @@
 // Small translations shared by the Gateway API and VirtualService compilers: string matches,
 // anchored regular expressions, header operations, percentages.
 import { isEmptyOps } from './actions.ts';
-import type { Backend, ForwardAction, HeaderOps, RouteMatch, ValueMatch } from './model.ts';
+import type {
+  Backend,
+  ForwardAction,
+  HeaderOps,
+  InvalidRuleAction,
+  RouteMatch,
+  RouteRef,
+  ValueMatch,
+} from './model.ts';
 
 export class RouteConfigError extends Error {
   readonly field: string;
@@ -9,6 +17,17 @@ export class RouteConfigError extends Error {
     super(message);
     this.field = field;
   }
+}
+
+/** The configuration problem a compile step threw; anything else is a bug and is thrown on. */
+export function configError(err: unknown): RouteConfigError {
+  if (!(err instanceof RouteConfigError)) throw err;
+  return err;
+}
+
+/** What a rule that cannot be compiled does instead: answer 500 `route_rule_invalid`, saying why. */
+export function invalidRule(err: RouteConfigError): InvalidRuleAction {
+  return { kind: 'invalid', why: `${err.field}: ${err.message}`, cors: undefined, fault: undefined };
 }
 
 /**
@@ -101,6 +120,23 @@ export function mergeOps(a: HeaderOps, b: HeaderOps): HeaderOps {
 /** Istio Percent {value: 0-100} → 0-1; absent → `dflt`. */
 export function fraction(p: { value: number } | null | undefined, dflt: number): number {
   return p == null ? dflt : Math.min(1, Math.max(0, p.value / 100));
+}
+
+/** Which rule of which resource an entry came from; `display` is the access log's route name. */
+export function routeRef(
+  kind: RouteRef['kind'],
+  r: { readonly namespace: string; readonly name: string },
+  ruleIndex: number,
+  ruleName: string | null | undefined,
+): RouteRef {
+  return {
+    kind,
+    namespace: r.namespace,
+    name: r.name,
+    ruleIndex,
+    ruleName: ruleName ?? undefined,
+    display: `${r.namespace}.${r.name}.${ruleName ?? ruleIndex}`,
+  };
 }
 
 /** A match with no conditions: matches every request. */

@@ -24,15 +24,18 @@ import {
 } from '../../src/upstream/target.ts';
 import { NO_HEADER_OPS } from './actions.ts';
 import {
+  configError,
   exact,
   forwardAction,
   fullMatchRegex,
   type HeaderOpsWithAuthority,
   headerOps,
+  invalidRule,
   MATCH_ANY,
   mergeOps,
   RouteConfigError,
   regexMatch,
+  routeRef,
 } from './builders.ts';
 import type { ClusterCatalog } from './clusters.ts';
 import { MESH_DEFAULT_RETRY } from './defaults.ts';
@@ -40,14 +43,15 @@ import type {
   Backend,
   CorsPolicy,
   HeaderMatch,
+  HeaderOps,
   PathMatch,
+  PathRewrite,
   QueryParamMatch,
   RouteAction,
   RouteCondition,
   RouteEntry,
   RouteMatch,
   RouteParentStatus,
-  RouteRef,
   RouteStatus,
   TcpBackends,
 } from './model.ts';
@@ -107,77 +111,105 @@ export function compileGatewayRoutes(
   routes: readonly AnyRoute[],
   input: GatewayApiInput,
 ): { http: HttpAttachment[]; tcp: TcpAttachment[]; statuses: RouteStatus[] } {
-  const http: HttpAttachment[] = [];
-  const tcp: TcpAttachment[] = [];
+  const out: Attachments = { http: [], tcp: [] };
   const statuses: RouteStatus[] = [];
   for (const route of routes) {
-    const { r } = route;
-    const problems = new RouteProblems();
-    const parents: RouteParentStatus[] = [];
-    // Rules compile once per route, whatever the number of parents.
-    let entries: RouteEntry[] | undefined;
-    let tcpBackends: TcpBackends | undefined;
-    const routeInput: GatewayApiInput = {
-      ...input,
-      parentServices: new Set(
-        (r.spec.spec.parentRefs ?? [])
-          .filter((pr) => parentKind(pr) !== undefined)
-          .map((pr) => `${pr.namespace ?? r.namespace}/${pr.name}`),
-      ),
-    };
-    (r.spec.spec.parentRefs ?? []).forEach((pr, i) => {
-      const parent = attachParent(pr, r.namespace, route.kind === 'TCPRoute', input);
-      if (parent === 'not-ours') return;
-      const ref = {
-        kind: pr.kind,
-        namespace: pr.namespace ?? r.namespace,
-        name: pr.name,
-        port: pr.port ?? undefined,
-      };
-      if (typeof parent === 'string') {
-        parents.push({
-          parentRef: ref,
-          conditions: [{ type: 'Accepted', status: 'False', reason: 'NoMatchingParent', message: parent }],
-        });
-        return;
-      }
-      const consumer = ref.namespace === r.namespace ? undefined : r.namespace;
-      if (route.kind === 'TCPRoute') {
-        tcpBackends ??= compileTcpRoute(route.r, routeInput, problems);
-        for (const port of parent)
-          tcp.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, backends: tcpBackends });
-      } else {
-        entries ??=
-          route.kind === 'HTTPRoute'
-            ? compileHttpRoute(route.r, routeInput, problems)
-            : compileGrpcRoute(route.r, routeInput, problems);
-        for (const port of parent)
-          http.push({ portKey: { namespace: ref.namespace, name: ref.name, port }, consumer, entries });
-      }
-      parents.push({ parentRef: ref, conditions: [] });
-      void i;
-    });
-    if (parents.length === 0) continue;
-    const accepted: RouteCondition = problems.accepted[0] ?? {
-      type: 'Accepted',
-      status: 'True',
-      reason: 'Accepted',
-      message: 'Route was valid',
-    };
-    const resolved: RouteCondition = problems.resolved[0] ?? {
-      type: 'ResolvedRefs',
-      status: 'True',
-      reason: 'ResolvedRefs',
-      message: 'All references resolved',
-    };
-    statuses.push({
-      kind: route.kind,
-      namespace: r.namespace,
-      name: r.name,
-      parents: parents.map((p) => (p.conditions.length > 0 ? p : { ...p, conditions: [accepted, resolved] })),
-    });
+    const status = compileRoute(route, input, out);
+    if (status) statuses.push(status);
   }
-  return { http, tcp, statuses };
+  return { ...out, statuses };
+}
+
+interface Attachments {
+  readonly http: HttpAttachment[];
+  readonly tcp: TcpAttachment[];
+}
+
+/** A route's rules, compiled once whatever the number of parents. */
+type CompiledRules =
+  | { readonly kind: 'http'; readonly entries: readonly RouteEntry[] }
+  | { readonly kind: 'tcp'; readonly backends: TcpBackends };
+
+/** One route attached to each parent this waypoint serves; undefined when it names none of them. */
+function compileRoute(route: AnyRoute, input: GatewayApiInput, out: Attachments): RouteStatus | undefined {
+  const { r } = route;
+  const problems = new RouteProblems();
+  const routeInput: GatewayApiInput = { ...input, parentServices: parentServices(r) };
+  const parents: RouteParentStatus[] = [];
+  let rules: CompiledRules | undefined;
+  for (const pr of r.spec.spec.parentRefs ?? []) {
+    const parent = attachParent(pr, r.namespace, route.kind === 'TCPRoute', input);
+    if (parent === 'not-ours') continue;
+    const ref = {
+      kind: pr.kind,
+      namespace: pr.namespace ?? r.namespace,
+      name: pr.name,
+      port: pr.port ?? undefined,
+    };
+    if (typeof parent === 'string') {
+      const rejected: RouteCondition = {
+        type: 'Accepted',
+        status: 'False',
+        reason: 'NoMatchingParent',
+        message: parent,
+      };
+      parents.push({ parentRef: ref, conditions: [rejected] });
+      continue;
+    }
+    rules ??= compileRules(route, routeInput, problems);
+    // A route in another namespace than its parent's is a consumer route for its own namespace.
+    const consumer = ref.namespace === r.namespace ? undefined : r.namespace;
+    for (const port of parent) {
+      const portKey = { namespace: ref.namespace, name: ref.name, port };
+      if (rules.kind === 'tcp') out.tcp.push({ portKey, backends: rules.backends });
+      else out.http.push({ portKey, consumer, entries: rules.entries });
+    }
+    parents.push({ parentRef: ref, conditions: [] });
+  }
+  if (parents.length === 0) return undefined;
+  const conditions = [problems.accepted[0] ?? ACCEPTED, problems.resolved[0] ?? RESOLVED];
+  return {
+    kind: route.kind,
+    namespace: r.namespace,
+    name: r.name,
+    parents: parents.map((p) => (p.conditions.length > 0 ? p : { ...p, conditions })),
+  };
+}
+
+const ACCEPTED: RouteCondition = {
+  type: 'Accepted',
+  status: 'True',
+  reason: 'Accepted',
+  message: 'Route was valid',
+};
+const RESOLVED: RouteCondition = {
+  type: 'ResolvedRefs',
+  status: 'True',
+  reason: 'ResolvedRefs',
+  message: 'All references resolved',
+};
+
+function compileRules(route: AnyRoute, input: GatewayApiInput, problems: RouteProblems): CompiledRules {
+  switch (route.kind) {
+    case 'TCPRoute':
+      return { kind: 'tcp', backends: compileTcpRoute(route.r, input, problems) };
+    case 'HTTPRoute':
+      return { kind: 'http', entries: compileHttpRoute(route.r, input, problems) };
+    case 'GRPCRoute':
+      return { kind: 'http', entries: compileGrpcRoute(route.r, input, problems) };
+  }
+}
+
+/**
+ * `ns/name` of the Services a route attaches to: a backendRef to its own parent Service needs no
+ * ReferenceGrant (GAMMA consumer routes, GEP-1426).
+ */
+function parentServices(r: AnyRoute['r']): ReadonlySet<string> {
+  return new Set(
+    (r.spec.spec.parentRefs ?? [])
+      .filter((pr) => parentKind(pr) !== undefined)
+      .map((pr) => `${pr.namespace ?? r.namespace}/${pr.name}`),
+  );
 }
 
 const ISTIO_NETWORKING = 'networking.istio.io';
@@ -214,22 +246,6 @@ function attachParent(
   return ports;
 }
 
-function routeRef(
-  kind: RouteRef['kind'],
-  r: Resource,
-  ruleIndex: number,
-  ruleName: string | null | undefined,
-): RouteRef {
-  return {
-    kind,
-    namespace: r.namespace,
-    name: r.name,
-    ruleIndex,
-    ruleName: ruleName ?? undefined,
-    display: `${r.namespace}.${r.name}.${ruleName ?? ruleIndex}`,
-  };
-}
-
 function compileHttpRoute(
   r: Resource<HttpRoute>,
   input: GatewayApiInput,
@@ -238,24 +254,20 @@ function compileHttpRoute(
   const out: RouteEntry[] = [];
   r.spec.spec.rules.forEach((rule, i) => {
     const ref = routeRef('HTTPRoute', r, i, rule.name);
-    const field = `spec.rules[${i}]`;
+    const scope = ruleScope(r.namespace, 'HTTPRoute', input, problems, `spec.rules[${i}]`, ref.display);
     const matches =
       rule.matches.length > 0 ? rule.matches : [{ path: { type: 'PathPrefix' as const, value: '/' } }];
     matches.forEach((m, j) => {
-      let match: RouteMatch;
-      let action: RouteAction;
+      let match = MATCH_ANY;
       try {
-        match = httpMatch(m, `${field}.matches[${j}]`);
-        action = ruleAction(rule, r.namespace, match.path, 'HTTPRoute', input, problems, field, ref.display);
+        match = httpMatch(m, `${scope.field}.matches[${j}]`);
+        out.push({ match, ref, action: ruleAction(rule, match.path, scope) });
       } catch (err) {
-        if (!(err instanceof RouteConfigError)) throw err;
-        problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
-        match = MATCH_ANY;
-        // A rule that cannot be honoured answers 500 rather than letting its traffic fall through.
-        action = brokenRule();
-        if (j > 0) return;
+        const action = rejectRule(configError(err), problems);
+        // A rule that cannot be honoured answers 500 to what it matches (to everything left over
+        // when its match is what is broken) rather than letting that traffic fall through.
+        if (match !== MATCH_ANY || j === 0) out.push({ match, ref, action });
       }
-      out.push({ match, ref, action });
     });
   });
   return out;
@@ -269,46 +281,31 @@ function compileGrpcRoute(
   const out: RouteEntry[] = [];
   (r.spec.spec.rules ?? [{ matches: null, filters: null, backendRefs: null }]).forEach((rule, i) => {
     const ref = routeRef('GRPCRoute', r, i, rule.name);
-    const field = `spec.rules[${i}]`;
+    const scope = ruleScope(r.namespace, 'GRPCRoute', input, problems, `spec.rules[${i}]`, ref.display);
     const matches: (GrpcRouteMatch | undefined)[] = rule.matches?.length ? rule.matches : [undefined];
     let action: RouteAction;
     try {
-      action = ruleAction(
-        { ...rule, timeouts: null, retry: null, matches: [] } as unknown as HttpRouteRule,
-        r.namespace,
-        undefined,
-        'GRPCRoute',
-        input,
-        problems,
-        field,
-        ref.display,
-      );
+      const asHttp = { ...rule, timeouts: null, retry: null, matches: [] } as unknown as HttpRouteRule;
+      action = ruleAction(asHttp, undefined, scope);
     } catch (err) {
-      if (!(err instanceof RouteConfigError)) throw err;
-      problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
-      action = brokenRule();
+      action = rejectRule(configError(err), problems);
     }
     matches.forEach((m, j) => {
       try {
-        out.push({ match: grpcMatch(m, `${field}.matches[${j}]`), ref, action });
+        out.push({ match: grpcMatch(m, `${scope.field}.matches[${j}]`), ref, action });
       } catch (err) {
-        if (!(err instanceof RouteConfigError)) throw err;
-        problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
+        const e = configError(err);
+        problems.reject('UnsupportedValue', `${e.field}: ${e.message}`);
       }
     });
   });
   return out;
 }
 
-function brokenRule(): RouteAction {
-  return {
-    kind: 'direct',
-    status: 500,
-    body: '',
-    responseHeaders: NO_HEADER_OPS,
-    cors: undefined,
-    fault: undefined,
-  };
+/** A rule that cannot be honoured: the route is not Accepted and the rule answers 500. */
+function rejectRule(err: RouteConfigError, problems: RouteProblems): RouteAction {
+  problems.reject('UnsupportedValue', `${err.field}: ${err.message}`);
+  return invalidRule(err);
 }
 
 function httpMatch(m: HttpRouteMatch, field: string): RouteMatch {
@@ -416,161 +413,221 @@ function modifier(m: HeaderModifier | null | undefined): HeaderOpsWithAuthority 
   );
 }
 
-function ruleAction(
-  rule: HttpRouteRule,
+/** Where a rule is compiled: its route's namespace and kind, the world, its field and route name. */
+interface RuleScope {
+  readonly namespace: string;
+  readonly kind: 'HTTPRoute' | 'GRPCRoute';
+  readonly input: GatewayApiInput;
+  readonly problems: RouteProblems;
+  readonly field: string;
+  readonly routeName: string;
+}
+
+function ruleScope(
   namespace: string,
-  matchedPath: PathMatch | undefined,
-  kind: 'HTTPRoute' | 'GRPCRoute',
+  kind: RuleScope['kind'],
   input: GatewayApiInput,
   problems: RouteProblems,
   field: string,
   routeName: string,
-): RouteAction {
-  let requestHeaders = NO_HEADER_OPS;
-  let responseHeaders = NO_HEADER_OPS;
-  let authority: string | undefined;
-  let redirect: HttpRouteFilter['requestRedirect'];
-  let rewrite: HttpRouteFilter['urlRewrite'];
-  let cors: CorsPolicy | undefined;
-  const mirrors: Mirror[] = [];
-  const allowed =
-    kind === 'GRPCRoute'
-      ? new Set(['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror'])
-      : new Set([
-          'RequestHeaderModifier',
-          'ResponseHeaderModifier',
-          'RequestRedirect',
-          'URLRewrite',
-          'RequestMirror',
-          'CORS',
-        ]);
-  (rule.filters ?? []).forEach((f, k) => {
-    const ff = `${field}.filters[${k}]`;
-    if (!allowed.has(f.type)) throw new RouteConfigError(`${ff}.type`, `unsupported filter type ${f.type}`);
-    switch (f.type) {
-      case 'RequestHeaderModifier': {
-        const m = modifier(f.requestHeaderModifier);
-        requestHeaders = mergeOps(requestHeaders, m.ops);
-        authority ??= m.authority;
-        break;
-      }
-      case 'ResponseHeaderModifier':
-        responseHeaders = mergeOps(responseHeaders, modifier(f.responseHeaderModifier).ops);
-        break;
-      case 'RequestRedirect':
-        redirect = f.requestRedirect;
-        break;
-      case 'URLRewrite':
-        rewrite = f.urlRewrite;
-        break;
-      case 'RequestMirror': {
-        const m = f.requestMirror;
-        if (!m) break;
-        const b = resolveBackend(m.backendRef as BackendRef, namespace, kind, input, 500);
-        if (!b.cluster) {
-          problems.unresolved('BackendNotFound', `${ff}.requestMirror.backendRef: ${b.invalid}`);
-          break;
-        }
-        const share = m.fraction
-          ? m.fraction.numerator / m.fraction.denominator
-          : m.percent != null
-            ? m.percent / 100
-            : 1;
-        mirrors.push({ cluster: b.cluster, fraction: share });
-        break;
-      }
-      case 'CORS': {
-        const c = f.cors;
-        if (!c) break;
-        cors = {
-          allowOrigins: (c.allowOrigins ?? []).map((o) =>
-            o === '*' ? { type: 'Present', value: '', ignoreCase: false, regex: undefined } : exact(o),
-          ),
-          allowMethods: c.allowMethods ?? [],
-          allowHeaders: c.allowHeaders ?? [],
-          exposeHeaders: c.exposeHeaders ?? [],
-          maxAgeSeconds: c.maxAge,
-          allowCredentials: c.allowCredentials ?? false,
-          unmatchedPreflights: 'FORWARD',
-        };
-        break;
-      }
-    }
-  });
+): RuleScope {
+  return { namespace, kind, input, problems, field, routeName };
+}
 
-  const pathRewrite = (
-    p:
-      | { type: string; replaceFullPath?: string | null; replacePrefixMatch?: string | null }
-      | null
-      | undefined,
-    ff: string,
-  ) => {
-    if (!p) return undefined;
-    if (p.type === 'ReplaceFullPath') return { kind: 'full' as const, value: p.replaceFullPath ?? '/' };
-    if (matchedPath?.type !== 'PathPrefix')
-      throw new RouteConfigError(ff, 'ReplacePrefixMatch needs a PathPrefix match');
-    return {
-      kind: 'prefix' as const,
-      prefix: matchedPath.value,
-      value: p.replacePrefixMatch ?? '/',
-      segmentAware: true,
-    };
-  };
+/** What a rule's filters ask for, merged in order. */
+interface RuleFilters {
+  requestHeaders: HeaderOps;
+  responseHeaders: HeaderOps;
+  authority: string | undefined;
+  redirect: HttpRouteFilter['requestRedirect'];
+  rewrite: HttpRouteFilter['urlRewrite'];
+  cors: CorsPolicy | undefined;
+  readonly mirrors: Mirror[];
+}
 
-  if (redirect) {
-    return {
-      kind: 'redirect',
-      status: redirect.statusCode ?? 302,
-      scheme: redirect.scheme ?? undefined,
-      hostname: redirect.hostname ?? undefined,
-      // No port and a scheme: the scheme's default; neither: the port the client dialled.
-      port: redirect.port ?? (redirect.scheme ? 'scheme-default' : 'service'),
-      path: pathRewrite(redirect.path, `${field}.filters.requestRedirect.path`),
-      responseHeaders,
-      cors,
-    };
-  }
+const GRPC_FILTERS: ReadonlySet<string> = new Set([
+  'RequestHeaderModifier',
+  'ResponseHeaderModifier',
+  'RequestMirror',
+]);
+const HTTP_FILTERS: ReadonlySet<string> = new Set([...GRPC_FILTERS, 'RequestRedirect', 'URLRewrite', 'CORS']);
 
-  const backends: Backend[] = [];
-  (rule.backendRefs ?? []).forEach((ref, k) => {
-    const bf = `${field}.backendRefs[${k}]`;
-    let bReq = NO_HEADER_OPS;
-    let bRes = NO_HEADER_OPS;
-    (ref.filters ?? []).forEach((f, n) => {
-      if (f.type === 'RequestHeaderModifier') bReq = mergeOps(bReq, modifier(f.requestHeaderModifier).ops);
-      else if (f.type === 'ResponseHeaderModifier')
-        bRes = mergeOps(bRes, modifier(f.responseHeaderModifier).ops);
-      else
-        throw new RouteConfigError(
-          `${bf}.filters[${n}].type`,
-          `unsupported filter type ${f.type} on a backendRef`,
-        );
-    });
-    if (ref.weight === 0) return;
-    const b = resolveBackend(ref, namespace, kind, input, 500);
-    if (b.invalid) problems.unresolved(b.invalidReason ?? 'BackendNotFound', `${bf}: ${b.invalid}`);
-    backends.push({ ...b, weight: ref.weight, requestHeaders: bReq, responseHeaders: bRes });
-  });
-
+function ruleAction(rule: HttpRouteRule, matchedPath: PathMatch | undefined, scope: RuleScope): RouteAction {
+  const filters = ruleFilters(rule, scope);
+  if (filters.redirect) return redirectAction(filters.redirect, filters, matchedPath, scope.field);
+  const { rewrite, authority } = filters;
   return forwardAction(
     {
-      backends,
-      requestHeaders,
-      responseHeaders,
+      backends: ruleBackends(rule, scope),
+      requestHeaders: filters.requestHeaders,
+      responseHeaders: filters.responseHeaders,
       rewrite:
         rewrite || authority
           ? {
               authority: rewrite?.hostname ?? authority,
-              path: pathRewrite(rewrite?.path, `${field}.filters.urlRewrite.path`),
+              path: pathRewrite(rewrite?.path, matchedPath, `${scope.field}.filters.urlRewrite.path`),
             }
           : undefined,
-      mirrors,
-      cors,
+      mirrors: filters.mirrors,
+      cors: filters.cors,
       ...timeoutsAndRetry(rule),
       fault: undefined,
     },
-    routeName,
+    scope.routeName,
   );
+}
+
+function ruleFilters(rule: HttpRouteRule, scope: RuleScope): RuleFilters {
+  const out: RuleFilters = {
+    requestHeaders: NO_HEADER_OPS,
+    responseHeaders: NO_HEADER_OPS,
+    authority: undefined,
+    redirect: undefined,
+    rewrite: undefined,
+    cors: undefined,
+    mirrors: [],
+  };
+  const allowed = scope.kind === 'GRPCRoute' ? GRPC_FILTERS : HTTP_FILTERS;
+  (rule.filters ?? []).forEach((f, k) => {
+    const field = `${scope.field}.filters[${k}]`;
+    if (!allowed.has(f.type))
+      throw new RouteConfigError(`${field}.type`, `unsupported filter type ${f.type}`);
+    applyFilter(f, out, field, scope);
+  });
+  return out;
+}
+
+function applyFilter(f: HttpRouteFilter, out: RuleFilters, field: string, scope: RuleScope): void {
+  switch (f.type) {
+    case 'RequestHeaderModifier': {
+      const m = modifier(f.requestHeaderModifier);
+      out.requestHeaders = mergeOps(out.requestHeaders, m.ops);
+      out.authority ??= m.authority;
+      return;
+    }
+    case 'ResponseHeaderModifier':
+      out.responseHeaders = mergeOps(out.responseHeaders, modifier(f.responseHeaderModifier).ops);
+      return;
+    case 'RequestRedirect':
+      out.redirect = f.requestRedirect;
+      return;
+    case 'URLRewrite':
+      out.rewrite = f.urlRewrite;
+      return;
+    case 'RequestMirror': {
+      const mirror = f.requestMirror && mirrorOf(f.requestMirror, `${field}.requestMirror`, scope);
+      if (mirror) out.mirrors.push(mirror);
+      return;
+    }
+    case 'CORS':
+      if (f.cors) out.cors = corsOf(f.cors);
+      return;
+  }
+}
+
+/** A RequestMirror filter; undefined (and ResolvedRefs False) when its backend does not resolve. */
+function mirrorOf(
+  m: NonNullable<HttpRouteFilter['requestMirror']>,
+  field: string,
+  scope: RuleScope,
+): Mirror | undefined {
+  const b = resolveBackend(m.backendRef as BackendRef, scope.namespace, scope.kind, scope.input, 500);
+  if (!b.cluster) {
+    scope.problems.unresolved('BackendNotFound', `${field}.backendRef: ${b.invalid}`);
+    return undefined;
+  }
+  const share = m.fraction
+    ? m.fraction.numerator / m.fraction.denominator
+    : m.percent != null
+      ? m.percent / 100
+      : 1;
+  return { cluster: b.cluster, fraction: share };
+}
+
+function corsOf(c: NonNullable<HttpRouteFilter['cors']>): CorsPolicy {
+  return {
+    allowOrigins: (c.allowOrigins ?? []).map((o) =>
+      o === '*' ? { type: 'Present', value: '', ignoreCase: false, regex: undefined } : exact(o),
+    ),
+    allowMethods: c.allowMethods ?? [],
+    allowHeaders: c.allowHeaders ?? [],
+    exposeHeaders: c.exposeHeaders ?? [],
+    maxAgeSeconds: c.maxAge,
+    allowCredentials: c.allowCredentials ?? false,
+    unmatchedPreflights: 'FORWARD',
+  };
+}
+
+/** A redirect or URL rewrite's path: ReplacePrefixMatch needs the rule's PathPrefix match. */
+function pathRewrite(
+  p: { type: string; replaceFullPath?: string | null; replacePrefixMatch?: string | null } | null | undefined,
+  matchedPath: PathMatch | undefined,
+  field: string,
+): PathRewrite | undefined {
+  if (!p) return undefined;
+  if (p.type === 'ReplaceFullPath') return { kind: 'full', value: p.replaceFullPath ?? '/' };
+  if (matchedPath?.type !== 'PathPrefix')
+    throw new RouteConfigError(field, 'ReplacePrefixMatch needs a PathPrefix match');
+  return {
+    kind: 'prefix',
+    prefix: matchedPath.value,
+    value: p.replacePrefixMatch ?? '/',
+    segmentAware: true,
+  };
+}
+
+function redirectAction(
+  redirect: NonNullable<HttpRouteFilter['requestRedirect']>,
+  filters: RuleFilters,
+  matchedPath: PathMatch | undefined,
+  field: string,
+): RouteAction {
+  return {
+    kind: 'redirect',
+    status: redirect.statusCode ?? 302,
+    scheme: redirect.scheme ?? undefined,
+    hostname: redirect.hostname ?? undefined,
+    // No port and a scheme: the scheme's default; neither: the port the client dialled.
+    port: redirect.port ?? (redirect.scheme ? 'scheme-default' : 'service'),
+    path: pathRewrite(redirect.path, matchedPath, `${field}.filters.requestRedirect.path`),
+    responseHeaders: filters.responseHeaders,
+    cors: filters.cors,
+  };
+}
+
+/** The rule's backendRefs with their own header filters; weight 0 dropped, unresolved ones kept (500). */
+function ruleBackends(rule: HttpRouteRule, scope: RuleScope): Backend[] {
+  const backends: Backend[] = [];
+  (rule.backendRefs ?? []).forEach((ref, k) => {
+    const field = `${scope.field}.backendRefs[${k}]`;
+    const ops = backendFilters(ref.filters ?? [], field);
+    if (ref.weight === 0) return;
+    const b = resolveBackend(ref, scope.namespace, scope.kind, scope.input, 500);
+    if (b.invalid) scope.problems.unresolved(b.invalidReason ?? 'BackendNotFound', `${field}: ${b.invalid}`);
+    backends.push({ ...b, weight: ref.weight, ...ops });
+  });
+  return backends;
+}
+
+/** A backendRef takes header modifiers only; any other filter makes the rule an error. */
+function backendFilters(
+  filters: readonly HttpRouteFilter[],
+  field: string,
+): { requestHeaders: HeaderOps; responseHeaders: HeaderOps } {
+  let requestHeaders = NO_HEADER_OPS;
+  let responseHeaders = NO_HEADER_OPS;
+  filters.forEach((f, n) => {
+    if (f.type === 'RequestHeaderModifier')
+      requestHeaders = mergeOps(requestHeaders, modifier(f.requestHeaderModifier).ops);
+    else if (f.type === 'ResponseHeaderModifier')
+      responseHeaders = mergeOps(responseHeaders, modifier(f.responseHeaderModifier).ops);
+    else
+      throw new RouteConfigError(
+        `${field}.filters[${n}].type`,
+        `unsupported filter type ${f.type} on a backendRef`,
+      );
+  });
+  return { requestHeaders, responseHeaders };
 }
 
 /** HTTPRoute timeouts and retry → Envoy's route timeout, per-try timeout and retry policy (§4.6, §4.7). */

@@ -155,7 +155,19 @@ export interface DirectResponseAction {
   readonly fault: FaultPolicy | undefined;
 }
 
-export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+/**
+ * A rule that could not be compiled: its traffic gets 500 `route_rule_invalid` rather than falling
+ * through to a later rule (Gateway API: requests a filter cannot process get an error response).
+ */
+export interface InvalidRuleAction {
+  readonly kind: 'invalid';
+  /** Which field of which rule, and why: the route status or configuration warning's text. */
+  readonly why: string;
+  readonly cors: undefined;
+  readonly fault: undefined;
+}
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction | InvalidRuleAction;
 
 /** Which resource and rule an entry came from: for logs, metrics, status and policy attachment. */
 export interface RouteRef {

@@ -1,7 +1,7 @@
 // The router: the last filter, as in Envoy. Acts on the selected route (select.ts): answers
-// redirects, direct responses, 404 for no match and 500 for no usable backend; otherwise picks a
-// weighted backend, applies the rule's and the backend's header operations and rewrites, and sets
-// ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
+// redirects, direct responses, 404 for no match, 500 for a broken rule or no usable backend;
+// otherwise picks a weighted backend, applies the rule's and the backend's header operations and
+// rewrites, and sets ctx.target for the upstream layers (cluster, timeouts, retries, mirrors).
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type ResponseHead, type Verdict } from '../../src/pipeline/filter.ts';
 import { applyHeaderOps, redirectLocation, rewritePath } from './actions.ts';
@@ -64,6 +64,9 @@ function route(ctx: RequestContext, random: () => number): Verdict {
         detail: name,
       };
     }
+    case 'invalid':
+      ctx.explain.push(`the rule could not be compiled (${action.why}): 500`);
+      return { kind: 'reply', reason: 'route_rule_invalid', detail: `${name}: ${action.why}` };
     case 'forward':
       return forward(ctx, action, name, random);
   }

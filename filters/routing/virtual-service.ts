@@ -11,17 +11,25 @@ import type {
 } from '../../config/kinds/virtual-service.ts';
 import type { ConfigMessage } from '../../config/model.ts';
 import type { Resource } from '../../config/resource.ts';
-import { type Mirror, NO_RETRY, NO_TIMEOUTS, type RetryPolicy } from '../../src/upstream/target.ts';
+import {
+  type Mirror,
+  NO_RETRY,
+  NO_TIMEOUTS,
+  type RetryPolicy,
+  type Timeouts,
+} from '../../src/upstream/target.ts';
 import { NO_HEADER_OPS } from './actions.ts';
 import {
   compileRegex,
+  configError,
   forwardAction,
   fraction,
   fullMatchRegex,
   headerOps,
+  invalidRule,
   istioStringMatch,
   MATCH_ANY,
-  RouteConfigError,
+  routeRef,
 } from './builders.ts';
 import type { ClusterCatalog, ServiceRecord } from './clusters.ts';
 import { MESH_DEFAULT_RETRY } from './defaults.ts';
@@ -35,9 +43,11 @@ import type {
   HttpRouteTable,
   PathMatch,
   PathRewrite,
+  RedirectAction,
   RouteAction,
   RouteEntry,
   RouteMatch,
+  RouteRef,
   TcpBackends,
 } from './model.ts';
 import { routeTable } from './route-index.ts';
@@ -94,69 +104,73 @@ export function vsForMesh(vs: Resource<VirtualService>): boolean {
   return !gws || gws.length === 0 || gws.includes('mesh');
 }
 
+/** The Service port a VirtualService is compiled for, and where its problems go. */
+interface VsScope {
+  readonly vs: Resource<VirtualService>;
+  readonly svc: ServiceRecord;
+  readonly port: number;
+  readonly c: VsContext;
+}
+
 export function compileVsHttp(
   vs: Resource<VirtualService>,
   svc: ServiceRecord,
   port: number,
   c: VsContext,
 ): HttpRouteTable {
+  const s: VsScope = { vs, svc, port, c };
   const entries: RouteEntry[] = [];
   (vs.spec.spec.http ?? []).forEach((rule, i) => {
-    const field = `spec.http[${i}]`;
-    const ref = {
-      kind: 'VirtualService' as const,
-      namespace: vs.namespace,
-      name: vs.name,
-      ruleIndex: i,
-      ruleName: rule.name ?? undefined,
-      display: `${vs.namespace}.${vs.name}.${rule.name ?? i}`,
-    };
+    const ref = routeRef('VirtualService', vs, i, rule.name);
     const matches: (HttpMatchVs | undefined)[] = rule.match?.length ? rule.match : [undefined];
     matches.forEach((m, j) => {
-      if (m?.sourceLabels && Object.keys(m.sourceLabels).length > 0) {
-        warn(
-          c,
-          vs,
-          `${field}.match[${j}].sourceLabels`,
-          'sourceLabels cannot be evaluated at a waypoint; this match is dropped',
-        );
-        return;
-      }
-      if (m?.gateways?.length && !m.gateways.includes('mesh')) return;
-      if (m?.port != null && m.port !== port) return;
-      if (m?.sourceNamespace && m.sourceNamespace !== c.waypointNamespace) return;
-      try {
-        // The scheme is known at compile time; a match that cannot hold is dropped.
-        if (
-          m?.scheme &&
-          !matchesValue(istioStringMatch(m.scheme, `${field}.match[${j}].scheme`), WAYPOINT_SCHEME)
-        )
-          return;
-        const match = vsMatch(m, `${field}.match[${j}]`);
-        entries.push({
-          match,
-          ref,
-          action: vsAction(rule, vs, svc, port, match.path, c, field, ref.display),
-        });
-      } catch (err) {
-        if (!(err instanceof RouteConfigError)) throw err;
-        warn(c, vs, err.field, `${err.message}; requests matching this rule get 500`);
-        entries.push({
-          match: vsMatch(undefined, field),
-          ref,
-          action: {
-            kind: 'direct',
-            status: 500,
-            body: '',
-            responseHeaders: NO_HEADER_OPS,
-            cors: undefined,
-            fault: undefined,
-          },
-        });
-      }
+      const entry = vsEntry(rule, m, `spec.http[${i}]`, j, ref, s);
+      if (entry) entries.push(entry);
     });
   });
   return routeTable('VirtualService', entries);
+}
+
+/** One match of a rule as a route entry; undefined when the match cannot hold at this waypoint. */
+function vsEntry(
+  rule: HttpRouteVs,
+  m: HttpMatchVs | undefined,
+  field: string,
+  j: number,
+  ref: RouteRef,
+  s: VsScope,
+): RouteEntry | undefined {
+  const matchField = `${field}.match[${j}]`;
+  if (!matchApplies(m, matchField, s)) return undefined;
+  // A broken match matches everything: its rule's traffic must not fall through to later rules.
+  let match = MATCH_ANY;
+  try {
+    // The scheme is known at compile time; a match that cannot hold is dropped.
+    if (m?.scheme && !matchesValue(istioStringMatch(m.scheme, `${matchField}.scheme`), WAYPOINT_SCHEME))
+      return undefined;
+    match = vsMatch(m, matchField);
+    return { match, ref, action: vsAction(rule, match.path, s, field, ref.display) };
+  } catch (err) {
+    const e = configError(err);
+    warn(s.c, s.vs, e.field, `${e.message}; requests matching this rule get 500`);
+    return { match, ref, action: invalidRule(e) };
+  }
+}
+
+/** Whether a match's gateway, port and source conditions can hold at this waypoint and port. */
+function matchApplies(m: HttpMatchVs | undefined, field: string, s: VsScope): boolean {
+  if (m?.sourceLabels && Object.keys(m.sourceLabels).length > 0) {
+    warn(
+      s.c,
+      s.vs,
+      `${field}.sourceLabels`,
+      'sourceLabels cannot be evaluated at a waypoint; this match is dropped',
+    );
+    return false;
+  }
+  if (m?.gateways?.length && !m.gateways.includes('mesh')) return false;
+  if (m?.port != null && m.port !== s.port) return false;
+  return !m?.sourceNamespace || m.sourceNamespace === s.c.waypointNamespace;
 }
 
 function vsMatch(m: HttpMatchVs | undefined, field: string): RouteMatch {
@@ -205,11 +219,8 @@ function ops(
 
 function vsAction(
   rule: HttpRouteVs,
-  vs: Resource<VirtualService>,
-  svc: ServiceRecord,
-  port: number,
   matched: PathMatch | undefined,
-  c: VsContext,
+  s: VsScope,
   field: string,
   routeName: string,
 ): RouteAction {
@@ -217,50 +228,80 @@ function vsAction(
   const res = ops(rule.headers, 'response');
   const cors = corsPolicy(rule, field);
   const fault = faultPolicy(rule);
-  if (rule.redirect) {
-    const r = rule.redirect;
-    return {
-      kind: 'redirect',
-      status: r.redirectCode ?? 301,
-      scheme: r.scheme ?? undefined,
-      hostname: r.authority ?? undefined,
-      // Envoy's redirect: a new authority without port_redirect drops the request's port.
-      port:
-        r.port ??
-        (r.derivePort === 'FROM_PROTOCOL_DEFAULT' || (r.derivePort == null && r.authority)
-          ? 'scheme-default'
-          : r.derivePort === 'FROM_REQUEST_PORT'
-            ? 'service'
-            : 'host'),
-      // redirect.uri is Envoy's path_redirect: the whole path, whatever the match; the query stays.
-      path: r.uri != null ? { kind: 'full', value: r.uri } : undefined,
-      responseHeaders: res.ops,
-      cors,
-    };
-  }
+  if (rule.redirect) return { ...vsRedirect(rule.redirect), responseHeaders: res.ops, cors };
   if (rule.directResponse) {
     const d = rule.directResponse;
     const body =
       d.body?.string ?? (d.body?.bytes ? Buffer.from(d.body.bytes, 'base64').toString('utf8') : '');
     return { kind: 'direct', status: d.status, body, responseHeaders: res.ops, cors, fault };
   }
-  const dests = rule.route ?? [];
+  const path = vsPathRewrite(rule.rewrite, matched, field);
+  const authority = rule.rewrite?.authority ?? req.authority;
+  return forwardAction(
+    {
+      backends: vsBackends(rule.route ?? [], s, (k) => `${field}.route[${k}].destination`),
+      requestHeaders: req.ops,
+      responseHeaders: res.ops,
+      rewrite: path || authority ? { authority, path } : undefined,
+      mirrors: vsMirrors(rule, s, field),
+      cors,
+      timeouts: vsTimeouts(rule),
+      retry: vsRetry(rule),
+      fault,
+    },
+    routeName,
+  );
+}
+
+function vsRedirect(
+  r: NonNullable<HttpRouteVs['redirect']>,
+): Omit<RedirectAction, 'responseHeaders' | 'cors'> {
+  return {
+    kind: 'redirect',
+    status: r.redirectCode ?? 301,
+    scheme: r.scheme ?? undefined,
+    hostname: r.authority ?? undefined,
+    // Envoy's redirect: a new authority without port_redirect drops the request's port.
+    port:
+      r.port ??
+      (r.derivePort === 'FROM_PROTOCOL_DEFAULT' || (r.derivePort == null && r.authority)
+        ? 'scheme-default'
+        : r.derivePort === 'FROM_REQUEST_PORT'
+          ? 'service'
+          : 'host'),
+    // redirect.uri is Envoy's path_redirect: the whole path, whatever the match; the query stays.
+    path: r.uri != null ? { kind: 'full', value: r.uri } : undefined,
+  };
+}
+
+/**
+ * Weighted destinations (http or tcp): one destination gets everything whatever its weight; of
+ * several, weight 0 (or none) is dropped.
+ */
+function vsBackends(
+  dests: readonly { destination: Destination; weight?: number | null; headers?: HeaderOperationsVs | null }[],
+  s: VsScope,
+  field: (k: number) => string,
+): Backend[] {
   const backends: Backend[] = [];
   dests.forEach((d, k) => {
-    // One destination gets everything whatever its weight; of several, weight 0 (or none) is dropped.
     const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
     if (weight === 0) return;
-    const b = destination(d.destination, vs, svc, port, c, `${field}.route[${k}].destination`);
     backends.push({
-      ...b,
+      ...destination(d.destination, s, field(k)),
       weight,
       requestHeaders: ops(d.headers, 'request').ops,
       responseHeaders: ops(d.headers, 'response').ops,
     });
   });
+  return backends;
+}
+
+/** mirror (with mirrorPercentage or the deprecated mirrorPercent) and mirrors[]; unresolved ones are dropped. */
+function vsMirrors(rule: HttpRouteVs, s: VsScope, field: string): Mirror[] {
   const mirrors: Mirror[] = [];
   const mirrorOf = (dst: Destination, share: number, f: string): void => {
-    const b = destination(dst, vs, svc, port, c, f);
+    const b = destination(dst, s, f);
     if (b.cluster && share > 0) mirrors.push({ cluster: b.cluster, fraction: share });
   };
   if (rule.mirror) {
@@ -274,43 +315,34 @@ function vsAction(
   (rule.mirrors ?? []).forEach((m, k) => {
     mirrorOf(m.destination, fraction(m.percentage, 1), `${field}.mirrors[${k}].destination`);
   });
+  return mirrors;
+}
 
-  const rw = rule.rewrite;
-  let path: PathRewrite | undefined;
-  if (rw?.uri != null) path = uriRewrite(rw.uri, matched);
-  else if (rw?.uriRegexRewrite)
-    path = {
-      kind: 'regex',
-      // Not global: a frozen global RegExp cannot update lastIndex. The first match is replaced.
-      regex: compileRegex(rw.uriRegexRewrite.match, `${field}.rewrite.uriRegexRewrite.match`),
-      // RE2's \1 back-references are JavaScript's $1.
-      substitution: rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1'),
-    };
-  const authority = rw?.authority ?? req.authority;
-  const retry = vsRetry(rule);
+function vsPathRewrite(
+  rw: HttpRouteVs['rewrite'],
+  matched: PathMatch | undefined,
+  field: string,
+): PathRewrite | undefined {
+  if (rw?.uri != null) return uriRewrite(rw.uri, matched);
+  if (!rw?.uriRegexRewrite) return undefined;
+  return {
+    kind: 'regex',
+    // Not global: a frozen global RegExp cannot update lastIndex. The first match is replaced.
+    regex: compileRegex(rw.uriRegexRewrite.match, `${field}.rewrite.uriRegexRewrite.match`),
+    // RE2's \1 back-references are JavaScript's $1.
+    substitution: rw.uriRegexRewrite.rewrite.replace(/\\(\d)/g, '$$$1'),
+  };
+}
+
+function vsTimeouts(rule: HttpRouteVs): Timeouts {
   const timeoutMs = rule.timeout ? parseIstioDuration(rule.timeout) : 0;
   const perTry = rule.retries?.perTryTimeout ? parseIstioDuration(rule.retries.perTryTimeout) : 0;
-  return forwardAction(
-    {
-      backends,
-      requestHeaders: req.ops,
-      responseHeaders: res.ops,
-      rewrite: path || authority ? { authority, path } : undefined,
-      mirrors,
-      cors,
-      timeouts:
-        timeoutMs > 0 || perTry > 0
-          ? {
-              requestMs: timeoutMs > 0 ? timeoutMs : undefined,
-              perTryMs: perTry > 0 ? perTry : undefined,
-              idleMs: undefined,
-            }
-          : NO_TIMEOUTS,
-      retry,
-      fault,
-    },
-    routeName,
-  );
+  if (timeoutMs <= 0 && perTry <= 0) return NO_TIMEOUTS;
+  return {
+    requestMs: timeoutMs > 0 ? timeoutMs : undefined,
+    perTryMs: perTry > 0 ? perTry : undefined,
+    idleMs: undefined,
+  };
 }
 
 /** rewrite.uri: replaces the matched prefix, the whole path for an exact match; without a uri match, Envoy's prefix `/`. */
@@ -323,12 +355,10 @@ function uriRewrite(uri: string, matched: PathMatch | undefined): PathRewrite {
 
 function destination(
   d: Destination,
-  vs: Resource<VirtualService>,
-  svc: ServiceRecord,
-  port: number,
-  c: VsContext,
+  s: VsScope,
   field: string,
 ): Pick<Backend, 'cluster' | 'invalid' | 'invalidStatus'> {
+  const { vs, svc, port, c } = s;
   const target = c.catalog.serviceByHost(d.host, vs.namespace);
   const bad = (why: string) => {
     warn(c, vs, field, why);
@@ -425,25 +455,12 @@ export function compileVsTcp(
   );
   const rule = rules[i];
   if (!rule) return undefined;
-  const dests = rule.route ?? [];
-  const backends: Backend[] = [];
-  dests.forEach((d, k) => {
-    const weight = dests.length === 1 ? 100 : (d.weight ?? 0);
-    if (weight === 0) return;
-    const b = destination(d.destination, vs, svc, port, c, `spec.tcp[${i}].route[${k}].destination`);
-    backends.push({ ...b, weight, requestHeaders: NO_HEADER_OPS, responseHeaders: NO_HEADER_OPS });
-  });
+  const s: VsScope = { vs, svc, port, c };
+  const backends = vsBackends(rule.route ?? [], s, (k) => `spec.tcp[${i}].route[${k}].destination`);
   return {
-    ref: {
-      kind: 'VirtualService',
-      namespace: vs.namespace,
-      name: vs.name,
-      ruleIndex: i,
-      ruleName: undefined,
-      display: `${vs.namespace}.${vs.name}.tcp.${i}`,
-    },
+    ref: { ...routeRef('VirtualService', vs, i, undefined), display: `${vs.namespace}.${vs.name}.tcp.${i}` },
     backends,
-    totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+    totalWeight: backends.reduce((sum, b) => sum + b.weight, 0),
   };
 }
 

@@ -82,6 +82,12 @@ export const REASONS = {
     flag: '-',
     doc: 'The matched VirtualService rule answers itself (directResponse): its status and body.',
   },
+  route_rule_invalid: {
+    status: 500,
+    body: '',
+    flag: 'NC',
+    doc: "The matched rule could not be compiled (an unsupported filter, a bad regex, a rewrite its match cannot take; the route's Accepted condition or the VirtualService warning says which): its traffic gets 500 rather than falling through to another rule, flagged as Envoy flags a route with no cluster to serve it.",
+  },
   cors_preflight: {
     status: 200,
     body: '',

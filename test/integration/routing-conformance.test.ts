@@ -874,6 +874,8 @@ describe('edge cases of §4.4', () => {
           `    - matches: ${prefix('/extension')}
       filters: [{ type: ExtensionRef, extensionRef: { group: example.com, kind: Thing, name: thing } }]
       backendRefs: ${to('echo-v1', 8080)}
+    - matches: ${prefix('/')}
+      backendRefs: ${to('echo-v1', 8080)}
 `,
         ),
       ].join('---\n'),
@@ -897,9 +899,23 @@ describe('edge cases of §4.4', () => {
     expect(r.text).toBe('no healthy upstream');
     expect(r.headers['x-waypoint-reason']).toBe('no_healthy_upstream');
   });
-  it('answers 500 for a rule with an unsupported filter and reports the route not Accepted', async () => {
+  it('answers 500 route_rule_invalid for a rule with an unsupported filter and reports the route not Accepted', async () => {
     const r = await request({ to: 'echo', path: '/extension' });
     expect(r.status).toBe(500);
+    expect(r.text).toBe('');
+    expect(r.headers['x-waypoint-reason']).toBe('route_rule_invalid');
+    // What the broken rule matches does not fall through to the rule for `/`; the rest does.
+    expect((await request({ to: 'echo', path: '/extension/deeper' })).status).toBe(500);
+    expectBackend(await request({ to: 'echo', path: '/other' }), 'echo-v1');
+    // The access log's flags and details, and the metric's reason label, say the same.
+    const line = await eventually(
+      () => accessLog.find((l) => l.includes('"GET /extension HTTP/1.1"')),
+      'access log line for /extension',
+    );
+    expect(line).toContain('"GET /extension HTTP/1.1" 500 NC route_rule_invalid ');
+    expect(await waypoint.metrics.registry.metrics()).toMatch(
+      /waypoint_requests_total\{reason="route_rule_invalid",response_code="500",response_flags="NC",route=""\} 2\n/,
+    );
     const dump = JSON.parse((await getText(waypoint.addresses!.admin, '/config_dump')).body) as {
       filters: {
         routing: {

@@ -144,6 +144,9 @@ spec:
     - match: [{ uri: { prefix: /rw/regex } }]
       rewrite: { uriRegexRewrite: { match: "^/rw/regex/([a-z]+)/([0-9]+)$", rewrite: "/r/\\\\2/\\\\1" } }
       route: [{ destination: { host: echo, subset: v1 } }]
+    - match: [{ uri: { prefix: /broken } }]
+      rewrite: { uriRegexRewrite: { match: "(?P<name>x)", rewrite: /y } }
+      route: [{ destination: { host: echo, subset: v1 } }]
     - match: [{ uri: { prefix: /hdr } }]
       headers:
         request: { set: { x-set: s }, add: { x-add: a }, remove: [x-remove] }
@@ -420,6 +423,26 @@ describe('redirect and direct response', () => {
     const b = await send('/direct/bytes');
     expect(b.status).toBe(200);
     expect(b.text).toBe('hello bytes');
+  });
+});
+
+describe('a rule that cannot be compiled', () => {
+  it('answers 500 route_rule_invalid to what it matches, warns, and leaves later rules in force', async () => {
+    const r = await send('/broken/x');
+    expect(r.status).toBe(500);
+    expect(r.text).toBe('');
+    expect(r.headers['x-waypoint-reason']).toBe('route_rule_invalid');
+    const warnings = waypoint.snapshot!.messages.map((m) => m.message);
+    expect(
+      warnings.some(
+        (m) =>
+          m.includes('VirtualService shop/echo: spec.http[') &&
+          m.includes('.rewrite.uriRegexRewrite.match: invalid regular expression') &&
+          m.endsWith('requests matching this rule get 500'),
+      ),
+    ).toBe(true);
+    // The rule after it still answers.
+    expect((await send('/hdr')).status).toBe(200);
   });
 });
 
