@@ -6,6 +6,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getText, id, serviceYaml, TestMesh, type WaypointProcess, waypointYaml } from '../helpers/mesh.ts';
+import { until } from '../helpers/until.ts';
 
 const VIP = { ip: '127.0.53.10', port: 9080 };
 const TCP_VIP = { ip: '127.0.53.20', port: 9000 };
@@ -39,15 +40,6 @@ class HoldingBackend {
     this.hold = false;
     for (const answer of this.#held.splice(0)) answer();
   }
-}
-
-/** Polls `ready()` (a condition on events this process sees) until true; fails after `what` never happens. */
-async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (await ready()) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`never happened: ${what}`);
 }
 
 describe('drain on SIGTERM', () => {
