@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { HboneClient } from '../../src/hbone/client.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { until } from '../helpers/until.ts';
 
 interface WsSocket {
   send(data: string): void;
@@ -133,11 +134,10 @@ it('closes an idle WebSocket and keeps a chatty one', async () => {
   // Ping-pong until the idle one is closed: the chatty one is never quiet for longer than a round
   // trip, however slow the machine (a fixed cadence could stretch past the idle timeout under load).
   let echoes = 0;
+  chatty.on('message', () => echoes++);
   for (let i = 0; i < 20_000 && !idleClosed && !chattyClosed; i++) {
-    const echo = new Promise<void>((resolve) => chatty.once('message', () => resolve()));
     chatty.send(`ping ${i}`);
-    await echo;
-    echoes++;
+    await until('the echo', () => echoes > i || chattyClosed);
   }
   await idleClose;
   expect(chattyClosed).toBe(false);
