@@ -6,8 +6,8 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEncoding, AccessLogMode } from '../../src/observe/access-log.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
-import { until } from '../helpers/until.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { until } from '../helpers/until.ts';
 
 const policy = (name: string, target: string, dryRun: boolean): string => `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
