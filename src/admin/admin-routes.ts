@@ -81,59 +81,75 @@ export function adminRoutes(src: AdminSources): Record<string, Route> {
       const page = clustersPage(src.snapshot(), src.picker, src.metrics.hosts);
       return query(req).get('format') === 'json' ? json(200, page.json) : text(200, page.text);
     },
-    'GET /stats': async (req) => {
-      const filter = query(req).get('filter');
-      let re: RegExp | undefined;
-      try {
-        re = filter ? new RegExp(filter) : undefined;
-      } catch {
-        return text(400, `filter: not a regular expression: ${filter}\n`);
-      }
-      return text(200, await statsText(src.metrics.registry, re));
-    },
+    'GET /stats': statsRoute(src.metrics),
     'GET /stats/prometheus': prometheusRoute(src.metrics),
-    'GET /server_info': () => {
-      const info = src.serverInfo();
-      const uptime = String(Math.floor((Date.now() - src.startedAt.getTime()) / 1000));
-      return json(200, {
-        version: info.version,
-        state: state(),
-        uptime_current_epoch: `${uptime}s`,
-        uptime_all_epochs: `${uptime}s`,
-        node: info.node,
-        command_line_options: info.options,
-      });
-    },
+    'GET /server_info': () => serverInfo(src, state()),
     'GET /logging': () => text(200, `active level: ${src.log.level?.() ?? 'info'}\n`),
-    'POST /logging': (req) => {
-      const level = query(req).get('level');
-      if (!level) return text(400, 'usage: POST /logging?level=debug|info|warn|error\n');
-      try {
-        src.log.setLevel?.(parseLogLevel(level));
-      } catch (err) {
-        return text(400, `${(err as Error).message}\n`);
-      }
-      src.log.info('admin: log level changed', { log_level: level });
-      return text(200, `active level: ${level}\n`);
-    },
+    'POST /logging': loggingRoute(src.log),
     'GET /certs': () => json(200, certsPage(src.credentials)),
-    // What the waypoint would decide for a hypothetical request, on the snapshot in force.
-    'POST /debug/explain': async (_req, body) => {
-      const snapshot = src.snapshot();
-      if (!snapshot) return json(503, { error: 'no configuration applied yet' });
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body);
-      } catch {
-        return json(400, { error: 'body: expected JSON' });
-      }
-      try {
-        return json(200, await src.explain(snapshot, checkExplainInput(parsed)));
-      } catch (err) {
-        if (err instanceof ExplainInputError) return json(400, { error: err.message });
-        if (err instanceof ExplainDestinationError) return json(404, { error: err.message });
-        throw err;
-      }
-    },
+    'POST /debug/explain': explainRoute(src),
+  };
+}
+
+/** Envoy's /stats: every counter and gauge as `name: value`, `?filter=REGEX` to narrow them. */
+function statsRoute(metrics: Metrics): Route {
+  return async (req) => {
+    const filter = query(req).get('filter');
+    let re: RegExp | undefined;
+    try {
+      re = filter ? new RegExp(filter) : undefined;
+    } catch {
+      return text(400, `filter: not a regular expression: ${filter}\n`);
+    }
+    return text(200, await statsText(metrics.registry, re));
+  };
+}
+
+function serverInfo(src: AdminSources, state: string): Reply {
+  const info = src.serverInfo();
+  const uptime = String(Math.floor((Date.now() - src.startedAt.getTime()) / 1000));
+  return json(200, {
+    version: info.version,
+    state,
+    uptime_current_epoch: `${uptime}s`,
+    uptime_all_epochs: `${uptime}s`,
+    node: info.node,
+    command_line_options: info.options,
+  });
+}
+
+/** POST /logging?level=L: the log level of the whole process, at runtime. */
+function loggingRoute(log: AdminSources['log']): Route {
+  return (req) => {
+    const level = query(req).get('level');
+    if (!level) return text(400, 'usage: POST /logging?level=debug|info|warn|error\n');
+    try {
+      log.setLevel?.(parseLogLevel(level));
+    } catch (err) {
+      return text(400, `${(err as Error).message}\n`);
+    }
+    log.info('admin: log level changed', { log_level: level });
+    return text(200, `active level: ${level}\n`);
+  };
+}
+
+/** What the waypoint would decide for a hypothetical request, on the snapshot in force. */
+function explainRoute(src: AdminSources): Route {
+  return async (_req, body) => {
+    const snapshot = src.snapshot();
+    if (!snapshot) return json(503, { error: 'no configuration applied yet' });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return json(400, { error: 'body: expected JSON' });
+    }
+    try {
+      return json(200, await src.explain(snapshot, checkExplainInput(parsed)));
+    } catch (err) {
+      if (err instanceof ExplainInputError) return json(400, { error: err.message });
+      if (err instanceof ExplainDestinationError) return json(404, { error: err.message });
+      throw err;
+    }
   };
 }

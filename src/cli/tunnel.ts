@@ -1,14 +1,28 @@
 // `node-waypoint tunnel`: the ztunnel stand-in for local use, in either direction.
 import { parseArgs } from 'node:util';
-import { fileCredentials } from '../identity/credentials.ts';
-import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { type Credentials, fileCredentials } from '../identity/credentials.ts';
+import { createLogger, type Logger } from '../observe/logger.ts';
 import { InboundTunnel } from '../ztunnel/inbound.ts';
 import { OutboundTunnel } from '../ztunnel/outbound.ts';
-import { checked, parseListen, UsageError } from './flags.ts';
+import { parseListen, UsageError } from './flags.ts';
 import { untilSignal } from './run.ts';
+import { logLevelFrom, SHARED_FLAGS } from './shared-flags.ts';
 import { TUNNEL_USAGE } from './usage.ts';
 
 export { TUNNEL_USAGE };
+
+const TUNNEL_OPTIONS = {
+  listen: { type: 'string' },
+  waypoint: { type: 'string' },
+  'waypoint-identity': { type: 'string' },
+  to: { type: 'string' },
+  forward: { type: 'string' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
+  'log-level': SHARED_FLAGS['log-level'],
+  help: SHARED_FLAGS.help,
+} as const;
 
 export async function runTunnel(argv: string[]): Promise<number> {
   const [direction, ...rest] = argv;
@@ -21,33 +35,39 @@ export async function runTunnel(argv: string[]): Promise<number> {
       `tunnel: expected \`outbound\` or \`inbound\`, got ${JSON.stringify(direction)}\n\n${TUNNEL_USAGE}`,
     );
   }
-  const { values } = parseArgs({
-    args: rest,
-    strict: true,
-    options: {
-      listen: { type: 'string' },
-      waypoint: { type: 'string' },
-      'waypoint-identity': { type: 'string' },
-      to: { type: 'string' },
-      forward: { type: 'string' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      ca: { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseArgs({ args: rest, strict: true, options: TUNNEL_OPTIONS });
   if (values.help) {
     process.stdout.write(TUNNEL_USAGE);
     return 0;
   }
-  const need = (name: keyof typeof values): string => {
+  const log = createLogger(logLevelFrom(values['log-level'], {}));
+  const { tunnel, credentials } = await tunnelFor(direction, values, log);
+  const bound = await tunnel.listen();
+  log.info(`tunnel ${direction} listening`, {
+    listen: `${bound.ip}:${bound.port}`,
+    identity: credentials.identity.uri,
+  });
+  return untilSignal(async () => {
+    await tunnel.close();
+    credentials.close();
+    return 0;
+  }, log);
+}
+
+type TunnelValues = { [K in Exclude<keyof typeof TUNNEL_OPTIONS, 'help'>]?: string | undefined };
+
+/** The tunnel the flags describe, with its credentials; every required flag is checked first. */
+async function tunnelFor(
+  direction: 'outbound' | 'inbound',
+  values: TunnelValues,
+  log: Logger,
+): Promise<{ tunnel: OutboundTunnel | InboundTunnel; credentials: Credentials }> {
+  const need = (name: keyof TunnelValues): string => {
     const v = values[name];
     if (typeof v !== 'string' || v === '')
       throw new UsageError(`tunnel ${direction}: --${name} is required\n\n${TUNNEL_USAGE}`);
     return v;
   };
-  const log = createLogger(checked('--log-level', () => parseLogLevel(values['log-level'])));
   const credentials = await fileCredentials({ cert: need('cert'), key: need('key'), ca: need('ca') }, log);
   const listen = parseListen('--listen', need('listen'));
   const tunnel =
@@ -66,14 +86,5 @@ export async function runTunnel(argv: string[]): Promise<number> {
           credentials,
           log,
         });
-  const bound = await tunnel.listen();
-  log.info(`tunnel ${direction} listening`, {
-    listen: `${bound.ip}:${bound.port}`,
-    identity: credentials.identity.uri,
-  });
-  return untilSignal(async () => {
-    await tunnel.close();
-    credentials.close();
-    return 0;
-  }, log);
+  return { tunnel, credentials };
 }

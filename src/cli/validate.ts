@@ -3,14 +3,21 @@
 // waypoint, invalid or unknown rule parts, targets that attach to nothing) and validate's own check
 // for HTTP-only policy fields on tcp/tls Service ports. Exit 0 without errors (warnings allowed), 1
 // when anything was rejected, 2 on usage errors.
-
 import { parseArgs } from 'node:util';
 import { readManifests } from '../../config/load.ts';
-import type { ConfigMessage, ObjectRef } from '../../config/model.ts';
+import type { ConfigMessage, ObjectRef, Snapshot } from '../../config/model.ts';
+import type { UpdateReport } from '../../config/store.ts';
 import { lintAuthz } from '../../filters/authz/lint.ts';
 import { FILTER_ORDER } from '../../filters/index.ts';
 import { loadOnce } from '../explain/load-once.ts';
-import { fromEnv, parseRef, UsageError } from './flags.ts';
+import { UsageError } from './flags.ts';
+import {
+  clusterDomainFrom,
+  gatewayFrom,
+  requiredConfigPaths,
+  SHARED_FLAGS,
+  trustDomainFrom,
+} from './shared-flags.ts';
 import { VALIDATE_USAGE } from './usage.ts';
 
 const WAYPOINT_CLASS = 'istio-waypoint';
@@ -20,49 +27,62 @@ export async function runValidate(argv: string[], env: NodeJS.ProcessEnv = proce
     args: argv,
     strict: true,
     options: {
-      config: { type: 'string', multiple: true },
-      gateway: { type: 'string' },
-      'trust-domain': { type: 'string' },
-      'cluster-domain': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      config: SHARED_FLAGS.config,
+      gateway: SHARED_FLAGS.gateway,
+      'trust-domain': SHARED_FLAGS['trust-domain'],
+      'cluster-domain': SHARED_FLAGS['cluster-domain'],
+      help: SHARED_FLAGS.help,
     },
   });
   if (values.help) {
     process.stdout.write(VALIDATE_USAGE);
     return 0;
   }
-  const configPaths = values.config ?? env.WAYPOINT_CONFIG?.split(',').filter(Boolean) ?? [];
-  if (configPaths.length === 0) throw new UsageError('validate: --config is required');
+  const paths = requiredConfigPaths('validate', values.config, env);
   const out: string[] = [];
-  const gatewayText = fromEnv('gateway', values.gateway, env);
-  let gateway: ObjectRef;
-  if (gatewayText) gateway = parseRef('--gateway', gatewayText);
-  else {
-    const found = await waypointGateways(configPaths);
-    if (found.length > 1)
-      throw new UsageError(
-        `validate: several waypoint Gateways (${found.map((g) => `${g.namespace}/${g.name}`).join(', ')}): choose one with --gateway`,
-      );
-    gateway = found[0] ?? { namespace: 'istio-system', name: 'waypoint' };
-    if (found.length === 0)
-      out.push(
-        `warning: no Gateway with gatewayClassName ${WAYPOINT_CLASS} in the configuration: nothing would be served`,
-      );
-    else out.push(`note: validating for gateway ${gateway.namespace}/${gateway.name}`);
-  }
+  const named = gatewayFrom(values.gateway, env);
+  const gateway = named ?? (await gatewayOfManifests(paths, out));
   const { snapshot, report } = await loadOnce({
-    paths: configPaths,
+    paths,
     gateway,
-    trustDomain: fromEnv('trust-domain', values['trust-domain'], env, 'cluster.local')!,
-    clusterDomain: fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!,
+    trustDomain: trustDomainFrom(values['trust-domain'], env),
+    clusterDomain: clusterDomainFrom(values['cluster-domain'], env),
     factories: FILTER_ORDER,
     extraCompilers: { 'authz-lint': lintAuthz },
   });
-  const messages: ConfigMessage[] = [...report.rejected, ...report.warnings, ...(snapshot?.messages ?? [])];
-  if (snapshot && !snapshot.gateway.found && gatewayText)
+  if (snapshot && !snapshot.gateway.found && named)
     out.push(
       `warning: gateway ${gateway.namespace}/${gateway.name} is not in the configuration: nothing would be served`,
     );
+  const errors = reportLines(out, gateway, snapshot, report);
+  process.stdout.write(`${out.join('\n')}\n`);
+  return errors > 0 ? 1 : 0;
+}
+
+/** Without --gateway: the one waypoint Gateway of the manifests (a note or warning goes to `out`). */
+async function gatewayOfManifests(paths: readonly string[], out: string[]): Promise<ObjectRef> {
+  const found = await waypointGateways(paths);
+  if (found.length > 1)
+    throw new UsageError(
+      `validate: several waypoint Gateways (${found.map((g) => `${g.namespace}/${g.name}`).join(', ')}): choose one with --gateway`,
+    );
+  const gateway = found[0] ?? { namespace: 'istio-system', name: 'waypoint' };
+  if (found.length === 0)
+    out.push(
+      `warning: no Gateway with gatewayClassName ${WAYPOINT_CLASS} in the configuration: nothing would be served`,
+    );
+  else out.push(`note: validating for gateway ${gateway.namespace}/${gateway.name}`);
+  return gateway;
+}
+
+/** Appends every problem and the totals to `out`; returns the number of errors. */
+function reportLines(
+  out: string[],
+  gateway: ObjectRef,
+  snapshot: Snapshot | undefined,
+  report: UpdateReport,
+): number {
+  const messages: ConfigMessage[] = [...report.rejected, ...report.warnings, ...(snapshot?.messages ?? [])];
   const errors =
     report.rejected.length + (snapshot?.messages ?? []).filter((m) => m.severity === 'error').length;
   let warnings = out.filter((l) => l.startsWith('warning:')).length;
@@ -80,8 +100,7 @@ export async function runValidate(argv: string[], env: NodeJS.ProcessEnv = proce
       `${report.applied} resources in force; ${snapshot.services.size} Service ports and ${snapshot.workloads.size} pods bound to ${gateway.namespace}/${gateway.name}`,
     );
   out.push(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}`);
-  process.stdout.write(`${out.join('\n')}\n`);
-  return errors > 0 ? 1 : 0;
+  return errors;
 }
 
 /** The Gateways of class istio-waypoint in the manifests, to validate for when --gateway is not given. */

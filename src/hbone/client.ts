@@ -175,21 +175,14 @@ export class HboneClient {
   }
 
   #connect(target: HboneTarget, key: string): PooledSession {
-    const tls = this.#credentials.tlsOptions();
-    const expected = target.identity;
     const session = http2.connect(`https://${formatAuthority(target.ip, target.hbonePort)}`, {
-      ...tls,
+      ...this.#credentials.tlsOptions(),
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
       ALPNProtocols: ['h2'],
       // ztunnel sends no SNI and pins the URI SAN; host names play no part.
       servername: '',
-      checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-        uriSans(cert.subjectaltname).includes(expected)
-          ? undefined
-          : new Error(
-              `peer identity ${uriSans(cert.subjectaltname).join(',') || '(none)'} is not ${expected}`,
-            ),
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => checkPeerIdentity(cert, target.identity),
       settings: outboundSettings,
       // See the server: no Nagle delay on tunnels (net.connect's noDelay, which tls passes down;
       // http2's option types omit it, and session.socket refuses setNoDelay).
@@ -202,40 +195,7 @@ export class HboneClient {
       session,
       streams: 0,
       maxStreams: this.#maxStreams,
-      ready: new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(
-          () => session.destroy(new Error(`no TLS/HTTP2 handshake within ${this.#connectTimeoutMs} ms`)),
-          this.#connectTimeoutMs,
-        );
-        session.once('remoteSettings', (settings) => {
-          clearTimeout(timer);
-          pooled.maxStreams = Math.min(
-            OUTBOUND_MAX_STREAMS,
-            settings.maxConcurrentStreams ?? OUTBOUND_MAX_STREAMS,
-          );
-          try {
-            session.setLocalWindowSize(CONNECTION_WINDOW);
-          } catch {}
-          resolve();
-        });
-        session.once('close', () => {
-          clearTimeout(timer);
-          reject(
-            new TunnelError('connect', `HBONE ${target.ip}:${target.hbonePort} closed during handshake`),
-          );
-        });
-        session.once('error', (err: Error) => {
-          clearTimeout(timer);
-          reject(
-            new TunnelError(
-              'connect',
-              `HBONE ${target.ip}:${target.hbonePort}: ${err.message}`,
-              undefined,
-              err,
-            ),
-          );
-        });
-      }),
+      ready: this.#handshake(session, target, (limit) => (pooled.maxStreams = limit)),
     };
     pooled.ready.catch(() => {});
     session.on('error', () => {});
@@ -248,4 +208,43 @@ export class HboneClient {
     keepSessionAlive(session);
     return pooled;
   }
+
+  /** Resolves once the peer's SETTINGS arrive (its stream limit is then known); bounded by the connect timeout. */
+  #handshake(
+    session: ClientHttp2Session,
+    target: HboneTarget,
+    onLimit: (maxStreams: number) => void,
+  ): Promise<void> {
+    const where = `HBONE ${target.ip}:${target.hbonePort}`;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => session.destroy(new Error(`no TLS/HTTP2 handshake within ${this.#connectTimeoutMs} ms`)),
+        this.#connectTimeoutMs,
+      );
+      session.once('remoteSettings', (settings) => {
+        clearTimeout(timer);
+        onLimit(Math.min(OUTBOUND_MAX_STREAMS, settings.maxConcurrentStreams ?? OUTBOUND_MAX_STREAMS));
+        try {
+          session.setLocalWindowSize(CONNECTION_WINDOW);
+        } catch {}
+        resolve();
+      });
+      session.once('close', () => {
+        clearTimeout(timer);
+        reject(new TunnelError('connect', `${where} closed during handshake`));
+      });
+      session.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(new TunnelError('connect', `${where}: ${err.message}`, undefined, err));
+      });
+    });
+  }
+}
+
+/** The outbound identity pin: the peer's certificate must carry the expected SPIFFE URI SAN. */
+function checkPeerIdentity(cert: PeerCertificate, expected: string): Error | undefined {
+  const sans = uriSans(cert.subjectaltname);
+  return sans.includes(expected)
+    ? undefined
+    : new Error(`peer identity ${sans.join(',') || '(none)'} is not ${expected}`);
 }

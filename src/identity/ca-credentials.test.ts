@@ -18,7 +18,7 @@ let logs: string[];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'istio-ca-'));
-  ca = await FakeIstioCa.start({ ip: '127.0.77.1', token: TOKEN, clusterId: 'east', maxTtlSeconds: 3600 });
+  ca = await FakeIstioCa.start({ ip: '127.25.78.1', token: TOKEN, clusterId: 'east', maxTtlSeconds: 3600 });
   await writeFile(join(dir, 'root-cert.pem'), ca.roots[0]!.rootPem);
   await writeFile(join(dir, 'istio-token'), `${TOKEN}\n`);
   logs = [];

@@ -23,10 +23,15 @@ export interface IssuedCert {
   readonly identity: string;
 }
 
+export interface IssueOptions {
+  readonly validityDays?: number;
+  readonly notBefore?: Date;
+}
+
 export interface DevCa {
   readonly rootPem: string;
   readonly rootKeyPem: string;
-  issue(identity: string, opts?: { validityDays?: number; notBefore?: Date }): Promise<IssuedCert>;
+  issue(identity: string, opts?: IssueOptions): Promise<IssuedCert>;
 }
 
 async function keyToPem(key: CryptoKey): Promise<string> {
@@ -67,48 +72,54 @@ export async function createDevCa(
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
     ],
   });
-  const rootPem = root.toString('pem');
-  const rootKeyPem = await keyToPem(keys.privateKey);
-
   return {
-    rootPem,
-    rootKeyPem,
-    async issue(identity, issueOpts = {}) {
-      if (!parseSpiffeId(identity)) {
-        throw new Error(`not a SPIFFE identity of the form spiffe://TRUST_DOMAIN/ns/NS/sa/SA: ${identity}`);
-      }
-      const leafKeys = await newKeys();
-      const start = issueOpts.notBefore ?? new Date(Date.now() - 60_000);
-      const leaf = await x509.X509CertificateGenerator.create({
-        serialNumber: randomSerial(),
-        // Istio workload certificates have an empty subject; the identity is the URI SAN alone.
-        subject: '',
-        issuer: root.subject,
-        notBefore: start,
-        notAfter: new Date(start.getTime() + (issueOpts.validityDays ?? days) * 86_400_000),
-        signingAlgorithm: SIGN,
-        publicKey: leafKeys.publicKey as never,
-        signingKey: keys.privateKey as never,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(
-            x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-            true,
-          ),
-          new x509.ExtendedKeyUsageExtension(
-            [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
-            false,
-          ),
-          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true),
-          await x509.AuthorityKeyIdentifierExtension.create(root, false),
-        ],
-      });
-      return {
-        certChainPem: leaf.toString('pem') + '\n',
-        keyPem: await keyToPem(leafKeys.privateKey),
-        identity,
-      };
-    },
+    rootPem: root.toString('pem'),
+    rootKeyPem: await keyToPem(keys.privateKey),
+    issue: (identity, issueOpts = {}) => issueLeaf(root, keys.privateKey, identity, days, issueOpts),
+  };
+}
+
+/** A workload certificate for `identity` signed by the root: Istio's shape (empty subject, URI SAN). */
+async function issueLeaf(
+  root: x509.X509Certificate,
+  rootKey: CryptoKey,
+  identity: string,
+  days: number,
+  issueOpts: IssueOptions,
+): Promise<IssuedCert> {
+  if (!parseSpiffeId(identity)) {
+    throw new Error(`not a SPIFFE identity of the form spiffe://TRUST_DOMAIN/ns/NS/sa/SA: ${identity}`);
+  }
+  const leafKeys = await newKeys();
+  const start = issueOpts.notBefore ?? new Date(Date.now() - 60_000);
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    // Istio workload certificates have an empty subject; the identity is the URI SAN alone.
+    subject: '',
+    issuer: root.subject,
+    notBefore: start,
+    notAfter: new Date(start.getTime() + (issueOpts.validityDays ?? days) * 86_400_000),
+    signingAlgorithm: SIGN,
+    publicKey: leafKeys.publicKey as never,
+    signingKey: rootKey as never,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension(
+        [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+        false,
+      ),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true),
+      await x509.AuthorityKeyIdentifierExtension.create(root, false),
+    ],
+  });
+  return {
+    certChainPem: leaf.toString('pem') + '\n',
+    keyPem: await keyToPem(leafKeys.privateKey),
+    identity,
   };
 }
 

@@ -7,11 +7,12 @@ import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../../config/model.ts';
 import { formatAuthority } from '../hbone/authority.ts';
 import type { HboneClient } from '../hbone/client.ts';
-import { acceptTunnel } from '../hbone/server.ts';
+import { acceptTunnel, refuseTunnel } from '../hbone/server.ts';
 import { type AccessLog, telemetryChoice } from '../observe/access-log.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics, TcpLabels } from '../observe/metrics.ts';
 import type { TunnelInfo } from '../pipeline/context.ts';
+import { reasonInfo } from '../pipeline/reasons.ts';
 import { type Cluster, clusterName } from '../upstream/cluster.ts';
 import type { EndpointPicker } from '../upstream/endpoint-picker.ts';
 import { hostKey } from '../upstream/load-balancer.ts';
@@ -91,7 +92,7 @@ function logTcp(
   deps.accessLog?.writeTcp(
     {
       start: st.start,
-      flags: reason === 'no_healthy_upstream' ? 'UH' : reason === 'upstream_connect_failure' ? 'UF' : '-',
+      flags: reasonInfo(reason).flag,
       reason,
       detail,
       bytesReceived: st.received,
@@ -195,72 +196,98 @@ export async function proxyTcp(
   /** Bytes the client sent before its FIN while the stream was being sniffed (the stream has ended). */
   leftover?: Buffer,
 ): Promise<void> {
-  const binding = tunnel.binding;
-  const peers = deps.metrics.peers;
-  const labels = tcpLabels(tunnel, peers);
+  const labels = tcpLabels(tunnel, deps.metrics.peers);
   const routed = deps.route?.(tunnel);
   const st = tcpLogState(tunnel, routed);
-  let endpoint: Endpoint | undefined;
-  if (routed === undefined) {
-    endpoint = deps.picker.pick(deps.picker.candidates(binding, tunnel.destination.port));
-  } else if ('cluster' in routed) {
-    const choice = deps.picker.choose(routed.cluster, { headers: {}, path: '', sourceIp: tunnel.source.ip });
-    endpoint = choice.kind === 'endpoint' ? choice.endpoint : undefined;
-  }
-  const fail = (reason: 'no_healthy_upstream' | 'upstream_connect_failure', detail: string): void => {
-    deps.log.warn('tcp: cannot reach destination', { reason, detail, source: tunnel.peer.uri });
-    deps.metrics.tcp({ ...labels, flags: reason === 'no_healthy_upstream' ? 'UH' : 'UF' }).closed.inc();
-    logTcp(deps, tunnel, st, reason, detail);
-    // Before the 200 the client learns why; after it, only a reset is left.
-    if (!alreadyAccepted && !stream.headersSent) {
-      stream.respond({ ':status': 503, 'content-type': 'text/plain', 'x-waypoint-reason': reason });
-      stream.end(
-        reason === 'no_healthy_upstream'
-          ? 'no healthy upstream'
-          : 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
-      );
-    } else {
-      stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
-    }
-  };
+  const fail = (reason: TcpFailure, detail: string): void =>
+    failTcp(stream, tunnel, deps, { labels, st, alreadyAccepted }, reason, detail);
+  const endpoint = tcpEndpoint(tunnel, deps, routed);
   if (!endpoint) {
     fail('no_healthy_upstream', routed && 'invalid' in routed ? routed.invalid : 'no ready endpoint');
     return;
   }
   const release = deps.picker.begin(endpoint);
   st.upstreamHost = hostKey(endpoint);
-  // A plain (egress) endpoint proves no identity (peers.destination reports it unknown).
-  const counters = deps.metrics.tcp({ ...labels, destination: peers.destination(endpoint, binding) });
   try {
     const upstream = await openEndpoint(
       deps.hbone,
       deps.hbonePort,
       endpoint,
-      tunnelHeaders(serviceHostOf(binding), deps.baggage, tunnel.source),
+      tunnelHeaders(serviceHostOf(tunnel.binding), deps.baggage, tunnel.source),
     );
     if (stream.destroyed) {
       upstream.destroy();
       return;
     }
     if (!alreadyAccepted) acceptTunnel(stream);
-    counters.opened.inc();
-    deps.metrics.hosts.connection(hostKey(endpoint));
-    if (leftover && leftover.length > 0) {
-      counters.received.inc(leftover.length);
-      st.received += leftover.length;
-      upstream.write(leftover);
-    }
-    await splice(stream, upstream, (received, sent) => {
-      if (received) counters.received.inc(received);
-      if (sent) counters.sent.inc(sent);
-      st.received += received;
-      st.sent += sent;
-    });
-    counters.closed.inc();
-    logTcp(deps, tunnel, st, 'via_upstream');
+    await carry(stream, upstream, endpoint, tunnel, deps, labels, st, leftover);
   } catch (err) {
     fail('upstream_connect_failure', (err as Error).message);
   } finally {
     release();
   }
+}
+
+type TcpFailure = 'no_healthy_upstream' | 'upstream_connect_failure';
+
+/** The endpoint for the tunnel: routing's cluster when it chose one, else the tunnel's own binding. */
+function tcpEndpoint(
+  tunnel: TunnelInfo,
+  deps: TcpProxyDeps,
+  routed: ReturnType<NonNullable<TcpProxyDeps['route']>>,
+): Endpoint | undefined {
+  if (routed === undefined)
+    return deps.picker.pick(deps.picker.candidates(tunnel.binding, tunnel.destination.port));
+  if (!('cluster' in routed)) return undefined;
+  const choice = deps.picker.choose(routed.cluster, { headers: {}, path: '', sourceIp: tunnel.source.ip });
+  return choice.kind === 'endpoint' ? choice.endpoint : undefined;
+}
+
+/** Counted, logged, and told: before the 200 the client gets the reason's reply; after it, a reset. */
+function failTcp(
+  stream: ServerHttp2Stream,
+  tunnel: TunnelInfo,
+  deps: TcpProxyDeps,
+  at: { labels: TcpLabels; st: TcpLogState; alreadyAccepted: boolean },
+  reason: TcpFailure,
+  detail: string,
+): void {
+  deps.log.warn('tcp: cannot reach destination', { reason, detail, source: tunnel.peer.uri });
+  deps.metrics.tcp({ ...at.labels, flags: reasonInfo(reason).flag }).closed.inc();
+  logTcp(deps, tunnel, at.st, reason, detail);
+  if (!at.alreadyAccepted && !stream.headersSent) refuseTunnel(stream, reason);
+  else stream.close(http2.constants.NGHTTP2_CONNECT_ERROR);
+}
+
+/** Copies bytes both ways until both directions are done, counting them for metrics and the log. */
+async function carry(
+  stream: ServerHttp2Stream,
+  upstream: Duplex,
+  endpoint: Endpoint,
+  tunnel: TunnelInfo,
+  deps: TcpProxyDeps,
+  labels: TcpLabels,
+  st: TcpLogState,
+  leftover: Buffer | undefined,
+): Promise<void> {
+  // A plain (egress) endpoint proves no identity (peers.destination reports it unknown).
+  const counters = deps.metrics.tcp({
+    ...labels,
+    destination: deps.metrics.peers.destination(endpoint, tunnel.binding),
+  });
+  counters.opened.inc();
+  deps.metrics.hosts.connection(hostKey(endpoint));
+  if (leftover && leftover.length > 0) {
+    counters.received.inc(leftover.length);
+    st.received += leftover.length;
+    upstream.write(leftover);
+  }
+  await splice(stream, upstream, (received, sent) => {
+    if (received) counters.received.inc(received);
+    if (sent) counters.sent.inc(sent);
+    st.received += received;
+    st.sent += sent;
+  });
+  counters.closed.inc();
+  logTcp(deps, tunnel, st, 'via_upstream');
 }

@@ -128,110 +128,134 @@ export function upgradeTransport(hbone: HboneClient, hbonePort: number, baggage:
     } catch (err) {
       throw toProxyError(err, `upgrade to ${upstreamHost}`);
     }
-    const headers: OutgoingHttpHeaders = { ...req.headers, connection: 'Upgrade' };
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const out = http.request({
-        method: req.method,
-        path: req.path,
-        headers,
-        // No `agent` at all: `agent: false` makes Node build a fresh Agent that ignores
-        // createConnection and dials host:port itself (localhost:80).
-        createConnection: () => tunnel as never,
-      });
-      const onAbort = (): void => {
-        out.destroy();
-        tunnel.destroy();
-      };
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      out.once('error', (err) => reject(toProxyError(err, `upgrade to ${upstreamHost}`)));
-      out.once('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
-        resolve({
-          status: 101,
-          headers: res.headers,
-          upstreamHost,
-          stream(sink) {
-            return new Promise<void>((done) => {
-              socket.on('error', () => {});
-              if (head.length > 0) sink.write(head);
-              let open = 2;
-              const finish = (): void => {
-                if (--open === 0) {
-                  ctx.signal.removeEventListener('abort', onAbort);
-                  done();
-                }
-              };
-              const fail = (): void => {
-                socket.destroy();
-                sink.abort(new ProxyError('upstream_remote_reset', 'upgraded connection reset'));
-                ctx.signal.removeEventListener('abort', onAbort);
-                done();
-              };
-              // upstream → client
-              socket.on('data', (chunk: Buffer) => {
-                if (!sink.write(chunk)) socket.pause();
-              });
-              sink.onDrain(() => socket.resume());
-              socket.once('end', () => {
-                sink.end(undefined);
-                finish();
-              });
-              socket.once('close', () => {
-                if (!socket.readableEnded) fail();
-              });
-              // client → upstream
-              const body = req.body!;
-              body.on('data', (chunk: Buffer) => {
-                req.onBodyChunk(chunk);
-                if (!socket.write(chunk)) body.pause();
-              });
-              socket.on('drain', () => body.resume());
-              body.once('end', () => {
-                socket.end();
-                finish();
-              });
-              body.once('close', () => {
-                if (!body.readableEnded) fail();
-              });
-              // A client stream that fails must not become an uncaught exception.
-              body.on('error', () => fail());
-              body.resume();
-            });
-          },
-          discard() {
-            socket.destroy();
-          },
-        });
-      });
-      out.once('response', (res: IncomingMessage) => {
-        // The upstream refused to upgrade: relay its answer and end the connection afterwards.
-        resolve({
-          status: res.statusCode ?? 502,
-          headers: res.headers,
-          upstreamHost,
-          stream(sink) {
-            return new Promise<void>((done) => {
-              sink.onDrain(() => res.resume());
-              res.on('data', (chunk: Buffer) => {
-                if (!sink.write(chunk)) res.pause();
-              });
-              res.once('end', () => {
-                sink.end(undefined);
-                tunnel.destroy();
-                done();
-              });
-              res.once('error', () => {
-                sink.abort(new Error('upstream reset'));
-                done();
-              });
-            });
-          },
-          discard() {
-            res.destroy();
-            tunnel.destroy();
-          },
-        });
-      });
-      out.end();
+    return sendUpgrade(req, ctx, tunnel, upstreamHost);
+  };
+}
+
+/** Sends the upgrade request's head over the tunnel; resolves with a 101 to splice or a refusal to relay. */
+function sendUpgrade(
+  req: UpstreamRequest,
+  ctx: RequestContext,
+  tunnel: Duplex,
+  upstreamHost: string,
+): Promise<UpstreamResponse> {
+  const headers: OutgoingHttpHeaders = { ...req.headers, connection: 'Upgrade' };
+  return new Promise<UpstreamResponse>((resolve, reject) => {
+    const out = http.request({
+      method: req.method,
+      path: req.path,
+      headers,
+      // No `agent` at all: `agent: false` makes Node build a fresh Agent that ignores
+      // createConnection and dials host:port itself (localhost:80).
+      createConnection: () => tunnel as never,
     });
+    const onAbort = (): void => {
+      out.destroy();
+      tunnel.destroy();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const stopWatching = (): void => ctx.signal.removeEventListener('abort', onAbort);
+    out.once('error', (err) => reject(toProxyError(err, `upgrade to ${upstreamHost}`)));
+    out.once('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
+      resolve({
+        status: 101,
+        headers: res.headers,
+        upstreamHost,
+        stream: (sink) => spliceUpgraded(socket, head, sink, req, stopWatching),
+        discard: () => socket.destroy(),
+      });
+    });
+    // The upstream refused to upgrade: relay its answer and end the connection afterwards.
+    out.once('response', (res: IncomingMessage) => resolve(refusedUpgrade(res, tunnel, upstreamHost)));
+    out.end();
+  });
+}
+
+/**
+ * Copies the upgraded connection both ways until each direction has ended; a failure of either
+ * side resets both. `stopWatching` detaches the request's abort once the exchange is over.
+ */
+function spliceUpgraded(
+  socket: Duplex,
+  head: Buffer,
+  sink: ResponseSink,
+  req: UpstreamRequest,
+  stopWatching: () => void,
+): Promise<void> {
+  return new Promise<void>((done) => {
+    socket.on('error', () => {});
+    if (head.length > 0) sink.write(head);
+    let open = 2;
+    const finish = (): void => {
+      if (--open === 0) {
+        stopWatching();
+        done();
+      }
+    };
+    const fail = (): void => {
+      socket.destroy();
+      sink.abort(new ProxyError('upstream_remote_reset', 'upgraded connection reset'));
+      stopWatching();
+      done();
+    };
+    // upstream → client
+    socket.on('data', (chunk: Buffer) => {
+      if (!sink.write(chunk)) socket.pause();
+    });
+    sink.onDrain(() => socket.resume());
+    socket.once('end', () => {
+      sink.end(undefined);
+      finish();
+    });
+    socket.once('close', () => {
+      if (!socket.readableEnded) fail();
+    });
+    // client → upstream
+    const body = req.body!;
+    body.on('data', (chunk: Buffer) => {
+      req.onBodyChunk(chunk);
+      if (!socket.write(chunk)) body.pause();
+    });
+    socket.on('drain', () => body.resume());
+    body.once('end', () => {
+      socket.end();
+      finish();
+    });
+    body.once('close', () => {
+      if (!body.readableEnded) fail();
+    });
+    // A client stream that fails must not become an uncaught exception.
+    body.on('error', () => fail());
+    body.resume();
+  });
+}
+
+/** A non-101 answer to an upgrade, relayed as it came; the tunnel closes after it. */
+function refusedUpgrade(res: IncomingMessage, tunnel: Duplex, upstreamHost: string): UpstreamResponse {
+  return {
+    status: res.statusCode ?? 502,
+    headers: res.headers,
+    upstreamHost,
+    stream(sink) {
+      return new Promise<void>((done) => {
+        sink.onDrain(() => res.resume());
+        res.on('data', (chunk: Buffer) => {
+          if (!sink.write(chunk)) res.pause();
+        });
+        res.once('end', () => {
+          sink.end(undefined);
+          tunnel.destroy();
+          done();
+        });
+        res.once('error', () => {
+          sink.abort(new Error('upstream reset'));
+          done();
+        });
+      });
+    },
+    discard() {
+      res.destroy();
+      tunnel.destroy();
+    },
   };
 }

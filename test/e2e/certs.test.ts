@@ -1,7 +1,7 @@
 // Certificate rotation on a running `node-waypoint run`: the --cert/--key files are replaced, as
 // cert-manager or a Secret mount does; new HBONE connections see the new certificate, connections
 // already open keep working, and a broken replacement leaves the last good certificate in force.
-// Addresses: waypoint 127.0.0.6, VIP 127.0.54.10, pods 127.0.64.x.
+// Addresses: waypoint 127.25.0.6, VIP 127.0.54.10, pods 127.0.64.x.
 import { X509Certificate } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import http2 from 'node:http2';
@@ -39,7 +39,7 @@ describe('certificate rotation', () => {
       ].join('---\n'),
     );
     await mesh.pod('127.0.64.11', 9080, TestMesh.echoServer('reviews-a'), id('shop', 'reviews'));
-    wp = await mesh.spawnRun({ hboneIp: '127.0.0.6' });
+    wp = await mesh.spawnRun({ hboneIp: '127.25.0.6' });
     clientTls = (await mesh.credentials(id('shop', 'productpage'))).tlsOptions();
   });
   afterAll(() => mesh?.close());

@@ -1,7 +1,8 @@
 // The other subcommands, as a user tries the waypoint without a cluster: `dev-ca` for certificates,
 // `tunnel inbound` / `tunnel outbound` as ztunnel stand-ins around `run`, and `demo` (npm start).
-// Addresses: waypoint 127.0.0.7, client side 127.0.55.1, VIP 127.0.55.10, pod 127.0.65.11; the demo
-// runs on its defaults, 127.10.x.x (no other suite may use those).
+// Addresses: waypoint 127.25.0.7, client side 127.0.55.1, VIP 127.0.55.10, pod 127.0.65.11; the demo
+// runs config/demo moved from npm start's 127.10.x.y to 127.25.(100+x).y, so a running npm start
+// and this test never meet.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
@@ -144,13 +145,13 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
       '--ca',
       wpFiles.ca,
       '--hbone',
-      '127.0.0.7:15008',
+      '127.25.0.7:15008',
       '--admin',
-      '127.0.0.7:15000',
+      '127.25.0.7:15000',
       '--ready',
-      '127.0.0.7:15021',
+      '127.25.0.7:15021',
       '--metrics',
-      '127.0.0.7:15020',
+      '127.25.0.7:15020',
     ]);
     const client = files(CLIENT_ID);
     const outbound = spawn([
@@ -159,7 +160,7 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
       '--listen',
       '127.0.55.1:18080',
       '--waypoint',
-      '127.0.0.7:15008',
+      '127.25.0.7:15008',
       '--waypoint-identity',
       WAYPOINT_ID,
       '--to',
@@ -176,10 +177,10 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
       run.waitForStderr(/"msg":"waypoint listening"/),
       outbound.waitForStderr(/"msg":"tunnel outbound listening"/),
     ]);
-    expect((await getText({ ip: '127.0.0.7', port: 15021 }, '/healthz/ready')).status).toBe(200);
+    expect((await getText({ ip: '127.25.0.7', port: 15021 }, '/healthz/ready')).status).toBe(200);
     // The readiness port answers the probe and nothing else: the admin pages are on --admin only.
-    expect((await getText({ ip: '127.0.0.7', port: 15021 }, '/config_dump')).status).toBe(404);
-    expect((await getText({ ip: '127.0.0.7', port: 15000 }, '/config_dump')).status).toBe(200);
+    expect((await getText({ ip: '127.25.0.7', port: 15021 }, '/config_dump')).status).toBe(404);
+    expect((await getText({ ip: '127.25.0.7', port: 15000 }, '/config_dump')).status).toBe(200);
 
     const get = await curl({ ip: '127.0.55.1', port: 18080 }, '/hello?x=1');
     expect(get).toMatchObject({ status: 200, body: 'web says hi to GET /hello?x=1 (0 bytes)\n' });
@@ -189,7 +190,7 @@ describe('node-waypoint dev-ca, tunnel and run, as three processes', () => {
     expect(seen.at(-1)?.host).toBe('127.0.55.1:18080');
     expect(seen.at(-1)?.['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
 
-    const metrics = await getText({ ip: '127.0.0.7', port: 15020 }, '/stats/prometheus');
+    const metrics = await getText({ ip: '127.25.0.7', port: 15020 }, '/stats/prometheus');
     expect(metrics.body).toMatch(
       /istio_requests_total\{[^}]*source_principal="spiffe:\/\/cluster\.local\/ns\/shop\/sa\/curl"[^}]*destination_service_name="web"[^}]*response_code="200"[^}]*\} 2/,
     );
@@ -254,17 +255,34 @@ describe('node-waypoint demo (npm start)', () => {
   });
 
   it('starts, prints curl commands that work, and exits 0 on SIGTERM', async () => {
-    demo = spawnCli(['demo'], { register: (fn) => mesh.onClose(fn) });
-    const [, showcase] = await demo.waitForStdout(/^ {2}curl -s (http:\/\/127\.10\.0\.1:\d+)\/ +# frontend/m);
+    // config/demo with every 127.10.x.y moved to 127.25.(100+x).y, and the demo told where it now is.
+    const demoYaml = await readFile(join(ROOT, 'config/demo/bank-of-anthos.yaml'), 'utf8');
+    expect(demoYaml).toContain('127.10.1.');
+    const moved = demoYaml.replace(
+      /\b127\.10\.(\d+)\.(\d+)\b/g,
+      (_, x: string, y: string) => `127.25.${100 + Number(x)}.${y}`,
+    );
+    const config = await mesh.writeConfig('bank-of-anthos.yaml', moved);
+    demo = spawnCli(
+      ['demo', '--config', config, '--waypoint-ip', '127.25.100.2', '--client-ip', '127.25.100.1'],
+      {
+        register: (fn) => mesh.onClose(fn),
+      },
+    );
+    const [, showcase] = await demo.waitForStdout(
+      /^ {2}curl -s (http:\/\/127\.25\.100\.1:\d+)\/ +# frontend/m,
+    );
     await demo.waitForStdout(/Ctrl-C to stop/);
     const out = demo.stdout();
-    expect(out).toContain('readiness http://127.10.0.2:15021/healthz/ready');
-    expect(out).toContain('admin     http://127.10.0.2:15000/');
-    expect(out).toContain('curl -s http://127.10.0.2:15000/config_dump');
+    expect(out).toContain('readiness http://127.25.100.2:15021/healthz/ready');
+    expect(out).toContain('admin     http://127.25.100.2:15000/');
+    expect(out).toContain('curl -s http://127.25.100.2:15000/config_dump');
     expect(out).toContain(`curl -s -X POST --data hello ${showcase}/login`);
-    expect(out).toContain('curl -s http://127.10.0.2:15020/stats/prometheus');
+    expect(out).toContain('curl -s http://127.25.100.2:15020/stats/prometheus');
     // One line per Service, each with its own local address.
-    const perService = [...out.matchAll(/^ {2}(\S+) +(127\.10\.1\.\d+:\d+) +-> .* curl (http:\/\/\S+)\/$/gm)];
+    const perService = [
+      ...out.matchAll(/^ {2}(\S+) +(127\.25\.101\.\d+:\d+) +-> .* curl (http:\/\/\S+)\/$/gm),
+    ];
     expect(perService.map((m) => m[1]).sort()).toEqual(
       [
         'balancereader',
@@ -278,8 +296,8 @@ describe('node-waypoint demo (npm start)', () => {
       ].sort(),
     );
 
-    expect((await getText({ ip: '127.10.0.2', port: 15021 }, '/healthz/ready')).status).toBe(200);
-    expect((await getText({ ip: '127.10.0.2', port: 15000 }, '/config_dump')).status).toBe(200);
+    expect((await getText({ ip: '127.25.100.2', port: 15021 }, '/healthz/ready')).status).toBe(200);
+    expect((await getText({ ip: '127.25.100.2', port: 15000 }, '/config_dump')).status).toBe(200);
     const target = parseHostPort(showcase!.slice('http://'.length));
     const pods = new Set<string>();
     for (let i = 0; i < 10; i++) {

@@ -1,6 +1,6 @@
 // Configuration changes on a running `node-waypoint run`, as a user makes them: files in the
 // --config directory are added, edited and broken while traffic flows; nothing restarts.
-// Addresses: waypoint 127.0.0.4 (127.0.0.14 for the second process), VIPs 127.0.52.x, pods 127.0.62.x.
+// Addresses: waypoint 127.25.0.4 (127.0.0.14 for the second process), VIPs 127.0.52.x, pods 127.0.62.x.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +79,7 @@ describe('config changes on a running waypoint', () => {
       await mesh.pod(p.ip, 9080, TestMesh.echoServer(p.name), id('shop', 'reviews'));
     await mesh.pod('127.0.62.21', 9080, TestMesh.echoServer('details-a'), id('shop', 'details'));
     await mesh.pod('127.0.62.31', 9080, TestMesh.echoServer('ratings-a'), id('shop', 'ratings'));
-    wp = await mesh.spawnWaypoint([], { hboneIp: '127.0.0.4' });
+    wp = await mesh.spawnWaypoint([], { hboneIp: '127.25.0.4' });
   });
   afterAll(() => mesh?.close());
 

@@ -14,7 +14,7 @@ let dir: string;
 
 beforeEach(async () => {
   mesh = await TestMesh.create();
-  ca = await FakeIstioCa.start({ ip: '127.0.77.1', token: 'tok', clusterId: 'east', ca: mesh.ca });
+  ca = await FakeIstioCa.start({ ip: '127.25.77.1', token: 'tok', clusterId: 'east', ca: mesh.ca });
   dir = await mkdtemp(join(tmpdir(), 'istio-template-'));
   await writeFile(join(dir, 'istio-token'), 'tok');
   await mesh.writeConfig('waypoint.yaml', waypointYaml());
@@ -58,15 +58,15 @@ it("runs from the template's `proxy waypoint` args and environment, with its ide
         WAYPOINT_CA_ROOT: mesh.rootCertFile,
         WAYPOINT_CA_TOKEN: join(dir, 'istio-token'),
         WAYPOINT_CONFIG: mesh.configDir,
-        WAYPOINT_HBONE: '127.0.77.3:15008',
-        WAYPOINT_ADMIN: '127.0.77.3:15000',
-        WAYPOINT_READY: '127.0.77.3:15021',
-        WAYPOINT_METRICS: '127.0.77.3:15020',
+        WAYPOINT_HBONE: '127.25.77.3:15008',
+        WAYPOINT_ADMIN: '127.25.77.3:15000',
+        WAYPOINT_READY: '127.25.77.3:15021',
+        WAYPOINT_METRICS: '127.25.77.3:15020',
       },
     },
   );
   // --proxyLogLevel warning became --log-level warn: no info lines to wait for, so poll readiness.
-  const ready = { ip: '127.0.77.3', port: 15021 };
+  const ready = { ip: '127.25.77.3', port: 15021 };
   await eventually(async () => (await getText(ready, '/healthz/ready')).status === 200, 'readiness', 15_000);
   expect(proc.stderr()).not.toContain('"level":"info"');
   expect(ca.calls[0]).toMatchObject({

@@ -1,7 +1,7 @@
 // `node-waypoint run` as a user runs it: a child process started from the command line (flags or
 // WAYPOINT_* environment variables), HBONE in from a ztunnel-like client, readiness, /config_dump
 // and /stats/prometheus on their ports, and usage errors for a bad command line.
-// Addresses: waypoint 127.0.0.3 (127.0.0.13 for the env case), VIPs 127.0.51.x, pods 127.0.61.x.
+// Addresses: waypoint 127.25.0.3 (127.0.0.13 for the env case), VIPs 127.0.51.x, pods 127.0.61.x.
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,9 +17,9 @@ import {
   waypointYaml,
 } from '../helpers/mesh.ts';
 
-const VIP = { ip: '127.0.51.10', port: 9080 };
-const NOT_READY_VIP = { ip: '127.0.51.20', port: 9080 };
-const DETAILS_VIP = { ip: '127.0.51.30', port: 9080 };
+const VIP = { ip: '127.25.51.10', port: 9080 };
+const NOT_READY_VIP = { ip: '127.25.51.20', port: 9080 };
+const DETAILS_VIP = { ip: '127.25.51.30', port: 9080 };
 
 describe('node-waypoint run', () => {
   let mesh: TestMesh;
@@ -63,12 +63,12 @@ describe('node-waypoint run', () => {
     await mesh.pod('127.0.61.31', 9080, TestMesh.echoServer('details-a'), id('shop', 'details'), {
       hbonePort: 15999,
     });
-    wp = await mesh.spawnWaypoint([], { hboneIp: '127.0.0.3' });
+    wp = await mesh.spawnWaypoint([], { hboneIp: '127.25.0.3' });
   });
   afterAll(() => mesh?.close());
 
   it('is ready once started', async () => {
-    expect(wp.hbone.ip).toBe('127.0.0.3');
+    expect(wp.hbone.ip).toBe('127.25.0.3');
     const ready = await getText(wp.admin, '/healthz/ready');
     expect(ready).toEqual({ status: 200, body: 'ready\n' });
   });
@@ -119,7 +119,7 @@ describe('node-waypoint run', () => {
     expect(dump.ready).toBe('ready');
     expect(dump.version).toBeGreaterThanOrEqual(1);
     expect(dump.gateway).toMatchObject({ found: true, ref: { namespace: 'shop', name: 'waypoint' } });
-    const reviews = dump.services['127.0.51.10:9080'];
+    const reviews = dump.services['127.25.51.10:9080'];
     expect(reviews?.service).toMatchObject({ name: 'reviews', namespace: 'shop' });
     expect(reviews?.endpoints.map((e) => `${e.ip}:${e.port}`).sort()).toEqual([
       '127.0.61.11:9080',
@@ -205,7 +205,7 @@ describe('node-waypoint run', () => {
     const dump = JSON.parse((await getText(admin, '/config_dump')).body) as {
       services: Record<string, { service: { hostname: string } }>;
     };
-    expect(dump.services['127.0.51.30:9080']?.service.hostname).toBe('details.shop.svc.example.internal');
+    expect(dump.services['127.25.51.30:9080']?.service.hostname).toBe('details.shop.svc.example.internal');
 
     const client = await mesh.hboneClient(id('shop', 'productpage'));
     const pool = mesh.httpPool(client, hbone, DETAILS_VIP);
@@ -299,15 +299,10 @@ describe('node-waypoint run', () => {
       '--ca',
       files.ca,
     ];
+    // Each malformed value is checked in this process (src/cli/run.test.ts); here, that the process
+    // exits 2 with the message, for a bad value and for an unknown flag.
     const cases: Array<[string[], RegExp]> = [
-      [[...base, '--gateway', 'shop'], /--gateway: expected NAMESPACE\/NAME/],
       [[...base, '--gateway', 'shop/waypoint', '--hbone', 'localhost'], /--hbone: expected IP:PORT/],
-      [[...base, '--gateway', 'shop/waypoint', '--log-level', 'loud'], /log level must be one of/],
-      [[...base, '--gateway', 'shop/waypoint', '--access-log', 'some'], /--access-log must be/],
-      [
-        [...base, '--gateway', 'shop/waypoint', '--drain-deadline', 'soon'],
-        /--drain-deadline: expected seconds/,
-      ],
       [[...base, '--gateway', 'shop/waypoint', '--gatway', 'x'], /--gatway/],
     ];
     const procs = cases.map(([args]) => spawnCli(args));
@@ -339,7 +334,7 @@ describe('node-waypoint run', () => {
   it('exits 1 naming the address when a port is taken, instead of hanging', async () => {
     const files = await mesh.certFiles(id('shop', 'waypoint'));
     const taken = net.createServer();
-    await new Promise<void>((r) => taken.listen(0, '127.0.0.3', () => r()));
+    await new Promise<void>((r) => taken.listen(0, '127.25.0.3', () => r()));
     mesh.onClose(() => new Promise<void>((r) => taken.close(() => r())));
     const port = (taken.address() as AddressInfo).port;
     const proc = spawnCli(
@@ -356,18 +351,18 @@ describe('node-waypoint run', () => {
         '--ca',
         files.ca,
         '--hbone',
-        '127.0.0.3:0',
+        '127.25.0.3:0',
         '--admin',
-        `127.0.0.3:${port}`,
+        `127.25.0.3:${port}`,
         '--ready',
-        '127.0.0.3:0',
+        '127.25.0.3:0',
         '--metrics',
-        '127.0.0.3:0',
+        '127.25.0.3:0',
       ],
       { register: (fn) => mesh.onClose(fn) },
     );
     expect(await proc.exited).toBe(1);
-    expect(proc.stderr()).toContain(`cannot listen for admin on 127.0.0.3:${port}: EADDRINUSE`);
+    expect(proc.stderr()).toContain(`cannot listen for admin on 127.25.0.3:${port}: EADDRINUSE`);
   });
 
   it('stops on SIGTERM with exit code 0', async () => {

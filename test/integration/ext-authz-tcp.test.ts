@@ -8,9 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMeshConfig } from '../../filters/authz/mesh-config.ts';
+import { createLogger } from '../../src/observe/logger.ts';
 import type { Waypoint } from '../../src/waypoint.ts';
 import { type SeenCheck, startGrpcAuthz } from '../helpers/ext-authz-server.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { until } from '../helpers/until.ts';
 
 const GRPC_IP = '127.0.145.10';
 const DEAD_IP = '127.0.148.9';
@@ -21,6 +23,8 @@ const SERVICES = [
 ] as const;
 
 let mesh: TestMesh;
+/** The waypoint's own log: the mesh config reloads it reports. */
+const logLines: string[] = [];
 let waypoint: Waypoint;
 let seen: SeenCheck[];
 let grpcPort: number;
@@ -103,6 +107,7 @@ beforeAll(async () => {
   await writeFile(meshConfigFile, meshConfig(`{service: ${DEAD_IP}, port: 9, timeout: 1s}`));
   waypoint = await mesh.startWaypoint({
     ip: '127.0.149.2',
+    log: createLogger('info', (line) => logLines.push(line)),
     extensionProviders: await loadMeshConfig(meshConfigFile),
     meshConfigPath: meshConfigFile,
   });
@@ -161,7 +166,7 @@ describe('mesh config reload', () => {
   it('keeps the providers in force when the file turns bad', async () => {
     const version = waypoint.snapshot!.version;
     await writeFile(meshConfigFile, 'extensionProviders: [{name: moving, envoyExtAuthzGrpc: {port: 0}}]\n');
-    await new Promise((r) => setTimeout(r, 400));
+    await until('the reload refused', () => logLines.some((l) => l.includes('mesh config: reload failed')));
     expect(waypoint.snapshot!.version).toBe(version);
     expect(await exchange('intruder', '127.0.146.3')).toBe('');
     expect(await exchange('sleep', '127.0.146.3')).toBe('ping');

@@ -142,7 +142,8 @@ describe('HTTP edge cases through the waypoint', () => {
         serviceYaml({ name: 'web', vip: WEB.ip, port: WEB.port, pods: [{ name: 'web-a', ip: POD_IP }] }),
       ].join('---\n'),
     );
-    const backend = http.createServer(async (req, res) => {
+    // Room for heads up to the waypoint's limit (Node's own default, 16 KiB, would answer 431 itself).
+    const backend = http.createServer({ maxHeaderSize: 128 * 1024 }, async (req, res) => {
       backendVersions.push(req.httpVersion);
       const url = new URL(req.url ?? '/', 'http://web');
       const chunks: Buffer[] = [];
@@ -311,14 +312,47 @@ describe('HTTP edge cases through the waypoint', () => {
     }
   });
 
-  it('answers headers over 60 KiB with 431', async () => {
+  /** A GET whose whole head is `total` bytes (an x-big header fills it up). */
+  const headOf = (total: number): string => {
+    const frame = (n: number): string => `GET / HTTP/1.1\r\nHost: web\r\nx-big: ${'a'.repeat(n)}\r\n\r\n`;
+    return frame(total - frame(0).length);
+  };
+  /** A GET with one header value of `n` bytes: its head is over a limit of n bytes however it is counted. */
+  const headWithValue = (n: number): string =>
+    `GET / HTTP/1.1\r\nHost: web\r\nx-big: ${'a'.repeat(n)}\r\n\r\n`;
+
+  async function send(hbone: { ip: string; port: number }, request: string): Promise<RawResponse> {
+    const t = await TestMesh.tunnel(client, hbone, WEB);
+    const reader = new ResponseReader(t);
+    t.write(request);
+    const res = await reader.next();
+    t.destroy();
+    return res;
+  }
+
+  it('serves a head just under 60 KiB and answers one just over with 431', async () => {
+    const under = await send(waypoint.addresses!.hbone, headOf(60 * 1024 - 1));
+    expect(under.status).toBe(200);
+    expect(under.headers['x-waypoint-reason']).toBeUndefined();
+
     const t = await tunnel();
     const reader = new ResponseReader(t);
-    t.write(`GET / HTTP/1.1\r\nHost: web\r\nx-big: ${'a'.repeat(61 * 1024)}\r\n\r\n`);
+    t.write(headWithValue(60 * 1024));
     const res = await reader.next();
     expect(res.status).toBe(431);
     expect(res.headers['x-waypoint-reason']).toBe('downstream_headers_too_large');
     await reader.closed();
+  });
+
+  it('holds a configured limit (--max-request-headers-kb) on both sides', async () => {
+    const small = await mesh.startWaypoint({ ip: WAYPOINT_IP, maxRequestHeadersBytes: 4096 });
+    const hbone = small.addresses!.hbone;
+    expect((await send(hbone, headOf(4096 - 1))).status).toBe(200);
+    const over = await send(hbone, headWithValue(4096));
+    expect(over.status).toBe(431);
+    expect(over.headers['x-waypoint-reason']).toBe('downstream_headers_too_large');
+    // The default waypoint serves that head: the limit is the configured one, not a fixed one.
+    expect((await send(waypoint.addresses!.hbone, headWithValue(4096))).status).toBe(200);
   });
 
   it('serves an h2c prior-knowledge client on an http port, in front of an HTTP/1.1 app', async () => {

@@ -14,6 +14,7 @@ import {
   requester,
 } from '../helpers/controllable-backend.ts';
 import { id, serviceYaml, TestMesh, waypointYaml } from '../helpers/mesh.ts';
+import { until } from '../helpers/until.ts';
 
 const WAYPOINT_IP = '127.0.180.100';
 const ROUTED = '127.0.180.1';
@@ -301,7 +302,7 @@ it("honours a gRPC client's grpc-timeout: DEADLINE_EXCEEDED (grpc-status 4), UT,
   // Envoy's details for any timeout of the router, grpc-timeout included.
   expect(line).toContain(' UT upstream_response_timeout ');
   // The waypoint cancelled the upstream call rather than leaving it running for its 2 s.
-  for (let i = 0; i < 100 && grpcCancelled === cancelled; i++) await new Promise((r) => setTimeout(r, 10));
+  await until('the backend saw the cancel', () => grpcCancelled !== cancelled);
   expect(grpcCancelled).toBe(cancelled + 1);
 });
 
@@ -332,7 +333,7 @@ it('ends a @grpc/grpc-js call at its deadline with DEADLINE_EXCEEDED and cancels
   expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
   expect(grpcCalls).toBe(calls + 1);
   // The server-side call is cancelled, not left running for its 2 s.
-  for (let i = 0; i < 100 && grpcCancelled === cancelled; i++) await new Promise((r) => setTimeout(r, 10));
+  await until('the backend saw the cancel', () => grpcCancelled !== cancelled);
   expect(grpcCancelled).toBe(cancelled + 1);
 });
 

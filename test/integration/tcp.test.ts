@@ -2,7 +2,7 @@
 // server-first protocols on a TCP port, resets passed on, and the sniffing of a port whose
 // protocol Istio cannot tell (port name `foo`): HTTP for an HTTP client, TCP for anything else.
 import { createHash, randomBytes } from 'node:crypto';
-import type { ClientHttp2Stream } from 'node:http2';
+import http2, { type ClientHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ const FIN_FIRST = { ip: '127.0.32.13', port: 7003 };
 const SNIFFED_HTTP = { ip: '127.0.32.14', port: 7004 };
 const RESETTER = { ip: '127.0.32.15', port: 7005 };
 const SNIFFED_TCP = { ip: '127.0.32.16', port: 7006 };
+const NOBODY = { ip: '127.0.32.17', port: 7007 };
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -127,6 +128,7 @@ describe('TCP through the waypoint', () => {
         serviceYaml({ name: 'mystery', ...vip(SNIFFED_HTTP), portName: 'foo', pods: [pod('mystery', 14)] }),
         serviceYaml({ name: 'resetter', ...vip(RESETTER), portName: 'tcp-r', pods: [pod('resetter', 15)] }),
         serviceYaml({ name: 'enigma', ...vip(SNIFFED_TCP), portName: 'foo', pods: [pod('enigma', 16)] }),
+        serviceYaml({ name: 'nobody', ...vip(NOBODY), portName: 'tcp', pods: [] }),
       ].join('---\n'),
     );
 
@@ -368,5 +370,26 @@ describe('TCP through the waypoint', () => {
       t.end(sent);
       expect((await back).toString()).toBe(sent);
     }
+  });
+
+  it("answers a tunnel to a Service without endpoints with no_healthy_upstream's reply", async () => {
+    // Raw HTTP/2 CONNECT, as ztunnel sends it, to read the reply's headers and body.
+    const tls = (await mesh.credentials(id('shop', 'sleep'))).tlsOptions();
+    const { hbone } = waypoint.addresses!;
+    const session = http2.connect(`https://${hbone.ip}:${hbone.port}`, {
+      ...tls,
+      ALPNProtocols: ['h2'],
+      servername: '',
+      checkServerIdentity: () => undefined,
+    });
+    session.on('error', () => {});
+    mesh.onClose(() => session.destroy());
+    const req = session.request({ ':method': 'CONNECT', ':authority': `${NOBODY.ip}:${NOBODY.port}` });
+    const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve));
+    let body = '';
+    for await (const c of req) body += String(c);
+    expect(headers[':status']).toBe(503);
+    expect(headers['x-waypoint-reason']).toBe('no_healthy_upstream');
+    expect(body).toBe('no healthy upstream');
   });
 });
