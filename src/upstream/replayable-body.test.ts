@@ -26,6 +26,26 @@ describe('ReplayableBody', () => {
     expect(await text).toBe('abcd');
   });
 
+  it('moves no more than the attempt can hold while nothing reads it (backpressure to the client)', async () => {
+    const client = new PassThrough();
+    const body = new ReplayableBody(client, 1024);
+    const attempt = body.attempt();
+    const first = new Promise((r) => attempt.once('data', r));
+    attempt.resume();
+    client.write(Buffer.alloc(100));
+    await first;
+    attempt.pause(); // a reader that stalls after its first read
+    // The client keeps sending: every write raises 'readable' on its stream.
+    for (let i = 0; i < 64; i++) {
+      client.write(Buffer.alloc(4096, i));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(attempt.readableLength).toBeLessThanOrEqual(attempt.readableHighWaterMark + 4096);
+    expect(client.writableNeedDrain).toBe(true); // the client's stream says wait
+    attempt.destroy();
+    client.destroy();
+  });
+
   it('stops keeping bytes past the cap and refuses another attempt', async () => {
     const body = new ReplayableBody(Readable.from([Buffer.alloc(10, 'a'), Buffer.alloc(10, 'b')]), 15);
     expect(await drain(body.attempt())).toBe('a'.repeat(10) + 'b'.repeat(10));

@@ -68,7 +68,10 @@ export class ReplayableBody {
     if (out !== this.#current || out.destroyed) return;
     for (;;) {
       if (!this.#overflowed && out.position < this.#chunks.length) {
-        if (!out.push(this.#chunks[out.position++]!)) return;
+        if (!out.push(this.#chunks[out.position++]!)) {
+          out.wanted = false;
+          return;
+        }
         continue;
       }
       if (this.#failed) {
@@ -79,6 +82,8 @@ export class ReplayableBody {
         out.push(null);
         return;
       }
+      // Full: the client's 'readable' must not move more in; the attempt's next _read pumps again.
+      if (!out.wanted) return;
       const c = this.#source.read() as Buffer | null;
       if (c === null) {
         if (this.#source.readableEnded) this.#ended = true;
@@ -90,7 +95,10 @@ export class ReplayableBody {
       }
       // Kept or not (over the cap), the chunk goes straight on to this attempt.
       if (this.#keep(c)) out.position = this.#chunks.length;
-      if (!out.push(c)) return;
+      if (!out.push(c)) {
+        out.wanted = false;
+        return;
+      }
     }
   }
 
@@ -163,6 +171,8 @@ export class ReplayableBody {
 /** One attempt's view of the body: a plain Readable its ReplayableBody pushes into. */
 class AttemptStream extends Readable {
   position = 0;
+  /** True from a _read until a push says the stream is full. */
+  wanted = false;
   readonly #body: ReplayableBody;
 
   constructor(body: ReplayableBody) {
@@ -171,6 +181,7 @@ class AttemptStream extends Readable {
   }
 
   override _read(): void {
+    this.wanted = true;
     this.#body.pump(this);
   }
 }
