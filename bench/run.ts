@@ -619,12 +619,10 @@ async function main(argv: string[]): Promise<number> {
   certs = await prepare(Math.floor(positive('--policies', values.policies, 0)), extra);
   // A copy beside the logs: the temporary config directory is removed at the end.
   for (const [file, yaml] of Object.entries(extra)) await writeFile(join(logDir, file), yaml);
-  // One process unless told (run's own default is the machine's CPUs).
-  const waypointArgs = [
-    '--concurrency',
-    String(Math.floor(positive('--concurrency', values.concurrency, 1))),
-    ...(values['waypoint-arg'] ?? []),
-  ];
+  // One process unless told (run's own default is the machine's CPUs). Through the environment, so
+  // that a --baseline commit older than the flag runs too (it ignores the variable).
+  process.env.WAYPOINT_CONCURRENCY = String(Math.floor(positive('--concurrency', values.concurrency, 1)));
+  const waypointArgs = [...(values['waypoint-arg'] ?? [])];
   if (sink) {
     const meshFile = join(logDir, 'tracing-mesh.yaml');
     await writeFile(meshFile, sink.meshConfig);
