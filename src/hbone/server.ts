@@ -192,7 +192,7 @@ export class HboneServer {
       return;
     }
     const peerAddress = { ip: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-    const refuse = (reason: Reason, detail: string, req: Partial<ConnectRequest>): void => {
+    const refuse: Refuse = (reason, detail, req) => {
       hooks.onRejected?.(req, reason, detail);
       this.#log.warn('hbone: CONNECT refused', {
         reason,
@@ -203,33 +203,29 @@ export class HboneServer {
       });
       refuseTunnel(stream, reason);
     };
-    if (headers[':method'] !== 'CONNECT') {
-      refuse('hbone_method_not_allowed', `method ${headers[':method']}`, { peer, peerAddress });
-      return;
-    }
-    const authority = parseAuthority(headers[':authority']);
-    if (!authority) {
-      refuse('hbone_bad_authority', `:authority ${JSON.stringify(headers[':authority'])}`, {
-        peer,
-        peerAddress,
-      });
-      return;
-    }
-    const req: ConnectRequest = {
-      authority,
-      peer,
-      peerAddress,
-      source: forwardedFor(headers.forwarded) ?? peerAddress,
-      headers,
-    };
+    const req = connectRequest(headers, peer, peerAddress, refuse);
+    const decision = req && this.#decide(req, stream, hooks, refuse);
+    if (!decision) return;
+    this.#activeTunnels++;
+    stream.once('close', () => this.#activeTunnels--);
+    decision.serve(stream);
+  }
+
+  /** Draining, overload, then the router's word: the accepted decision, or undefined once refused. */
+  #decide(
+    req: ConnectRequest,
+    stream: ServerHttp2Stream,
+    hooks: HboneServerHooks,
+    refuse: Refuse,
+  ): AcceptedConnect | undefined {
     if (this.#draining && stream.session?.closed) {
       refuse('draining', 'shutdown in progress', req);
-      return;
+      return undefined;
     }
     const overloaded = hooks.admit?.(this.#activeTunnels);
     if (overloaded) {
       refuse(overloaded, `${this.#activeTunnels} tunnels active`, req);
-      return;
+      return undefined;
     }
     let decision: ConnectDecision;
     try {
@@ -237,16 +233,39 @@ export class HboneServer {
     } catch (err) {
       this.#log.error('hbone: router threw', { error: String(err) });
       refuse('internal_error', String(err), req);
-      return;
+      return undefined;
     }
     if (!decision.accept) {
       refuse(decision.reason, decision.detail, req);
-      return;
+      return undefined;
     }
-    this.#activeTunnels++;
-    stream.once('close', () => this.#activeTunnels--);
-    decision.serve(stream);
+    return decision;
   }
+}
+
+type Refuse = (reason: Reason, detail: string, req: Partial<ConnectRequest>) => void;
+type AcceptedConnect = Extract<ConnectDecision, { accept: true }>;
+
+/** The CONNECT's method and authority checked: the request, or undefined once refused. */
+function connectRequest(
+  headers: IncomingHttpHeaders,
+  peer: SpiffeId,
+  peerAddress: HostPort,
+  refuse: Refuse,
+): ConnectRequest | undefined {
+  if (headers[':method'] !== 'CONNECT') {
+    refuse('hbone_method_not_allowed', `method ${headers[':method']}`, { peer, peerAddress });
+    return undefined;
+  }
+  const authority = parseAuthority(headers[':authority']);
+  if (!authority) {
+    refuse('hbone_bad_authority', `:authority ${JSON.stringify(headers[':authority'])}`, {
+      peer,
+      peerAddress,
+    });
+    return undefined;
+  }
+  return { authority, peer, peerAddress, source: forwardedFor(headers.forwarded) ?? peerAddress, headers };
 }
 
 /** Answers a CONNECT with 200: from here on the stream carries the client's bytes. */
