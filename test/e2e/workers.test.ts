@@ -180,7 +180,8 @@ describe('run --concurrency 2', () => {
       15_000,
     );
     const text = await scrape();
-    expect(metricValue(text, 'waypoint_worker_restarts_total', { worker: '1' })).toBe(1);
+    // Once seen under a loaded full suite: 3 (the restarted worker failed to start twice); the log says why.
+    expect(metricValue(text, 'waypoint_worker_restarts_total', { worker: '1' }), wp.stderr()).toBe(1);
     expect(metricValue(text, 'waypoint_workers')).toBe(2);
   });
 
