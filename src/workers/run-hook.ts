@@ -19,8 +19,10 @@ export async function runWorkersIfConcurrent(
   // Loaded only here: a single process (N = 1) and the workers never load the primary's code.
   const { Primary } = await import('./primary.ts');
   const primary = new Primary({ ...o, concurrency });
+  // Handlers first: a SIGTERM right after "waypoint listening" must drain, not kill the primary.
+  const stopped = untilStopped(primary, o.log);
   await primary.start();
-  return untilStopped(primary, o.log);
+  return stopped;
 }
 
 /** What a worker's Waypoint needs: its HBONE listener shares the port (SO_REUSEPORT). */
