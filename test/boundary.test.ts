@@ -12,22 +12,6 @@ const ROOT = resolve(import.meta.dirname, '..');
 /** The composition root: these engine-side files may import filters/. */
 const COMPOSITION_ROOT = ['src/compose.ts', 'src/cli/'];
 
-/**
- * Filters that read another filter's internals today (to become public modules of the filter
- * they read); a new pair fails the test.
- */
-const KNOWN_CROSS_FILTER = new Set([
-  'filters/authz/index.ts -> filters/path-normalization/normalize.ts',
-  'filters/cors/index.ts -> filters/routing/match.ts',
-  'filters/cors/index.ts -> filters/routing/model.ts',
-  'filters/cors/index.ts -> filters/routing/select.ts',
-  'filters/cors/index.test.ts -> filters/routing/model.ts',
-  'filters/fault/index.ts -> filters/routing/model.ts',
-  'filters/fault/index.ts -> filters/routing/select.ts',
-  'filters/fault/index.test.ts -> filters/routing/model.ts',
-  'filters/rate-limit/index.ts -> filters/routing/select.ts',
-]);
-
 /** Every module specifier of a TypeScript source: import/export from, import(), import('x').T, require. */
 function moduleSpecifiers(source: string, fileName = 'x.ts'): string[] {
   const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
@@ -119,13 +103,13 @@ describe('the engine/filter boundary', () => {
     expect(violations(engine, (_f, t) => intoFilters(t))).toEqual([]);
   });
 
-  it('a filter reads another filter only through its index.ts (known exceptions listed)', () => {
+  it('a filter reads another filter only through its index.ts, the public surface', () => {
     const folder = (p: string) => p.split('/')[1];
     const filters = tsFiles('filters').filter((f) => f.split('/').length > 2);
     const crossing = violations(filters, (f, t) => {
       if (!t.startsWith('filters/') || t.split('/').length < 3) return false;
       return folder(t) !== folder(f) && !t.endsWith('/index.ts');
     });
-    expect(crossing.filter((v) => !KNOWN_CROSS_FILTER.has(v))).toEqual([]);
+    expect(crossing).toEqual([]);
   });
 });

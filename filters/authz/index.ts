@@ -14,7 +14,7 @@ import {
   type Verdict,
 } from '../../src/pipeline/filter.ts';
 import { requestAuth } from '../../src/pipeline/request-auth.ts';
-import { pathOnly } from '../path-normalization/normalize.ts';
+import { pathOnly } from '../path-normalization/index.ts';
 import { compileAuthz, compileAuthzWith } from './config.ts';
 import { type Decision, evaluate } from './evaluate.ts';
 import { explainAuthz } from './explain.ts';

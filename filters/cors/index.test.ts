@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { testContext } from '../../src/upstream/test-support.ts';
-import type { CorsPolicy, ValueMatch } from '../routing/model.ts';
+import type { CorsPolicy, ValueMatch } from '../routing/index.ts';
 import { createCorsFilter } from './index.ts';
 
 const exact = (value: string): ValueMatch => ({ type: 'Exact', value, ignoreCase: false, regex: undefined });

@@ -7,9 +7,13 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
-import { matchesValue } from '../routing/match.ts';
-import type { CorsPolicy, RoutingConfig } from '../routing/model.ts';
-import { ROUTING, selectedRoute } from '../routing/select.ts';
+import {
+  type CorsPolicy,
+  matchesValue,
+  ROUTING,
+  type RoutingConfig,
+  selectedRoute,
+} from '../routing/index.ts';
 
 export const CORS = 'cors';
 

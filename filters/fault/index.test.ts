@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Snapshot } from '../../config/model.ts';
 import { testContext } from '../../src/upstream/test-support.ts';
-import type { FaultPolicy } from '../routing/model.ts';
+import type { FaultPolicy } from '../routing/index.ts';
 import { chosen, createFaultFilter, FAULT_DELAYED, faultDelayMs, faultFilterFactory } from './index.ts';
 
 const abortAll: FaultPolicy = {

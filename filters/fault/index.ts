@@ -1,13 +1,12 @@
 // Fault injection (VirtualService `fault`, l7-semantics.md §5.6): a delay, then an abort, each
 // applied to a share of the requests of the matched route and decided independently. It runs
 // before routing hands the request upstream, so an abort is never retried and never counts toward
-// outlier detection. The fault comes from the route selection (filters/routing/select.ts), so it
+// outlier detection. The fault comes from the route selection (routing's selectedRoute), so it
 // follows the same match the router uses.
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import { CONTINUE, type Filter, type FilterFactory, type Verdict } from '../../src/pipeline/filter.ts';
 import { noteFlag } from '../../src/pipeline/response-flags.ts';
-import type { FaultPolicy, RoutingConfig } from '../routing/model.ts';
-import { ROUTING, selectedRoute } from '../routing/select.ts';
+import { type FaultPolicy, ROUTING, type RoutingConfig, selectedRoute } from '../routing/index.ts';
 
 export const FAULT = 'fault';
 

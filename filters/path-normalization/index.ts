@@ -4,6 +4,9 @@
 import { CONTINUE, type FilterFactory } from '../../src/pipeline/filter.ts';
 import { normalizePath } from './normalize.ts';
 
+/** The path without its query, as authz's `paths` match it. */
+export { pathOnly } from './normalize.ts';
+
 export const PATH_NORMALIZATION = 'path-normalization';
 
 export const pathNormalizationFilter: FilterFactory = {

@@ -18,7 +18,7 @@ import {
   type FilterFactory,
   type Verdict,
 } from '../../src/pipeline/filter.ts';
-import { selectedRoute } from '../routing/select.ts';
+import { selectedRoute } from '../routing/index.ts';
 import { compileRateLimit } from './compile.ts';
 import { type FailureMode, GlobalStore, type GlobalStoreOptions } from './global.ts';
 import { type Decision, LocalBuckets } from './local.ts';

@@ -23,7 +23,12 @@ registerKind(referenceGrantKind);
 registerKind(virtualServiceKind);
 registerKind(destinationRuleKind);
 
-export { ROUTING };
+// Routing's public surface for the filters that act per route (CORS, fault injection, rate limits,
+// authz's explain): the selected route and the per-route policies it carries, as Envoy's filters
+// read their per-route config from the route entry. Everything else in this folder is private.
+export { matchesValue } from './match.ts';
+export type { CorsPolicy, FaultPolicy, RoutingConfig, ValueMatch } from './model.ts';
+export { ROUTING, type RouteSelection, routingConfig, selectedRoute } from './select.ts';
 
 /**
  * The router, and the TCP routing phase of opaque tunnels. `defaultRetry` (run --default-retry):
