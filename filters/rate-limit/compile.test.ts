@@ -35,6 +35,21 @@ const MESH = [
   serviceYaml({ name: 'web', vip: '10.96.0.2', port: 80, pods: [{ name: 'web-a', ip: '10.0.0.2' }] }),
 ];
 
+const SERVICE_ENTRY = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ext
+  namespace: shop
+  labels: {istio.io/use-waypoint: waypoint}
+spec:
+  hosts: [ext.shop.mesh]
+  addresses: [127.26.9.3]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  endpoints: [{address: 127.26.9.13}]
+`;
+
 async function load(store: ResourceStore, ...extra: string[]): Promise<UpdateReport> {
   const dir = await writeTree({ 'mesh.yaml': [...MESH, ...extra].join('---\n') });
   return store.update(await readManifests([dir]));
@@ -114,11 +129,23 @@ describe('BackendTrafficPolicy attachment', () => {
     expect(config.services).toEqual({});
   });
 
+  it('a ServiceEntry target attaches like a Service (the same rule as AuthorizationPolicy)', async () => {
+    const { config, snapshot } = await compiled(
+      btp(
+        'ext',
+        `  targetRefs:\n    - {group: networking.istio.io, kind: ServiceEntry, name: ext}\n${LOCAL_10}`,
+      ),
+      SERVICE_ENTRY,
+    );
+    expect(snapshot.services.has('127.26.9.3:80')).toBe(true);
+    expect(Object.keys(config.services)).toEqual(['shop/ext']);
+  });
+
   it('ignores, with a warning naming file, kind, name and field, targets it cannot honour', async () => {
     const { config, snapshot } = await compiled(
       btp(
         'odd',
-        `  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: other-waypoint}\n    - {kind: Service, name: api, namespace: bank}\n    - {group: networking.istio.io, kind: ServiceEntry, name: ext}\n  targetSelectors: [{matchLabels: {a: b}}]\n${LOCAL_10}`,
+        `  targetRefs:\n    - {group: gateway.networking.k8s.io, kind: Gateway, name: other-waypoint}\n    - {kind: Service, name: api, namespace: bank}\n    - {group: apps, kind: Deployment, name: ext}\n    - {group: gateway.networking.k8s.io, kind: GatewayClass, name: istio-waypoint}\n  targetSelectors: [{matchLabels: {a: b}}]\n${LOCAL_10}`,
       ),
     );
     expect(config.services).toEqual({});
@@ -131,7 +158,12 @@ describe('BackendTrafficPolicy attachment', () => {
     );
     expect(messages).toContainEqual(
       expect.stringMatching(
-        /BackendTrafficPolicy shop\/odd: spec\.targetRefs\[2\]: unsupported target networking\.istio\.io\/ServiceEntry/,
+        /BackendTrafficPolicy shop\/odd: spec\.targetRefs\[2\]: target kind apps\/Deployment does not attach to a waypoint; ignored/,
+      ),
+    );
+    expect(messages).toContainEqual(
+      expect.stringMatching(
+        /shop\/odd: spec\.targetRefs\[3\]: GatewayClass targets are not supported; ignored/,
       ),
     );
     expect(messages).toContainEqual(

@@ -14,6 +14,7 @@ import {
   type RateLimitRuleSpec,
   type RateLimitTargetRef,
 } from '../../config/kinds/backend-traffic-policy.ts';
+import { type PolicyTarget, policyTarget } from '../../config/compile/policy-target.ts';
 import type { ConfigMessage } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
 import {
@@ -130,11 +131,13 @@ function compileRule(
   };
 }
 
-type Target =
-  | { readonly kind: 'waypoint' }
-  | { readonly kind: 'service'; readonly key: string }
-  | { readonly kind: 'route'; readonly key: string; readonly scope: string };
+type Target = PolicyTarget | { readonly kind: 'route'; readonly key: string; readonly scope: string };
 
+/**
+ * Where one targetRef attaches: an HTTPRoute or GRPCRoute (rate limits' own kind of target), else
+ * the rule every waypoint policy shares (config/compile/policy-target.ts), minus GatewayClass,
+ * which Envoy Gateway's BackendTrafficPolicy does not target.
+ */
 function targetOf(
   r: Resource,
   ref: RateLimitTargetRef,
@@ -143,26 +146,8 @@ function targetOf(
   messages: ConfigMessage[],
 ): Target | undefined {
   const group = ref.group ?? '';
-  if (ref.namespace && ref.namespace !== r.namespace) {
-    messages.push(message(r, 'warning', 'cross-namespace targetRef is not supported; ignored', field));
-    return undefined;
-  }
-  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP) {
-    if (ref.sectionName)
-      messages.push(
-        message(
-          r,
-          'warning',
-          'sectionName on a Gateway target is ignored (the waypoint has one listener)',
-          field,
-        ),
-      );
-    return r.namespace === gateway.namespace && ref.name === gateway.name ? { kind: 'waypoint' } : undefined;
-  }
-  if (ref.kind === 'Service' && (group === '' || group === 'core')) {
-    return { kind: 'service', key: `${r.namespace}/${ref.name}` };
-  }
-  if ((ref.kind === 'HTTPRoute' || ref.kind === 'GRPCRoute') && group === GATEWAY_GROUP) {
+  const routeKind = (ref.kind === 'HTTPRoute' || ref.kind === 'GRPCRoute') && group === GATEWAY_GROUP;
+  if (routeKind && (!ref.namespace || ref.namespace === r.namespace)) {
     const rule = ref.sectionName ?? '*';
     return {
       kind: 'route',
@@ -170,8 +155,22 @@ function targetOf(
       scope: `${ref.kind} ${r.namespace}/${ref.name}/${rule}`,
     };
   }
-  messages.push(message(r, 'warning', `unsupported target ${group || 'core'}/${ref.kind}; ignored`, field));
-  return undefined;
+  if (ref.kind === 'GatewayClass' && group === GATEWAY_GROUP) {
+    messages.push(message(r, 'warning', 'GatewayClass targets are not supported; ignored', field));
+    return undefined;
+  }
+  if (ref.kind === 'Gateway' && group === GATEWAY_GROUP && ref.sectionName)
+    messages.push(
+      message(
+        r,
+        'warning',
+        'sectionName on a Gateway target is ignored (the waypoint has one listener)',
+        field,
+      ),
+    );
+  const { target, why } = policyTarget(r.namespace, ref, gateway);
+  if (why) messages.push(message(r, 'warning', `${why}; ignored`, field));
+  return target;
 }
 
 type Base = Parameters<FilterCompiler>[1];
