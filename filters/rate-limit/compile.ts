@@ -5,6 +5,7 @@
 // traffic), a Service in the policy's namespace, or an HTTPRoute/GRPCRoute (optionally one rule, by
 // sectionName). Targets it cannot honour are warnings, named by file, kind, ns/name and field.
 import { BlockList, isIP } from 'node:net';
+import { type PolicyTarget, policyTarget } from '../../config/compile/policy-target.ts';
 import type { FilterCompiler } from '../../config/compile.ts';
 import {
   anchoredRegex,
@@ -14,7 +15,6 @@ import {
   type RateLimitRuleSpec,
   type RateLimitTargetRef,
 } from '../../config/kinds/backend-traffic-policy.ts';
-import { type PolicyTarget, policyTarget } from '../../config/compile/policy-target.ts';
 import type { ConfigMessage } from '../../config/model.ts';
 import { type Resource, resourcesOf } from '../../config/resource.ts';
 import {
