@@ -39,7 +39,7 @@ describe('fuzz: hostile bytes inside tunnels never take the waypoint down', () =
         http2: 2_000,
         perTunnel: 4,
         batch: 250,
-        lingerMs: 500,
+        lingerMs: 200,
         open,
         check: alive,
       });
