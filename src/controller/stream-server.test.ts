@@ -13,11 +13,11 @@ import { type ConfigStreamServer, startConfigStreamServer } from './stream-serve
 const CONTROLLER_ID = 'spiffe://cluster.local/ns/istio-system/sa/node-waypoint-controller';
 const IP = '127.3.10.1';
 
-function service(name: string, port = 80): KubeDocument {
+function service(name: string, port = 80, namespace = 'shop'): KubeDocument {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name, namespace: 'shop' },
+    metadata: { name, namespace },
     spec: { clusterIP: '10.0.0.1', ports: [{ port }] },
   };
 }
@@ -76,34 +76,37 @@ afterAll(async () => {
 
 describe('config stream server', () => {
   it('sends a full snapshot, then only what changed, then removes', async () => {
-    const s = await open('shop/waypoint', 'spiffe://cluster.local/ns/shop/sa/waypoint');
+    // A Gateway of its own: the other cases add Services to shop's, in whatever order they run.
+    source.addGateway('snap/waypoint');
+    source.put('snap/waypoint', service('reviews', 80, 'snap'), service('ratings', 80, 'snap'));
+    const s = await open('snap/waypoint', 'spiffe://cluster.local/ns/snap/sa/waypoint');
     const full = await s.next();
     expect(full.full).toBe(true);
-    expect(docsOf(full).map((d) => d.key)).toEqual(['/Service/shop/reviews', '/Service/shop/ratings']);
+    expect(docsOf(full).map((d) => d.key)).toEqual(['/Service/snap/reviews', '/Service/snap/ratings']);
     expect(docsOf(full)[0]!.doc).toMatchObject({ kind: 'Service', spec: { clusterIP: '10.0.0.1' } });
     s.ack(full.version);
 
-    source.put('shop/waypoint', service('reviews', 9080));
+    source.put('snap/waypoint', service('reviews', 9080, 'snap'));
     const delta = await s.next();
     expect(delta.full).toBe(false);
     expect(docsOf(delta).map((d) => [d.key, (d.doc.spec as { ports: unknown }).ports])).toEqual([
-      ['/Service/shop/reviews', [{ port: 9080 }]],
+      ['/Service/snap/reviews', [{ port: 9080 }]],
     ]);
     expect(delta.removes).toEqual([]);
     s.ack(delta.version);
 
-    source.remove('shop/waypoint', '/Service/shop/ratings');
+    source.remove('snap/waypoint', '/Service/snap/ratings');
     const removal = await s.next();
-    expect(removal).toMatchObject({ full: false, upserts: [], removes: ['/Service/shop/ratings'] });
+    expect(removal).toMatchObject({ full: false, upserts: [], removes: ['/Service/snap/ratings'] });
     s.ack(removal.version);
-    expect(await metric('waypoint_controller_connected_waypoints', { gateway: 'shop/waypoint' })).toBe(1);
+    expect(await metric('waypoint_controller_connected_waypoints', { gateway: 'snap/waypoint' })).toBe(1);
     expect(
-      await metric('waypoint_controller_sent_objects_total', { gateway: 'shop/waypoint', op: 'remove' }),
+      await metric('waypoint_controller_sent_objects_total', { gateway: 'snap/waypoint', op: 'remove' }),
     ).toBe(1);
     s.close();
     // The waypoint went away: its subscription and its gauge go too.
-    await eventually(() => source.listeners('shop/waypoint') === 0, 'the subscription dropped');
-    expect(await metric('waypoint_controller_connected_waypoints', { gateway: 'shop/waypoint' })).toBe(0);
+    await eventually(() => source.listeners('snap/waypoint') === 0, 'the subscription dropped');
+    expect(await metric('waypoint_controller_connected_waypoints', { gateway: 'snap/waypoint' })).toBe(0);
   });
 
   it('refuses an identity that is not the Gateway’s ServiceAccount with PERMISSION_DENIED', async () => {
