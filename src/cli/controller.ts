@@ -2,10 +2,11 @@
 import { parseArgs } from 'node:util';
 import { startController } from '../controller/controller.ts';
 import { loadKubeConfig } from '../controller/kube-config.ts';
-import { createLogger, parseLogLevel } from '../observe/logger.ts';
+import { createLogger } from '../observe/logger.ts';
 import { checked, fromEnv, parseListen, parseRef } from './flags.ts';
 import { credentialsFor, IDENTITY_OPTIONS, identitySource } from './identity-flags.ts';
 import { untilSignal } from './run.ts';
+import { clusterDomainFrom, logLevelFrom, SHARED_FLAGS } from './shared-flags.ts';
 import { CONTROLLER_USAGE } from './usage.ts';
 
 export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -18,9 +19,9 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
       health: { type: 'string' },
       ...IDENTITY_OPTIONS,
       'root-namespace': { type: 'string' },
-      'cluster-domain': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
+      'cluster-domain': SHARED_FLAGS['cluster-domain'],
+      'log-level': SHARED_FLAGS['log-level'],
+      help: SHARED_FLAGS.help,
     },
   });
   if (values.help) {
@@ -33,10 +34,8 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   const health = parseListen('--health', fromEnv('health', values.health, env, '0.0.0.0:15014')!);
   const rootNamespace = fromEnv('root-namespace', values['root-namespace'], env, 'istio-system')!;
   parseRef('--root-namespace', `${rootNamespace}/x`);
-  const clusterDomain = fromEnv('cluster-domain', values['cluster-domain'], env, 'cluster.local')!;
-  const log = createLogger(
-    checked('--log-level', () => parseLogLevel(fromEnv('log-level', values['log-level'], env))),
-  );
+  const clusterDomain = clusterDomainFrom(values['cluster-domain'], env);
+  const log = createLogger(logLevelFrom(values['log-level'], env));
   const kubeConfig = checked('--kubeconfig', () => loadKubeConfig(values.kubeconfig, env));
   const credentials = await credentialsFor(identity, log);
   const controller = await startController({
