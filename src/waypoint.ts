@@ -29,12 +29,7 @@ import { Metrics } from './observe/metrics.ts';
 import { TELEMETRY, type TracingPolicy, telemetryCompiler } from './observe/telemetry-select.ts';
 import { Tracing, type TracingSettings } from './observe/tracing.ts';
 import { tracingSettings } from './observe/tracing-exporter.ts';
-import {
-  type ChainFactories,
-  type FilterMetrics,
-  filterCompilers,
-  type MeshConfigCheck,
-} from './pipeline/filter.ts';
+import { type ChainFactories, filterCompilers, type MeshConfigCheck } from './pipeline/filter.ts';
 import { HttpEngine } from './proxy/http-engine.ts';
 import { LiveTunnel } from './proxy/live-tunnel.ts';
 import { TunnelDispatcher } from './proxy/tunnel-dispatch.ts';
@@ -195,7 +190,7 @@ export class Waypoint {
     credentials.registerMetrics?.(this.metrics.registry);
     this.#engine = new HttpEngine({
       factories: this.#filters.serving,
-      filterContext: { log: opts.log, metrics: filterMetrics(this.metrics) },
+      filterContext: { log: opts.log, metrics: this.metrics.filterCounters },
       send: this.#upstreamLayers(baggage),
       metrics: this.metrics,
       accessLog: this.#accessLog,
@@ -710,15 +705,6 @@ function configuredHosts(snapshot: Snapshot): Set<string> {
   const out = new Set<string>();
   for (const b of snapshot.services.values()) for (const e of b.endpoints) out.add(hostKey(e));
   return out;
-}
-
-/** The engine's counters, as the filters report to them. */
-function filterMetrics(m: Metrics): FilterMetrics {
-  return {
-    authzDecision: (policy, action, decision) => m.authzDecision(policy, action, decision),
-    rateLimitDecision: (policy, type, result) => m.rateLimitDecision(policy, type, result),
-    rateLimitRedisFailure: (mode) => m.rateLimitRedisFailures.labels(mode).inc(),
-  };
 }
 
 /** Heap-based shedding, logged when it starts and ends. */

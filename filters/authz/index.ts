@@ -7,7 +7,9 @@ import { setAuditHint } from '../../src/pipeline/access-log-hint.ts';
 import type { Binding, RequestContext, TunnelInfo } from '../../src/pipeline/context.ts';
 import {
   CONTINUE,
+  type CounterSpec,
   type Filter,
+  type FilterCounter,
   type FilterFactory,
   type FilterMetrics,
   NO_FILTER_METRICS,
@@ -86,9 +88,15 @@ export function setFor(b: Binding, config: AuthzConfig): PolicySet {
   return config.waypoint;
 }
 
-/** Counts every decision the filter makes (HTTP and TCP) into waypoint_authz_decisions_total. */
-function count(metrics: FilterMetrics, d: Decision): void {
-  for (const r of d.records) metrics.authzDecision(r.policy, r.action, r.decision);
+/** Every decision the filter makes (HTTP and TCP); policy names come from the configuration. */
+const DECISIONS: CounterSpec = {
+  name: 'waypoint_authz_decisions_total',
+  help: 'AuthorizationPolicy decisions (HTTP requests and TCP connections), by deciding policy (NS/NAME or none), action and decision (allow, deny; dry-run: would_allow, would_deny; audit).',
+  labels: ['policy', 'action', 'decision'],
+};
+
+function count(decisions: FilterCounter, d: Decision): void {
+  for (const r of d.records) decisions.inc(r.policy, r.action, r.decision);
 }
 
 /**
@@ -101,6 +109,7 @@ export function createAuthzFilter(
   explaining = false,
 ): Filter {
   const kept = explaining ? new WeakMap<object, Decision>() : undefined;
+  const decisions = metrics.counter(DECISIONS);
   return {
     name: AUTHZ,
     explain: (run) => explainAuthz(config, run, kept?.get(run.ctx ?? run.tunnel)),
@@ -110,7 +119,7 @@ export function createAuthzFilter(
       if (isEmpty(set)) return CONTINUE;
       const d = evaluate(set, tcpAttributes(tunnel), true, customDecidedTcp.has(tunnel));
       explain.push(...d.explain);
-      count(metrics, d);
+      count(decisions, d);
       kept?.set(tunnel, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };
@@ -122,7 +131,7 @@ export function createAuthzFilter(
       const d = evaluate(set, attributes(ctx), false, ctx.attributes.has(CUSTOM_DECIDED));
       ctx.explain.push(...d.explain);
       if (d.audit) setAuditHint(ctx, d.audit);
-      count(metrics, d);
+      count(decisions, d);
       kept?.set(ctx, d);
       if (d.allowed) return CONTINUE;
       return { kind: 'reply', reason: 'authz_denied', ...(d.detail ? { detail: d.detail } : {}) };

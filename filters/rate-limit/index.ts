@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/observe/logger.ts';
 import type { RequestContext } from '../../src/pipeline/context.ts';
 import {
   CONTINUE,
+  type CounterSpec,
   type Filter,
   type FilterContext,
   type FilterFactory,
@@ -60,14 +61,28 @@ export interface RateLimitFactory extends FilterFactory {
 
 const RESPONSE_HEADERS = Symbol('rate-limit.headers');
 
+const DECISIONS: CounterSpec = {
+  name: 'waypoint_rate_limit_decisions_total',
+  help: 'Requests counted by a BackendTrafficPolicy rate-limit rule, by policy (NS/NAME), type (Local, Global) and result (ok, over_limit; failure_allowed / failure_denied when Redis could not answer).',
+  labels: ['policy', 'type', 'result'],
+};
+
+const REDIS_FAILURES: CounterSpec = {
+  name: 'waypoint_rate_limit_redis_failures_total',
+  help: 'Global rate-limit checks that Redis could not answer (down, timed out, circuit open), by failure mode applied (open: allowed; closed: refused).',
+  labels: ['mode'],
+  zeros: [['open'], ['closed']],
+};
+
+/** The filter's counters in the engine's registry (declared when a snapshot first has rate limits). */
 function contextSink(context: FilterContext | undefined): RateLimitSink | undefined {
-  const m = context?.metrics;
-  return (
-    m && {
-      decision: (policy, type, result) => m.rateLimitDecision(policy, type, result),
-      redisFailure: (mode) => m.rateLimitRedisFailure(mode),
-    }
-  );
+  if (!context) return undefined;
+  const decisions = context.metrics.counter(DECISIONS);
+  const failures = context.metrics.counter(REDIS_FAILURES);
+  return {
+    decision: (policy, type, result) => decisions.inc(policy, type, result),
+    redisFailure: (mode) => failures.inc(mode),
+  };
 }
 
 function allRules(config: RateLimitConfig): RateLimitRule[] {

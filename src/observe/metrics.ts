@@ -4,6 +4,7 @@
 // and reason names, never paths or hosts from requests.
 import client, { type Counter } from 'prom-client';
 import { REASONS, type Reason } from '../pipeline/reasons.ts';
+import { FilterCounters } from './filter-counters.ts';
 import { HostStats } from './host-stats.ts';
 import { PeerResolver } from './peers.ts';
 import { peerValues, type RequestFamilies, RequestSeries } from './request-series.ts';
@@ -102,12 +103,8 @@ export class Metrics {
   readonly requests: RequestSeries;
   readonly #tcp: Record<TcpFamily, SeriesCounter>;
   readonly #tunnelRejections: Counter<'reason'>;
-  readonly #authzDecisions: Counter<'policy' | 'action' | 'decision'>;
-  readonly #authzChildren: LabelTree<client.Counter.Internal>;
-  readonly #rateLimitDecisions: Counter<'policy' | 'type' | 'result'>;
-  readonly #rateLimitChildren: LabelTree<client.Counter.Internal>;
-  /** Global rate-limit checks Redis could not answer, by what the request got (failure mode). */
-  readonly rateLimitRedisFailures: Counter<'mode'>;
+  /** The counters filters declare (authz decisions, rate-limit results …): the engine names none. */
+  readonly filterCounters: FilterCounters;
   /** Outlier detection ejections, by cluster and Envoy's ejection type (bounded: clusters come from the configuration). */
   readonly outlierEjections: Counter<'cluster' | 'type'>;
   /** Circuit-breaker overflows, by cluster and limit (requests, pending, retries). */
@@ -133,24 +130,7 @@ export class Metrics {
       'CONNECT requests and connections refused on the HBONE port, by reason.',
       ['reason'],
     );
-    this.#authzDecisions = counter(
-      'waypoint_authz_decisions_total',
-      'AuthorizationPolicy decisions (HTTP requests and TCP connections), by deciding policy (NS/NAME or none), action and decision (allow, deny; dry-run: would_allow, would_deny; audit).',
-      ['policy', 'action', 'decision'],
-    );
-    this.#rateLimitDecisions = counter(
-      'waypoint_rate_limit_decisions_total',
-      'Requests counted by a BackendTrafficPolicy rate-limit rule, by policy (NS/NAME), type (Local, Global) and result (ok, over_limit; failure_allowed / failure_denied when Redis could not answer).',
-      ['policy', 'type', 'result'],
-    );
-    this.#authzChildren = new LabelTree((p, a, d) => this.#authzDecisions.labels(p, a, d));
-    this.#rateLimitChildren = new LabelTree((p, t, r) => this.#rateLimitDecisions.labels(p, t, r));
-    this.rateLimitRedisFailures = counter(
-      'waypoint_rate_limit_redis_failures_total',
-      'Global rate-limit checks that Redis could not answer (down, timed out, circuit open), by failure mode applied (open: allowed; closed: refused).',
-      ['mode'],
-    );
-    for (const mode of ['open', 'closed']) this.rateLimitRedisFailures.labels(mode).inc(0);
+    this.filterCounters = new FilterCounters(reg);
     this.outlierEjections = counter(
       'waypoint_outlier_ejections_total',
       'Endpoints ejected by DestinationRule outlierDetection, by cluster and ejection type (consecutive_5xx, consecutive_gateway_failure, consecutive_local_origin_failure). Per replica.',
@@ -211,16 +191,6 @@ export class Metrics {
       this.#ids.set(o, id);
     }
     return id;
-  }
-
-  /** One authorization outcome. Labels are policy names from the configuration: bounded. */
-  authzDecision(policy: string, action: string, decision: string): void {
-    this.#authzChildren.get(policy, action, decision).inc();
-  }
-
-  /** One rate-limit rule's count of a request. Labels are policy names from the configuration: bounded. */
-  rateLimitDecision(policy: string, type: string, result: string): void {
-    this.#rateLimitChildren.get(policy, type, result).inc();
   }
 
   tunnelRejected(reason: Reason): void {
@@ -331,33 +301,4 @@ function registerGauges(reg: client.Registry, gauges: Gauges, version: string): 
     labelNames: ['version'],
     registers: [reg],
   }).set({ version }, 1);
-}
-
-/** Children by three label values that come from configuration (bounded), with no key string built. */
-class LabelTree<C> {
-  readonly #root = new Map<string, Map<string, Map<string, C>>>();
-  readonly #make: (a: string, b: string, c: string) => C;
-
-  constructor(make: (a: string, b: string, c: string) => C) {
-    this.#make = make;
-  }
-
-  get(a: string, b: string, c: string): C {
-    let byB = this.#root.get(a);
-    if (!byB) {
-      byB = new Map();
-      this.#root.set(a, byB);
-    }
-    let byC = byB.get(b);
-    if (!byC) {
-      byC = new Map();
-      byB.set(b, byC);
-    }
-    let child = byC.get(c);
-    if (!child) {
-      child = this.#make(a, b, c);
-      byC.set(c, child);
-    }
-    return child;
-  }
 }

@@ -101,23 +101,34 @@ export interface FilterExplanation {
 }
 
 /**
- * The counters filters report their decisions to (the engine's Prometheus series). `explain`
- * builds its chains with NO_FILTER_METRICS, so explaining counts nothing.
+ * A counter family a filter owns: the filter names it, says what it counts and which labels it has
+ * (values from the configuration or a closed set: bounded). `zeros`: label sets exported at 0 from
+ * the start, so a dashboard sees the series before the first event.
  */
-export interface FilterMetrics {
-  /** waypoint_authz_decisions_total */
-  authzDecision(policy: string, action: string, decision: string): void;
-  /** waypoint_rate_limit_decisions_total */
-  rateLimitDecision(policy: string, type: string, result: string): void;
-  /** waypoint_rate_limit_redis_failures_total */
-  rateLimitRedisFailure(mode: string): void;
+export interface CounterSpec {
+  readonly name: string;
+  readonly help: string;
+  readonly labels: readonly string[];
+  readonly zeros?: ReadonlyArray<readonly string[]>;
 }
 
-export const NO_FILTER_METRICS: FilterMetrics = Object.freeze({
-  authzDecision: () => {},
-  rateLimitDecision: () => {},
-  rateLimitRedisFailure: () => {},
-});
+/** One declared family: inc() takes one value per label, in the spec's order. */
+export interface FilterCounter {
+  inc(...labelValues: string[]): void;
+}
+
+/**
+ * Where filters count their decisions (the engine's Prometheus registry). counter() registers the
+ * family on first call and returns the same one on every later snapshot's call; the engine knows
+ * no filter's counters. `explain` builds its chains with NO_FILTER_METRICS, so it counts nothing.
+ */
+export interface FilterMetrics {
+  counter(spec: CounterSpec): FilterCounter;
+}
+
+const NO_COUNTER: FilterCounter = Object.freeze({ inc: () => {} });
+
+export const NO_FILTER_METRICS: FilterMetrics = Object.freeze({ counter: () => NO_COUNTER });
 
 /** What the engine hands every factory when it builds a snapshot's chain. */
 export interface FilterContext {
