@@ -96,6 +96,20 @@ export class RedisServer {
     await exited;
   }
 
+  /**
+   * Stops the server without closing anything (SIGSTOP): connections stay up and commands go
+   * unanswered until thaw(), as with a Redis stuck on a slow disk. Unlike CLIENT PAUSE, it ends
+   * when the test says, not after a guessed duration.
+   */
+  freeze(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  /** Lets a frozen server go on (SIGCONT): it answers what it was sent meanwhile. */
+  thaw(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
   /** A new, empty redis-server on the same address. */
   async restart(): Promise<void> {
     await this.kill();

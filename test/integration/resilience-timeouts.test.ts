@@ -63,7 +63,7 @@ spec:
       timeouts: { request: 300ms }
       backendRefs: [{ name: routed, port: 80 }]
     - matches: [{ path: { type: PathPrefix, value: /per-try } }]
-      timeouts: { request: 5s, backendRequest: 300ms }
+      timeouts: { request: 5s, backendRequest: 1s }
       retry: { codes: [503], attempts: 2, backoff: 1ms }
       backendRefs: [{ name: routed, port: 80 }]
     - matches: [{ path: { type: PathPrefix, value: / } }]
@@ -220,13 +220,14 @@ it('answers 504 `upstream request timeout` (UT) when the backend sleeps past tim
   expect(backend.count()).toBe(1);
 });
 
-it('applies backendRequest per try when the rule has a retry: each attempt gets its own 300 ms', async () => {
-  // Three attempts of 200 ms each: over 300 ms in total, yet within each try's bound.
-  backend.always({ delayMs: 200, status: 503 });
+it('applies backendRequest per try when the rule has a retry: each attempt gets its own 1 s', async () => {
+  // Three attempts of 400 ms each: over 1 s in total, yet each well within its own bound (600 ms
+  // of room for a busy machine).
+  backend.always({ delayMs: 400, status: 503 });
   const r = await send(ROUTED, '/per-try');
   expect(r.status).toBe(503);
   expect(backend.count('routed-0')).toBe(3);
-  expect(r.ms).toBeGreaterThanOrEqual(590);
+  expect(r.ms).toBeGreaterThanOrEqual(1_190);
   expect(flagsOf(await r.line())).toBe('URX');
 });
 
@@ -235,7 +236,7 @@ it('ends a slow try after backendRequest with 504 UT, well before timeouts.reque
   const r = await send(ROUTED, '/per-try');
   expect(r.status).toBe(504);
   expect(r.body).toBe('upstream request timeout');
-  expect(r.ms).toBeGreaterThanOrEqual(290);
+  expect(r.ms).toBeGreaterThanOrEqual(990);
   // HTTPRoute retry_on has no 5xx / gateway-error / reset, so a per-try timeout is not retried.
   expect(backend.count('routed-0')).toBe(1);
   expect(flagsOf(await r.line())).toContain('UT');
