@@ -635,6 +635,8 @@ export async function startMesh(opts: {
   withHaproxy?: boolean;
   /** bench/loop-lag.ts's resolution in every waypoint, ms; 0: no probe. */
   loopLagMs?: number;
+  /** Extra environment for the waypoint processes (bench/profile.ts: its agent's directory). */
+  waypointEnv?: Readonly<Record<string, string>>;
 }): Promise<Mesh> {
   const { certs, pin, logDir, label } = opts;
   const started: Child[] = [];
@@ -693,7 +695,7 @@ export async function startMesh(opts: {
           ...waypointRunArgs(certs, which, opts.waypointArgs),
         ],
         pin.waypointCore,
-        { BENCH_LOOP_LAG_MS: String(lagMs) },
+        { BENCH_LOOP_LAG_MS: String(lagMs), ...opts.waypointEnv },
       );
     const waypoint = opts.withWaypoint
       ? runWaypoint('waypoint', { root: ROOT, nodeFlags: WAYPOINT_NODE_FLAGS })
