@@ -111,7 +111,7 @@ export function memoryBreakdown(smaps: SmapsSummary, agent: AgentSnapshot): Memo
     mb: agent.memoryUsage.arrayBuffers / 1e6,
   });
   rows.push({
-    component: 'other external memory V8 knows of',
+    component: 'other external memory (wasm memories: amaro, llhttp; ...)',
     mb: (external - agent.memoryUsage.arrayBuffers) / 1e6,
   });
   const hugeKiB = smaps.hugeAnonKiB.reduce((a, b) => a + b, 0);

@@ -33,7 +33,7 @@ import { RATE_WORKLOADS } from './workloads.ts';
 const USAGE = `Usage: node bench/profile.ts [flags]      (Node 24: npm exec -- node bench/profile.ts)
 
   --duration S             measured seconds of each window (default 10, at most 120)
-  --warmup S               unrecorded lead-in before each window (default 2)
+  --warmup S               unrecorded lead-in before each window (default 5)
   --interval-us N          CPU profile sampling interval (default 500)
   --heap                   a second window with the sampling heap profiler (bytes allocated by category)
   --waypoint-node-arg A    Node option added after the production ones (repeatable)
@@ -189,7 +189,7 @@ function parse(argv: readonly string[]) {
   return {
     help: values.help === true,
     durationS: num(values.duration, 10, 120),
-    warmupS: num(values.warmup, 2, 30),
+    warmupS: num(values.warmup, 5, 30),
     intervalUs: num(values['interval-us'], 500, 100_000),
     heap: values.heap === true,
     nodeArgs: values['waypoint-node-arg'] ?? [],
