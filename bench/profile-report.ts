@@ -64,6 +64,11 @@ function table(headers: readonly string[], rows: ReadonlyArray<readonly string[]
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 
+/** The window kept the istio rate: at most 1% of its slots unsent or failed. */
+export function keptRate(w: WindowFigures): boolean {
+  return w.unsent + (w.requests - w.ok) <= 0.01 * (w.requests + w.unsent);
+}
+
 function windowLine(w: WindowFigures): string {
   const per1k = (s: number): string => ((s / Math.max(1, w.requests)) * 1000).toFixed(3);
   return (
@@ -79,11 +84,16 @@ function cpuSection(run: ProfileRun): string {
   const plain = run.plain;
   const s = summarizeCpuProfile(w.profile, run.root, w.markUs);
   const busy = Math.max(1e-9, s.totalMs - s.idleMs);
-  const n = Math.max(1, plain.requests);
   // Shares come from the profiled window, CPU from the unprofiled one (the profiler's own thread
-  // and its interrupts are not the waypoint's cost).
-  const per1k = (ms: number): number => (ms / busy) * ((plain.mainThreadCpuS / n) * 1000);
-  const otherThreads = ((plain.processCpuS - plain.mainThreadCpuS) / n) * 1000;
+  // and its interrupts are not the waypoint's cost) unless that one did not keep the rate.
+  const base = keptRate(plain) || !keptRate(w) ? plain : w;
+  const n = Math.max(1, base.requests);
+  const per1k = (ms: number): number => (ms / busy) * ((base.mainThreadCpuS / n) * 1000);
+  const otherThreads = ((base.processCpuS - base.mainThreadCpuS) / n) * 1000;
+  const scaledBy =
+    base === plain
+      ? 'in the window without a profiler; other threads from that window too'
+      : 'in the profiled window, profiler included (the window without a profiler did not keep the rate)';
   const rows = s.categories
     .filter((c) => c.category !== 'idle')
     .map((c) => [
@@ -120,8 +130,7 @@ function cpuSection(run: ProfileRun): string {
     '',
     `Profile of that window: ${(s.totalMs / 1000).toFixed(2)} s sampled, ${(s.idleMs / 1000).toFixed(2)} s idle, ${(busy / 1000).toFixed(2)} s busy on the main thread. ` +
       'Self time by category; a native function (C++ binding, builtin) is charged to the category of its nearest JS caller ' +
-      '("of which native"). CPU-s per 1000 req = share of busy samples × the main thread\'s CPU per 1000 requests ' +
-      'in the window without a profiler; other threads from that window too.',
+      `("of which native"). CPU-s per 1000 req = share of busy samples × the main thread's CPU per 1000 requests ${scaledBy}.`,
     '',
     table(['category', 'group', 'self ms', '% of busy', 'of which native', 'CPU-s per 1000 req'], rows),
     '',

@@ -158,6 +158,39 @@ describe('summarizeSmaps and memoryBreakdown', () => {
 });
 
 describe('renderProfile', () => {
+  it('scales by the profiled window when the window without a profiler did not keep the rate', () => {
+    const smaps = summarizeSmaps(SMAPS, '/usr/bin/node');
+    const win = (cpu: number, main: number, unsent: number): WindowFigures => ({
+      requests: 1000,
+      warmupRequests: 0,
+      ok: 1000,
+      unsent,
+      seconds: 1,
+      processCpuS: cpu,
+      mainThreadCpuS: main,
+      peakRssMB: 115,
+      p99Ms: 3,
+      memory: { smaps, agent: AGENT },
+      loadAvg: [1, 1, 1],
+      markUs: 1_500,
+    });
+    const text = renderProfile({
+      date: 'D',
+      command: 'c',
+      node: 'v24',
+      pinning: 'off',
+      root: ROOT,
+      nodeArgs: [],
+      env: {},
+      idle: { smaps, agent: AGENT, rssMB: 100 },
+      plain: win(2, 1.8, 500),
+      cpu: { ...win(0.6, 0.4, 0), profile: PROFILE },
+      top: 5,
+    });
+    expect(text).toContain('| src/proxy | ours | 8 | 50.0% | 37.5% | 0.2000 |');
+    expect(text).toContain('the window without a profiler did not keep the rate');
+  });
+
   it('prints CPU-s per 1000 requests from the unprofiled window and the top functions of our code', () => {
     const smaps = summarizeSmaps(SMAPS, '/usr/bin/node');
     const win = (cpu: number, main: number): WindowFigures => ({
