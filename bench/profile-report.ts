@@ -45,6 +45,8 @@ export interface ProfileRun {
   readonly plain: WindowFigures;
   readonly cpu: WindowFigures & { profile: CpuProfile };
   readonly heap?: WindowFigures & { profile: { head: HeapProfileNode } };
+  /** Linux perf over the window without a profiler, by library (bench/profile-perf.ts). */
+  readonly perf?: ReadonlyArray<{ group: string; percent: number }>;
   readonly top: number;
 }
 
@@ -193,6 +195,19 @@ function heapSection(run: ProfileRun): string {
   ].join('\n');
 }
 
+function perfSection(run: ProfileRun): string {
+  if (!run.perf) return '';
+  return [
+    '### Native view (Linux perf, every thread, the window without a V8 profiler)',
+    '',
+    table(
+      ['where the samples are', 'share'],
+      run.perf.map((g) => [g.group, `${g.percent.toFixed(1)}%`]),
+    ),
+    '',
+  ].join('\n');
+}
+
 export function renderProfile(run: ProfileRun): string {
   const flags = run.nodeArgs.length ? run.nodeArgs.join(' ') : 'none';
   const env =
@@ -207,6 +222,7 @@ export function renderProfile(run: ProfileRun): string {
     '',
     cpuSection(run),
     '',
+    perfSection(run),
     memorySection(run),
     '',
     heapSection(run),

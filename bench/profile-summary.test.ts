@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type AgentSnapshot, memoryBreakdown, summarizeSmaps } from './profile-memory.ts';
+import { summarizePerfReport } from './profile-perf.ts';
 import { renderProfile, type WindowFigures } from './profile-report.ts';
 import { type CpuProfile, categoryOf, summarizeCpuProfile, summarizeHeapProfile } from './profile-summary.ts';
 
@@ -154,6 +155,32 @@ describe('summarizeSmaps and memoryBreakdown', () => {
     // 3000 KiB executable = 3.072 MB, of which 2 MB is V8's code space.
     expect(mb['executable anonymous beyond V8 code space (wasm code, trampolines)']).toBeCloseTo(1.072, 6);
     expect(mb['array buffers (Buffers: sockets, bodies)']).toBe(1);
+  });
+});
+
+describe('summarizePerfReport', () => {
+  it('groups perf report lines by library and sorts by share', () => {
+    const report = [
+      '# Samples: 3K of event cpu-clock',
+      '    16.48%  [kernel.kallsyms]    [k] pvm_irq_enable',
+      '     3.22%  node                 [.] v8::internal::Scavenger::ScavengeObject<v8::internal::FullHeapObjectSlot>',
+      '     2.46%  libc.so.6            [.] _int_malloc',
+      '     2.00%  node                 [.] ossl_aes_gcm_encrypt_avx512',
+      '     1.50%  [JIT] tid 5693       [.] LazyCompile:~onData node:_http_server:1',
+      '     1.00%  node                 [.] nghttp2_session_mem_send_internal',
+      '     0.50%  node                 [.] Builtins_KeyedLoadIC_Megamorphic',
+      '     0.50%  node                 [.] node::StreamBase::JSMethod<&node::StreamBase::Writev>',
+    ].join('\n');
+    expect(summarizePerfReport(report)).toEqual([
+      { group: 'kernel (syscalls, loopback TCP, scheduling)', percent: 16.48 },
+      { group: 'V8 GC', percent: 3.22 },
+      { group: 'libc (malloc, memcpy, syscall stubs)', percent: 2.46 },
+      { group: 'OpenSSL', percent: 2 },
+      { group: 'JIT-compiled JS', percent: 1.5 },
+      { group: 'nghttp2', percent: 1 },
+      { group: 'V8 builtins (interpreter, inline caches, promises)', percent: 0.5 },
+      { group: "node's C++ (StreamBase, TLSWrap, HTTP/2 glue)", percent: 0.5 },
+    ]);
   });
 });
 

@@ -5,7 +5,7 @@
 // V8 CPU profile, the main thread's and the process's CPU, and memory (/proc/PID/smaps plus the
 // process's own V8 figures) at idle and under load; optionally a second window with the sampling
 // heap profiler. Prints the breakdown (bench/profile-report.ts) and writes everything to --out.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -28,6 +28,7 @@ import {
 import type { LoadResult } from './loadgen.ts';
 import { cpuSeconds, ProcessWatch, threadCpuSeconds } from './procstat.ts';
 import { type AgentSnapshot, summarizeSmaps } from './profile-memory.ts';
+import { summarizePerfReport } from './profile-perf.ts';
 import { type ProfileRun, renderProfile, type WindowFigures } from './profile-report.ts';
 import { RATE_WORKLOADS } from './workloads.ts';
 
@@ -42,6 +43,8 @@ const USAGE = `Usage: node bench/profile.ts [flags]      (Node 24: npm exec -- n
   --top N                  functions listed (default 15)
   --out DIR                default bench/out/profile-DATE
   --no-pin                 do not pin (default: waypoint on core 1, the rest on core 0)
+  --perf                   also Linux perf over the window without a profiler (needs perf and the right to
+                           attach: root or kernel.perf_event_paranoid ≤ 1): native time by library
   --nice N                 renice this run's own processes to N (-20..19; root for < 0), so that a shared
                            machine's other load does not starve the mesh (the printout says so)
 `;
@@ -88,6 +91,45 @@ interface WindowOpts {
   readonly intervalUs: number;
   readonly restCore: string | undefined;
   readonly nice: number | undefined;
+  /** Record DIR/perf.data over this window (the one without a V8 profiler). */
+  readonly perf?: boolean;
+}
+
+/** `perf record` of the waypoint for seconds; resolves when it has written its file. */
+function perfRecord(pid: number, dir: string, seconds: number): Promise<void> {
+  return new Promise((resolve) => {
+    const args = [
+      'record',
+      '-F',
+      '499',
+      '-p',
+      String(pid),
+      '-o',
+      join(dir, 'perf.data'),
+      '--',
+      'sleep',
+      String(seconds),
+    ];
+    const p = spawn('perf', args, { stdio: 'ignore' });
+    p.on('error', () => resolve());
+    p.on('exit', () => resolve());
+  });
+}
+
+/** perf's samples grouped by library (bench/profile-perf.ts), or undefined without a perf.data. */
+function perfSummary(dir: string): ReturnType<typeof summarizePerfReport> | undefined {
+  try {
+    const args = ['report', '-i', join(dir, 'perf.data'), '--no-children', '--sort', 'dso,sym', '--stdio'];
+    const text = execFileSync('perf', [...args, '-g', 'none', '--percent-limit', '0'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      maxBuffer: 64 * 2 ** 20,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return summarizePerfReport(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Renices processes this run started (never anyone else's), each by its pid. */
@@ -142,12 +184,14 @@ async function window(mesh: Mesh, dir: string, mode: WindowMode, o: WindowOpts):
   let mark: Promise<number> | undefined;
   let end: Promise<{ proc: number; main: number; memory: WindowFigures['memory'] }> | undefined;
   let result: LoadResult | undefined;
+  let perf: Promise<void> | undefined;
   lg.onLine((line) => {
     const msg = JSON.parse(line) as { phase?: string; result?: LoadResult };
     if (msg.phase === 'measure-start' && !begin) {
       begin = cpu();
       watch.start(100);
       mark = agent(w, dir, 'mark').then((m) => Number(m.t));
+      if (o.perf && mode === 'plain') perf = perfRecord(w.pid, dir, o.durationS);
     } else if (msg.phase === 'measure-end' && begin && !end) {
       const c = cpu();
       end = (async () => {
@@ -159,6 +203,7 @@ async function window(mesh: Mesh, dir: string, mode: WindowMode, o: WindowOpts):
   const code = await lg.exited;
   if (!begin || !end || !result) throw new Error(`load generator exited ${code}: ${lg.stderrTail()}`);
   const e = await end;
+  await perf;
   const peak = watch.stop().processes.waypoint?.peakRssBytes ?? 0;
   return {
     requests: result.completed,
@@ -190,6 +235,7 @@ function parse(argv: readonly string[]) {
       out: { type: 'string' },
       'no-pin': { type: 'boolean' },
       nice: { type: 'string' },
+      perf: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -212,6 +258,7 @@ function parse(argv: readonly string[]) {
     top: num(values.top, 15, 200),
     out: values.out,
     pin: values['no-pin'] !== true,
+    perf: values.perf === true,
     nice:
       values.nice === undefined
         ? undefined
@@ -267,7 +314,7 @@ async function main(argv: readonly string[]): Promise<number> {
       nice: o.nice,
     };
     process.stderr.write(`profile: ${o.durationS} s of the istio workload, no profiler\n`);
-    const plain = await window(mesh, dir, 'plain', win);
+    const plain = await window(mesh, dir, 'plain', { ...win, perf: o.perf });
     process.stderr.write(`profile: ${o.durationS} s with the CPU profiler (every ${o.intervalUs} µs)\n`);
     const cpu = await window(mesh, dir, 'cpu', win);
     let heap: WindowFigures | undefined;
@@ -291,7 +338,8 @@ async function main(argv: readonly string[]): Promise<number> {
         : {}),
       top: o.top,
     };
-    const text = renderProfile(run);
+    const perf = o.perf ? perfSummary(dir) : undefined;
+    const text = renderProfile(perf ? { ...run, perf } : run);
     process.stdout.write(text);
     await writeFile(join(dir, 'summary.md'), text);
     process.stderr.write(`profile: profiles, snapshots and logs in ${dir}\n`);
