@@ -542,6 +542,9 @@ export interface WaypointTree {
   readonly nodeFlags: readonly string[];
 }
 
+/** Where bin/node-waypoint.js's module.enableCompileCache() puts the cache unless NODE_COMPILE_CACHE says. */
+export const COMPILE_CACHE = process.env.NODE_COMPILE_CACHE || join(tmpdir(), 'node-compile-cache');
+
 export const HAPROXY_BIN = ['/usr/sbin/haproxy', '/usr/bin/haproxy'].find((p) => existsSync(p));
 
 /**
@@ -635,6 +638,8 @@ export async function startMesh(opts: {
   withHaproxy?: boolean;
   /** bench/loop-lag.ts's resolution in every waypoint, ms; 0: no probe. */
   loopLagMs?: number;
+  /** Extra environment for the waypoint processes (bench/profile.ts: its agent's directory). */
+  waypointEnv?: Readonly<Record<string, string>>;
 }): Promise<Mesh> {
   const { certs, pin, logDir, label } = opts;
   const started: Child[] = [];
@@ -693,7 +698,13 @@ export async function startMesh(opts: {
           ...waypointRunArgs(certs, which, opts.waypointArgs),
         ],
         pin.waypointCore,
-        { BENCH_LOOP_LAG_MS: String(lagMs) },
+        {
+          BENCH_LOOP_LAG_MS: String(lagMs),
+          // This tree's bin enables the compile cache in its default place once the preloads have run;
+          // naming the place here lets the bench's .ts preloads use it too, as production has none.
+          ...(which === 'waypoint' ? { NODE_COMPILE_CACHE: COMPILE_CACHE } : {}),
+          ...opts.waypointEnv,
+        },
       );
     const waypoint = opts.withWaypoint
       ? runWaypoint('waypoint', { root: ROOT, nodeFlags: WAYPOINT_NODE_FLAGS })

@@ -55,9 +55,18 @@ export function treeMemory(pid: number): MemorySample | undefined {
 
 /** CPU seconds (user + system) the process has used so far; undefined once it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds of one thread of a process (its main thread: tid = pid). */
+export function threadCpuSeconds(pid: number, tid: number): number | undefined {
+  return statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
+}
+
+function statCpuSeconds(file: string): number | undefined {
   let stat: string;
   try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    stat = readFileSync(file, 'utf8');
   } catch {
     return undefined;
   }

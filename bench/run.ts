@@ -46,6 +46,7 @@ import { type BenchReport, printReport } from './report.ts';
 import { type ChainName, chainYaml, type RouteShape, routesYaml } from './scenarios.ts';
 import { startTracingSink, type TracingSink } from './tracing-sink.ts';
 import type { TransferResult } from './transfer.ts';
+import { RATE_WORKLOADS, type RateWorkload, type WorkloadName } from './workloads.ts';
 
 const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [flags] with Node 24)
 
@@ -87,52 +88,7 @@ const USAGE = `Usage: npm run bench -- [flags]        (or: node bench/run.ts [fl
   -h, --help
 `;
 
-export type WorkloadName = 'istio' | 'seed' | 'max' | 'transfer';
-
-export interface RateWorkload {
-  readonly name: Exclude<WorkloadName, 'transfer'>;
-  readonly title: string;
-  readonly connections: number;
-  /** Total requests/s; 0 = closed loop. */
-  readonly rate: number;
-  readonly durationS: number;
-  readonly method: string;
-  readonly requestBytes: number;
-  readonly responseBytes: number;
-}
-
-const RATE_WORKLOADS: Record<RateWorkload['name'], Omit<RateWorkload, 'durationS'> & { defaultS: number }> = {
-  istio: {
-    name: 'istio',
-    title: "Istio's method: HTTP/1.1, 1 KiB request and response, 4 connections, 1000 req/s",
-    connections: 4,
-    rate: 1000,
-    defaultS: 15,
-    method: 'POST',
-    requestBytes: 1024,
-    responseBytes: 1024,
-  },
-  seed: {
-    name: 'seed',
-    title: "The seed's: 10 connections x 100 req/s (1000 req/s), same 1 KiB request and response",
-    connections: 10,
-    rate: 1000,
-    defaultS: 15,
-    method: 'POST',
-    requestBytes: 1024,
-    responseBytes: 1024,
-  },
-  max: {
-    name: 'max',
-    title: 'Maximum rate: closed loop, 16 connections, same 1 KiB request and response',
-    connections: 16,
-    rate: 0,
-    defaultS: 10,
-    method: 'POST',
-    requestBytes: 1024,
-    responseBytes: 1024,
-  },
-};
+export type { RateWorkload, WorkloadName } from './workloads.ts';
 
 export interface Window {
   readonly wallSeconds: number;

@@ -9,5 +9,9 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// A warm compile cache lets Node skip type stripping (amaro's wasm: ~25 MB RSS) and compiling
+// (bench/RESULTS.md). NODE_COMPILE_CACHE=DIR chooses where (default: os.tmpdir()/node-compile-cache),
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off; a cache it cannot write is skipped, never fatal.
+(await import('node:module')).enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

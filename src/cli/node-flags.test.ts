@@ -15,4 +15,6 @@ it('runs the waypoint with the same V8 flags everywhere it starts', () => {
   expect(read('Dockerfile')).toContain(
     `ENTRYPOINT ["node", ${WAYPOINT_NODE_FLAGS.map((f) => `"${f}"`).join(', ')}, "/app/bin/node-waypoint.js"]`,
   );
+  // The compile cache warmed at build time is only used under the same V8 flags (a hash of them names its directory).
+  expect(read('Dockerfile')).toContain(`RUN node ${flags} --input-type=module -e`);
 });
