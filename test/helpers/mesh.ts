@@ -350,15 +350,11 @@ export class TestMesh {
       ],
       { ...(opts.env ? { env: opts.env } : {}), register: (fn) => this.onClose(fn) },
     );
-    // With --concurrency N > 1 the primary's line (with "workers") gives the replica's addresses.
+    // With --concurrency N > 1 the primary's line gives the replica's addresses once every worker
+    // listens (each worker's own line says "worker listening").
     const workers = concurrencyOf(opts.args ?? [], { ...process.env, ...opts.env });
     // N + 1 processes load the sources on a machine of 2 cores: give them time in proportion.
-    const [line] = await proc.waitForStderr(
-      workers > 1
-        ? /\{[^\n]*"msg":"waypoint listening"[^\n]*"workers"[^\n]*\}/
-        : /\{[^\n]*"msg":"waypoint listening"[^\n]*\}/,
-      15_000 * workers,
-    );
+    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/, 15_000 * workers);
     const parsed = JSON.parse(line) as { hbone: string; admin: string; ready: string; metrics: string };
     return {
       child: proc.child,
