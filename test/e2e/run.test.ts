@@ -260,7 +260,7 @@ describe('node-waypoint run', () => {
       hbone: expect.stringMatching(/^127\.0\.0\.13:/),
     });
     proc.child.kill('SIGTERM');
-    expect(await proc.exited).toBe(0);
+    expect(await proc.exited, proc.stderr()).toBe(0);
   });
 
   it('prints a usage error and exits 2 when a required flag is missing', async () => {
