@@ -124,6 +124,13 @@ export interface WaypointProcess {
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Its worker processes (--concurrency N); 1 for a single process. */
+  readonly workers: number;
+  /**
+   * Waits until every worker has logged a line matching `pattern` (each drains, reloads its
+   * certificate, applies its configuration on its own); with one process, that process.
+   */
+  waitForEachWorker(pattern: RegExp, timeoutMs?: number): Promise<string[]>;
 }
 
 export class TestMesh {
@@ -366,6 +373,13 @@ export class TestMesh {
       stderr: proc.stderr,
       exited: proc.exited,
       waitForStderr: async (pattern, timeoutMs) => (await proc.waitForStderr(pattern, timeoutMs))[0],
+      workers,
+      waitForEachWorker: (pattern, timeoutMs) =>
+        eventually(
+          () => linesOfEachWorker(proc.stderr(), pattern, workers),
+          String(pattern),
+          timeoutMs ?? 15_000,
+        ),
       files,
     };
   }
@@ -472,6 +486,17 @@ export async function getText(hp: HostPort, path: string): Promise<{ status: num
       })
       .on('error', reject);
   });
+}
+
+/** The first line matching `pattern` of each of `workers` processes ({"worker":N,...}), or undefined. */
+function linesOfEachWorker(stderr: string, pattern: RegExp, workers: number): string[] | undefined {
+  const first = new Map<string, string>();
+  for (const line of stderr.split('\n')) {
+    if (!pattern.test(line)) continue;
+    const worker = workers > 1 ? /^\{"worker":(\d+),/.exec(line)?.[1] : '0';
+    if (worker !== undefined && !first.has(worker)) first.set(worker, line);
+  }
+  return first.size >= workers ? [...first.values()] : undefined;
 }
 
 /** The worker count a `run` with these arguments and environment starts (1 unless told). */
