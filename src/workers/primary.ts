@@ -62,8 +62,10 @@ export class Primary {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #buckets = new SharedBuckets();
   #ports: PrimaryPorts | undefined;
-  /** Binding the ports and forking the workers, once start() began (stop() waits for it). */
+  /** Forking the workers, once start() began (stop() waits for it). */
   #launch: Promise<unknown> | undefined;
+  /** Binding the primary's ports, once every worker listens (stop() closes them after). */
+  #bound: Promise<unknown> | undefined;
   /** Where the workers bind HBONE (port 0 resolved), for every later start. */
   #hbone: Listen;
   #stopping = false;
@@ -89,8 +91,9 @@ export class Primary {
   }
 
   /**
-   * Binds 15020 and 15021 and starts every worker at once (HBONE's port 0 resolved here first).
-   * A stop() meanwhile (SIGTERM while starting) ends it quietly: the workers are stopped instead.
+   * Starts every worker at once (HBONE's port 0 resolved here first), then binds the replica's
+   * ports: like one process, a worker that cannot start (an unreadable certificate) fails the run
+   * before any port is bound. A stop() meanwhile (SIGTERM while starting) ends it quietly.
    */
   async start(): Promise<void> {
     const launch = this.#launchAll();
@@ -100,6 +103,9 @@ export class Primary {
     Promise.any(this.#slots.map((s) => s.ready)).then(release, release);
     try {
       await Promise.all(this.#slots.map((s) => s.ready));
+      if (this.#stopping) return;
+      this.#bound = bindPrimaryPorts(this, this.#o.listen).then((p) => (this.#ports = p));
+      await this.#bound;
     } catch (err) {
       if (this.#stopping) return;
       await this.stop('SIGKILL');
@@ -120,16 +126,9 @@ export class Primary {
     });
   }
 
-  /** The primary's ports, HBONE's port 0 reserved, and every worker forked (none once stopping). */
+  /** HBONE's port 0 reserved, and every worker forked (none once stopping). */
   async #launchAll(): Promise<{ server: net.Server } | undefined> {
-    this.#ports = await bindPrimaryPorts(this, this.#o.listen);
-    let reserved: { server: net.Server; port: number } | undefined;
-    try {
-      if (this.#hbone.port === 0) reserved = await reservePort(this.#hbone.host);
-    } catch (err) {
-      await this.#ports.close();
-      throw err;
-    }
+    const reserved = this.#hbone.port === 0 ? await reservePort(this.#hbone.host) : undefined;
     if (reserved) this.#hbone = { host: this.#hbone.host, port: reserved.port };
     if (!this.#stopping) for (let i = 0; i < this.#o.concurrency; i++) this.#spawn(i);
     return reserved;
@@ -143,7 +142,7 @@ export class Primary {
     this.#stopping = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    // A launch that failed forked nothing and closed what it had bound.
+    // A launch that failed forked nothing.
     const launched = await this.#launch?.then(
       () => true,
       () => false,
@@ -155,6 +154,7 @@ export class Primary {
     }, this.#o.drainDeadlineMs + 10_000);
     const exits = await Promise.all(this.#slots.map((s) => s.exited));
     clearTimeout(cap);
+    await this.#bound?.catch(() => {});
     await this.#ports?.close();
     return exits.every((e) => e.code === 0 || (!e.started && e.signal === signal));
   }
