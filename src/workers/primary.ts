@@ -84,10 +84,10 @@ export class Primary {
     return this.#stopping;
   }
 
-  /** Worker 0's private admin address while it runs (the admin port forwards there). */
-  target(): { ip: string; port: number } | undefined {
-    const w0 = this.#slots[0];
-    return w0?.started && w0.alive ? w0.started.admin : undefined;
+  /** Worker N's private admin address while it runs (the admin port forwards there; 0 unless asked). */
+  target(index = 0): { ip: string; port: number } | undefined {
+    const w = this.#slots[index];
+    return w?.started && w.alive ? w.started.admin : undefined;
   }
 
   /**
