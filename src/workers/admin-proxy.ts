@@ -25,7 +25,7 @@ export function adminProxy(w: AdminTarget): http.Server {
     const [path, query] = (req.url ?? '/').split('?') as [string, string | undefined];
     const worker = new URLSearchParams(query).get('worker') ?? '0';
     if (!/^[0-9]{1,4}$/.test(worker))
-      return reply(400, `?worker=N: expected a worker index, got ${worker}\n`);
+      return reply(400, `?worker=N: expected a worker index, got ${JSON.stringify(worker)}\n`);
     const to = w.target(Number(worker));
     const notRunning = `worker ${worker} is not running\n`;
     if (w.stopping && DRAINING[path]) return reply(503, DRAINING[path]!);
