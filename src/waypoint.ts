@@ -63,7 +63,7 @@ export interface WaypointOptions {
   /** `/healthz/ready` alone, for the kubelet (absent: not bound; the admin listener answers it too). */
   readonly ready?: Listen;
   readonly metrics: Listen;
-  /** HBONE's port is shared with sibling worker processes (SO_REUSEPORT; run --concurrency). */
+  /** One worker of `run --concurrency N`: HBONE's port is shared with its siblings (SO_REUSEPORT). */
   readonly reusePort?: boolean;
   readonly credentials: Credentials;
   readonly endpointHbonePort: number;
@@ -450,7 +450,8 @@ export class Waypoint {
     this.addresses = { hbone, admin, metrics, ...(ready ? { ready } : {}) };
     this.readiness.pass('listeners');
     this.heap.start();
-    this.#log.info('waypoint listening', {
+    // A worker's line is not the replica's: its primary says "waypoint listening" once all listen.
+    this.#log.info(this.#opts.reusePort ? 'worker listening' : 'waypoint listening', {
       gateway: `${this.#opts.gateway.namespace}/${this.#opts.gateway.name}`,
       identity: this.#opts.credentials.identity.uri,
       hbone: formatAuthority(hbone.ip, hbone.port),

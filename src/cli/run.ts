@@ -109,7 +109,10 @@ export async function runRun(argv: string[], env: NodeJS.ProcessEnv = process.en
     ...(await controllerSource(settings.controller, credentials, log, env)),
   });
   await waypoint.start();
-  workerStarted(waypoint);
+  workerStarted(waypoint, {
+    gateway: `${settings.options.gateway.namespace}/${settings.options.gateway.name}`,
+    identity: credentials.identity.uri,
+  });
   return await untilSignal(async () => {
     // Exit 0 even when the deadline cut requests off: the drain did what it was asked to.
     await waypoint.shutdown();

@@ -11,8 +11,8 @@ import type { WorkerSlot } from './worker-slot.ts';
 interface Workers {
   readonly slots: readonly WorkerSlot[];
   readonly stopping: boolean;
-  /** Worker 0's private admin address while it runs. */
-  target(): { ip: string; port: number } | undefined;
+  /** Worker N's private admin address while it runs. */
+  target(index?: number): { ip: string; port: number } | undefined;
 }
 
 interface Listen {

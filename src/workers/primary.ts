@@ -41,9 +41,10 @@ export function restartDelayMs(failures: number): number {
 }
 
 /**
- * Picks a free port for `--hbone HOST:0` by listening on it with SO_REUSEPORT until the workers
- * have joined it: nobody knows the port before the primary says where it listens, so no
- * connection lands on this socket, which never accepts.
+ * Picks a free port for `--hbone HOST:0` by listening on it with SO_REUSEPORT until the first
+ * worker has joined it (then that worker holds it for the others). This socket never accepts: a
+ * connection the kernel gave it would be reset when it closes, so it closes as soon as it can, and
+ * nobody is told the port before the primary's "waypoint listening" line.
  */
 async function reservePort(host: string): Promise<{ server: net.Server; port: number }> {
   const server = net.createServer();
@@ -61,6 +62,10 @@ export class Primary {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #buckets = new SharedBuckets();
   #ports: PrimaryPorts | undefined;
+  /** Forking the workers, once start() began (stop() waits for it). */
+  #launch: Promise<unknown> | undefined;
+  /** Binding the primary's ports, once every worker listens (stop() closes them after). */
+  #bound: Promise<unknown> | undefined;
   /** Where the workers bind HBONE (port 0 resolved), for every later start. */
   #hbone: Listen;
   #stopping = false;
@@ -79,47 +84,79 @@ export class Primary {
     return this.#stopping;
   }
 
-  /** Worker 0's private admin address while it runs (the admin port forwards there). */
-  target(): { ip: string; port: number } | undefined {
-    const w0 = this.#slots[0];
-    return w0?.started && w0.alive ? w0.started.admin : undefined;
+  /** Worker N's private admin address while it runs (the admin port forwards there; 0 unless asked). */
+  target(index = 0): { ip: string; port: number } | undefined {
+    const w = this.#slots[index];
+    return w?.started && w.alive ? w.started.admin : undefined;
   }
 
-  /** Binds 15020 and 15021 and starts every worker at once (HBONE's port 0 resolved here first). */
+  /**
+   * Starts every worker at once (HBONE's port 0 resolved here first), then binds the replica's
+   * ports: like one process, a worker that cannot start (an unreadable certificate) fails the run
+   * before any port is bound. A stop() meanwhile (SIGTERM while starting) ends it quietly.
+   */
   async start(): Promise<void> {
-    this.#ports = await bindPrimaryPorts(this, this.#o.listen);
-    const reserved = this.#hbone.port === 0 ? await reservePort(this.#hbone.host) : undefined;
+    const launch = this.#launchAll();
+    this.#launch = launch;
+    const reserved = await launch;
+    const release = () => reserved?.server.listening && reserved.server.close();
+    Promise.any(this.#slots.map((s) => s.ready)).then(release, release);
     try {
-      if (reserved) this.#hbone = { host: this.#hbone.host, port: reserved.port };
-      await Promise.all(Array.from({ length: this.#o.concurrency }, (_, i) => this.#spawn(i).ready));
+      await Promise.all(this.#slots.map((s) => s.ready));
+      if (this.#stopping) return;
+      this.#bound = bindPrimaryPorts(this, this.#o.listen).then((p) => (this.#ports = p));
+      await this.#bound;
     } catch (err) {
+      if (this.#stopping) return;
       await this.stop('SIGKILL');
       throw err;
     } finally {
-      reserved?.server.close();
+      release();
     }
+    if (this.#stopping) return;
     for (const s of this.#slots) this.#watch(s);
+    const first = this.#slots[0]!.started!;
     this.#o.log.info('waypoint listening', {
+      gateway: first.gateway,
+      identity: first.identity,
       workers: this.#o.concurrency,
       pids: this.#slots.map((s) => s.child.pid),
       hbone: formatAuthority(this.#hbone.host, this.#hbone.port),
-      ...this.#ports.addresses,
+      ...this.#ports!.addresses,
     });
   }
 
-  /** The coordinated drain: readiness fails, every worker drains; true when every worker exited 0. */
+  /** HBONE's port 0 reserved, and every worker forked (none once stopping). */
+  async #launchAll(): Promise<{ server: net.Server } | undefined> {
+    const reserved = this.#hbone.port === 0 ? await reservePort(this.#hbone.host) : undefined;
+    if (reserved) this.#hbone = { host: this.#hbone.host, port: reserved.port };
+    if (!this.#stopping) for (let i = 0; i < this.#o.concurrency; i++) this.#spawn(i);
+    return reserved;
+  }
+
+  /**
+   * The coordinated drain: readiness fails, every worker drains; true when every worker exited 0
+   * (or, stopped before it listened, by this signal: it had nothing to drain).
+   */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<boolean> {
     this.#stopping = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    // A launch that failed forked nothing.
+    const launched = await this.#launch?.then(
+      () => true,
+      () => false,
+    );
+    if (launched === false) return false;
     for (const s of this.#slots) s.signal(signal);
     const cap = setTimeout(() => {
       for (const s of this.#slots) s.signal('SIGKILL');
     }, this.#o.drainDeadlineMs + 10_000);
     const exits = await Promise.all(this.#slots.map((s) => s.exited));
     clearTimeout(cap);
+    await this.#bound?.catch(() => {});
     await this.#ports?.close();
-    return exits.every((e) => e.code === 0);
+    return exits.every((e) => e.code === 0 || (!e.started && e.signal === signal));
   }
 
   #spawn(index: number): WorkerSlot {

@@ -12,6 +12,9 @@ export const WORKER_ENV = 'NODE_WAYPOINT_WORKER';
 
 export interface StartedNote {
   readonly pid: number;
+  /** NAMESPACE/NAME and the SPIFFE ID, for the primary's "waypoint listening" line. */
+  readonly gateway: string;
+  readonly identity: string;
   readonly hbone: { ip: string; port: number };
   readonly admin: { ip: string; port: number };
 }
@@ -50,13 +53,18 @@ export function consumeShared(r: BucketRequest): Promise<BucketAnswer> | undefin
 }
 
 /** Called once the waypoint listens: the primary learns where, and the scrape gets a per-worker series. */
-export function workerStarted(w: Waypoint): void {
+export function workerStarted(w: Waypoint, about: { gateway: string; identity: string }): void {
   const index = THIS_WORKER;
   const ipc = workerLink();
   if (index === undefined || !ipc || !w.addresses) return;
   waypoint = w;
   registerWorkerSeries(w.metrics.registry, index);
-  const note: StartedNote = { pid: process.pid, hbone: w.addresses.hbone, admin: w.addresses.admin };
+  const note: StartedNote = {
+    pid: process.pid,
+    ...about,
+    hbone: w.addresses.hbone,
+    admin: w.addresses.admin,
+  };
   ipc.note('started', note);
 }
 

@@ -124,7 +124,10 @@ describe('certificate rotation', () => {
     secondSerial = new X509Certificate(issued.certChainPem).serialNumber.toUpperCase();
     expect(secondSerial).not.toBe(firstSerial);
     await install(issued.certChainPem, issued.keyPem);
-    await wp.waitForStderr(new RegExp(`"msg":"credentials: reloaded"[^\\n]*"serial":"${secondSerial}"`, 'i'));
+    // Each worker reloads the files itself; a new connection may reach any of them.
+    await wp.waitForEachWorker(
+      new RegExp(`"msg":"credentials: reloaded"[^\\n]*"serial":"${secondSerial}"`, 'i'),
+    );
 
     const fresh = await connect();
     expect(peerSerial(fresh)).toBe(secondSerial);

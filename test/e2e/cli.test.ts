@@ -269,8 +269,10 @@ describe('node-waypoint demo (npm start)', () => {
         register: (fn) => mesh.onClose(fn),
       },
     );
+    // One process starts about twenty servers and the waypoint: past 15 s on a loaded 2-core machine.
     const [, showcase] = await demo.waitForStdout(
       /^ {2}curl -s (http:\/\/127\.25\.100\.1:\d+)\/ +# frontend/m,
+      30_000,
     );
     await demo.waitForStdout(/Ctrl-C to stop/);
     const out = demo.stdout();
@@ -339,5 +341,5 @@ describe('node-waypoint demo (npm start)', () => {
 
     demo.child.kill('SIGTERM');
     expect(await demo.exited).toBe(0);
-  });
+  }, 60_000);
 });

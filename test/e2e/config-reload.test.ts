@@ -39,6 +39,22 @@ function rejections(stderr: string): string[] {
   return out;
 }
 
+/** One worker's /config_dump (the primary's admin port forwards `?worker=N`; one process ignores it). */
+async function workerDump(wp: WaypointProcess, worker: number): Promise<Dump> {
+  return JSON.parse((await getText(wp.admin, `/config_dump?worker=${worker}`)).body) as Dump;
+}
+
+/** The endpoints of `key` in force in every worker; throws while the workers disagree. */
+async function agreedEndpoints(wp: WaypointProcess, key: string): Promise<string[] | undefined> {
+  const workers = Array.from({ length: wp.workers }, (_, i) => i);
+  const each = await Promise.all(
+    workers.map(async (w) => (await workerDump(wp, w)).services[key]?.endpoints.map((e) => e.ip).sort()),
+  );
+  const views = new Set(each.map((e) => JSON.stringify(e ?? null)));
+  if (views.size > 1) throw new Error(`the workers disagree on ${key}: ${[...views].join(' / ')}`);
+  return each[0];
+}
+
 interface Dump {
   version: number;
   services: Record<string, { service: { name: string }; endpoints: Array<{ ip: string }> }>;
@@ -49,8 +65,8 @@ describe('config changes on a running waypoint', () => {
   let wp: WaypointProcess;
 
   const dump = async (): Promise<Dump> => JSON.parse((await getText(wp.admin, '/config_dump')).body) as Dump;
-  const endpointsOf = async (key: string): Promise<string[] | undefined> =>
-    (await dump()).services[key]?.endpoints.map((e) => e.ip).sort();
+  /** The endpoints of `key` once every worker agrees on them (each applies the files on its own). */
+  const endpointsOf = (key: string): Promise<string[] | undefined> => agreedEndpoints(wp, key);
   const scrape = async (): Promise<string> => (await getText(wp.metrics, '/stats/prometheus')).body;
   /** Each case starts from the reviews endpoints it needs, whatever ran before it. */
   const setReviews = async (...pods: Array<keyof typeof POD>): Promise<void> => {
@@ -231,9 +247,13 @@ spec:
     expect(noName).toContain('Service shop/');
     expect(noName).toContain('metadata.name');
 
-    // /config_dump lists what is rejected right now, field by field.
-    const rejected = (JSON.parse((await getText(wp.admin, '/config_dump')).body) as { rejected: unknown[] })
-      .rejected;
+    // /config_dump lists what is rejected right now, field by field (in every worker).
+    const rejectedBy = async (w: number) =>
+      (JSON.parse((await getText(wp.admin, `/config_dump?worker=${w}`)).body) as { rejected: unknown[] })
+        .rejected;
+    for (let w = 0; w < wp.workers; w++)
+      await eventually(async () => (await rejectedBy(w)).length >= 2, `worker ${w}'s rejections`);
+    const rejected = await rejectedBy(0);
     expect(rejected).toEqual(
       expect.arrayContaining([
         expect.objectContaining({
@@ -273,12 +293,8 @@ spec:
       async () => (await endpointsOf('127.0.52.10:9080'))?.join() === '127.0.62.13',
       'the fixed reviews.yaml to apply',
     );
-    await eventually(
-      async () =>
-        (JSON.parse((await getText(wp.admin, '/config_dump')).body) as { rejected: unknown[] }).rejected
-          .length === 0,
-      'no rejections left in /config_dump',
-    );
+    for (let w = 0; w < wp.workers; w++)
+      await eventually(async () => (await rejectedBy(w)).length === 0, `no rejections left in worker ${w}`);
   });
 
   it('keeps everything a file defined when the file stops parsing', async () => {
@@ -349,11 +365,7 @@ spec:
     await writeFile(`${servicesFile}.swp`, reviews('b', 'c'));
     await rename(`${servicesFile}.swp`, servicesFile);
     await eventually(
-      async () =>
-        (await dumpOf()).services['127.0.52.10:9080']?.endpoints
-          .map((e) => e.ip)
-          .sort()
-          .join() === '127.0.62.12,127.0.62.13',
+      async () => (await agreedEndpoints(files, '127.0.52.10:9080'))?.join() === '127.0.62.12,127.0.62.13',
       'the renamed-over file to apply',
     );
     expect(await podsAnswering(pool, 20)).toEqual(['reviews-b', 'reviews-c']);

@@ -5,6 +5,7 @@
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  concurrencyOf,
   curl,
   getText,
   id,
@@ -18,6 +19,9 @@ import {
 } from '../helpers/mesh.ts';
 
 const VIP = { ip: '127.25.51.10', port: 9080 };
+/** Worker processes per `run` (WAYPOINT_CONCURRENCY): N + 1 processes load the sources on 2 cores. */
+const WORKERS = concurrencyOf([], process.env);
+const LISTENING = /\{[^\n]*"msg":"waypoint listening"[^\n]*\}/;
 const NOT_READY_VIP = { ip: '127.25.51.20', port: 9080 };
 const DETAILS_VIP = { ip: '127.25.51.30', port: 9080 };
 
@@ -173,7 +177,7 @@ describe('node-waypoint run', () => {
     expect((await getText(wp.metrics, '/healthz/ready')).status).toBe(404);
   });
 
-  it('takes every flag from WAYPOINT_* environment variables', async () => {
+  it('takes every flag from WAYPOINT_* environment variables', { timeout: 30_000 * WORKERS }, async () => {
     const files = await mesh.certFiles(id('shop', 'waypoint'));
     const env = {
       WAYPOINT_CONFIG: mesh.configDir,
@@ -193,7 +197,7 @@ describe('node-waypoint run', () => {
       WAYPOINT_DRAIN_DEADLINE: '2',
     };
     const proc = spawnCli(['run'], { env, register: (fn) => mesh.onClose(fn) });
-    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
+    const [line] = await proc.waitForStderr(LISTENING, 15_000 * WORKERS);
     const listening = JSON.parse(line) as { hbone: string; admin: string; metrics: string; gateway: string };
     expect(listening.gateway).toBe('shop/waypoint');
     const hbone = parseHostPort(listening.hbone);
@@ -225,7 +229,7 @@ describe('node-waypoint run', () => {
     expect(loud.stderr()).toContain('--log-level: log level must be one of');
   });
 
-  it('lets a flag win over its environment variable', async () => {
+  it('lets a flag win over its environment variable', { timeout: 30_000 * WORKERS }, async () => {
     const files = await mesh.certFiles(id('shop', 'waypoint'));
     const proc = spawnCli(
       [
@@ -254,13 +258,13 @@ describe('node-waypoint run', () => {
         register: (fn) => mesh.onClose(fn),
       },
     );
-    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/);
+    const [line] = await proc.waitForStderr(LISTENING, 15_000 * WORKERS);
     expect(JSON.parse(line)).toMatchObject({
       gateway: 'shop/waypoint',
       hbone: expect.stringMatching(/^127\.0\.0\.13:/),
     });
     proc.child.kill('SIGTERM');
-    expect(await proc.exited).toBe(0);
+    expect(await proc.exited, proc.stderr()).toBe(0);
   });
 
   it('prints a usage error and exits 2 when a required flag is missing', async () => {

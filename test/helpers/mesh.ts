@@ -124,6 +124,13 @@ export interface WaypointProcess {
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Its worker processes (--concurrency N); 1 for a single process. */
+  readonly workers: number;
+  /**
+   * Waits until every worker has logged a line matching `pattern` (each drains, reloads its
+   * certificate, applies its configuration on its own); with one process, that process.
+   */
+  waitForEachWorker(pattern: RegExp, timeoutMs?: number): Promise<string[]>;
 }
 
 export class TestMesh {
@@ -350,15 +357,11 @@ export class TestMesh {
       ],
       { ...(opts.env ? { env: opts.env } : {}), register: (fn) => this.onClose(fn) },
     );
-    // With --concurrency N > 1 the primary's line (with "workers") gives the replica's addresses.
+    // With --concurrency N > 1 the primary's line gives the replica's addresses once every worker
+    // listens (each worker's own line says "worker listening").
     const workers = concurrencyOf(opts.args ?? [], { ...process.env, ...opts.env });
     // N + 1 processes load the sources on a machine of 2 cores: give them time in proportion.
-    const [line] = await proc.waitForStderr(
-      workers > 1
-        ? /\{[^\n]*"msg":"waypoint listening"[^\n]*"workers"[^\n]*\}/
-        : /\{[^\n]*"msg":"waypoint listening"[^\n]*\}/,
-      15_000 * workers,
-    );
+    const [line] = await proc.waitForStderr(/\{[^\n]*"msg":"waypoint listening"[^\n]*\}/, 15_000 * workers);
     const parsed = JSON.parse(line) as { hbone: string; admin: string; ready: string; metrics: string };
     return {
       child: proc.child,
@@ -370,6 +373,13 @@ export class TestMesh {
       stderr: proc.stderr,
       exited: proc.exited,
       waitForStderr: async (pattern, timeoutMs) => (await proc.waitForStderr(pattern, timeoutMs))[0],
+      workers,
+      waitForEachWorker: (pattern, timeoutMs) =>
+        eventually(
+          () => linesOfEachWorker(proc.stderr(), pattern, workers),
+          String(pattern),
+          timeoutMs ?? 15_000,
+        ),
       files,
     };
   }
@@ -476,6 +486,17 @@ export async function getText(hp: HostPort, path: string): Promise<{ status: num
       })
       .on('error', reject);
   });
+}
+
+/** The first line matching `pattern` of each of `workers` processes ({"worker":N,...}), or undefined. */
+function linesOfEachWorker(stderr: string, pattern: RegExp, workers: number): string[] | undefined {
+  const first = new Map<string, string>();
+  for (const line of stderr.split('\n')) {
+    if (!pattern.test(line)) continue;
+    const worker = workers > 1 ? /^\{"worker":(\d+),/.exec(line)?.[1] : '0';
+    if (worker !== undefined && !first.has(worker)) first.set(worker, line);
+  }
+  return first.size >= workers ? [...first.values()] : undefined;
 }
 
 /** The worker count a `run` with these arguments and environment starts (1 unless told). */
