@@ -65,8 +65,9 @@ describe('bench load generator', () => {
     expect(trace.length).toBe(r.completed);
     for (const t of trace) {
       expect(t.scheduled).toBeCloseTo(t.conn * 50 + t.k * 100, 6);
-      // Node's timers run off the event loop's cached clock and may fire up to ~1 ms early.
-      expect(t.sent).toBeGreaterThanOrEqual(t.scheduled - 1.5);
+      // Node's timers count whole milliseconds from the event loop's cached clock, which can be up
+      // to a millisecond stale: one fires up to ~2 ms early by performance.now() (1.54 seen).
+      expect(t.sent).toBeGreaterThanOrEqual(t.scheduled - 2);
       expect(t.done - t.sent).toBeGreaterThanOrEqual(20);
     }
     // No pipelining: a connection's requests never overlap.

@@ -265,8 +265,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
       c.finished = true;
       return;
     }
-    // A timer may fire up to ~1 ms before its slot by performance.now() (it counts from the loop's
-    // cached clock); it sends anyway rather than wait another whole timer tick.
+    // A timer may fire up to ~2 ms before its slot by performance.now() (it counts whole ms from the
+    // loop's cached clock); it sends anyway rather than wait another whole timer tick.
     if (s <= now + 0.05) send(c, s);
     else {
       c.timer = setTimeout(() => {
