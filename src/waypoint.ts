@@ -65,6 +65,12 @@ export interface WaypointOptions {
   readonly metrics: Listen;
   /** One worker of `run --concurrency N`: HBONE's port is shared with its siblings (SO_REUSEPORT). */
   readonly reusePort?: boolean;
+  /**
+   * Bind HBONE only once the certificate and the first configuration are in: a worker restarted in
+   * a ready replica would otherwise get its share of new tunnels (SO_REUSEPORT) before it can serve
+   * them, while readiness keeps a single process out of traffic.
+   */
+  readonly hboneAfterReady?: boolean;
   readonly credentials: Credentials;
   readonly endpointHbonePort: number;
   readonly clusterDomain?: string;
@@ -434,7 +440,11 @@ export class Waypoint {
           );
         });
       bound = await Promise.all([
-        bind('HBONE', this.#opts.hbone, (h, p) => this.#server.listen(h, p, this.#opts.reusePort)),
+        bind('HBONE', this.#opts.hbone, async (h, p) => {
+          if (this.#opts.hboneAfterReady)
+            await Promise.all([this.readiness.passed('certificate'), this.readiness.passed('config')]);
+          return this.#server.listen(h, p, this.#opts.reusePort);
+        }),
         bind('admin', this.#opts.admin, (h, p) => this.#admin.listen(h, p)),
         bind('metrics', this.#opts.metrics, (h, p) => this.#metricsServer.listen(h, p)),
         this.#opts.ready

@@ -5,10 +5,23 @@ export type ReadinessGate = 'listeners' | 'certificate' | 'config';
 
 export class Readiness {
   readonly #open = new Set<ReadinessGate>();
+  readonly #waiting = new Map<ReadinessGate, Array<() => void>>();
   #draining = false;
 
   pass(gate: ReadinessGate): void {
     this.#open.add(gate);
+    for (const resolve of this.#waiting.get(gate) ?? []) resolve();
+    this.#waiting.delete(gate);
+  }
+
+  /** Resolves once `gate` has passed (at once if it already has). */
+  passed(gate: ReadinessGate): Promise<void> {
+    if (this.#open.has(gate)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.#waiting.get(gate) ?? [];
+      list.push(resolve);
+      this.#waiting.set(gate, list);
+    });
   }
 
   startDraining(): void {

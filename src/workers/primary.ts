@@ -10,7 +10,7 @@ import { formatAuthority } from '../hbone/authority.ts';
 import type { Logger } from '../observe/logger.ts';
 import { bindPrimaryPorts, type PrimaryPorts } from './primary-ports.ts';
 import { SharedBuckets } from './shared-buckets.ts';
-import type { StartedNote } from './worker-link.ts';
+import { type StartedNote, WORKER_RESTART_ENV } from './worker-link.ts';
 import { WorkerSlot } from './worker-slot.ts';
 
 export interface Listen {
@@ -159,7 +159,7 @@ export class Primary {
     return exits.every((e) => e.code === 0 || (!e.started && e.signal === signal));
   }
 
-  #spawn(index: number): WorkerSlot {
+  #spawn(index: number, restart = false): WorkerSlot {
     const { host } = this.#o.listen.admin;
     const args = [
       'run',
@@ -177,7 +177,7 @@ export class Primary {
       index,
       script: this.#o.script ?? process.argv[1]!,
       args,
-      env: this.#o.env,
+      env: restart ? { ...this.#o.env, [WORKER_RESTART_ENV]: '1' } : this.#o.env,
       buckets: this.#buckets,
     });
     this.#slots[index] = slot;
@@ -203,7 +203,7 @@ export class Primary {
       const timer = setTimeout(() => {
         this.#timers.delete(timer);
         if (this.#stopping) return;
-        const next = this.#spawn(i);
+        const next = this.#spawn(i, true);
         this.#watch(next);
         next.ready.then(
           (n: StartedNote) => this.#o.log.info('worker restarted', { worker: i, pid: n.pid }),

@@ -5,7 +5,7 @@ import { checked } from '../cli/flags.ts';
 import type { Logger } from '../observe/logger.ts';
 import { parseConcurrency } from './concurrency.ts';
 import type { Primary, PrimaryOptions } from './primary.ts';
-import { workerIndex } from './worker-link.ts';
+import { WORKER_RESTART_ENV, workerIndex } from './worker-link.ts';
 
 export { workerStarted } from './worker-link.ts';
 
@@ -25,9 +25,16 @@ export async function runWorkersIfConcurrent(
   return stopped;
 }
 
-/** What a worker's Waypoint needs: its HBONE listener shares the port (SO_REUSEPORT). */
-export function workerWaypointOptions(env: NodeJS.ProcessEnv = process.env): { reusePort?: true } {
-  return workerIndex(env) !== undefined ? { reusePort: true } : {};
+/**
+ * What a worker's Waypoint needs: its HBONE listener shares the port (SO_REUSEPORT), and a restarted
+ * worker (the replica already serves) binds it only once it can serve.
+ */
+export function workerWaypointOptions(env: NodeJS.ProcessEnv = process.env): {
+  reusePort?: true;
+  hboneAfterReady?: true;
+} {
+  if (workerIndex(env) === undefined) return {};
+  return env[WORKER_RESTART_ENV] === '1' ? { reusePort: true, hboneAfterReady: true } : { reusePort: true };
 }
 
 /** SIGTERM or SIGINT: the coordinated drain, then its exit code; a second signal kills every worker. */

@@ -9,6 +9,8 @@ import type { BucketAnswer, BucketRequest } from './shared-buckets.ts';
 
 /** The environment variable that makes a `run` process worker N of a primary. */
 export const WORKER_ENV = 'NODE_WAYPOINT_WORKER';
+/** Set to 1 for a worker the primary restarts: the replica serves already, so it joins HBONE when ready. */
+export const WORKER_RESTART_ENV = 'NODE_WAYPOINT_WORKER_RESTART';
 
 export interface StartedNote {
   readonly pid: number;
