@@ -9,21 +9,19 @@ import { untilSignal } from './run.ts';
 import { clusterDomainFrom, logLevelFrom, SHARED_FLAGS } from './shared-flags.ts';
 import { CONTROLLER_USAGE } from './usage.ts';
 
+export const CONTROLLER_OPTIONS = {
+  kubeconfig: { type: 'string' },
+  listen: { type: 'string' },
+  health: { type: 'string' },
+  ...IDENTITY_OPTIONS,
+  'root-namespace': { type: 'string' },
+  'cluster-domain': SHARED_FLAGS['cluster-domain'],
+  'log-level': SHARED_FLAGS['log-level'],
+  help: SHARED_FLAGS.help,
+} as const;
+
 export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      kubeconfig: { type: 'string' },
-      listen: { type: 'string' },
-      health: { type: 'string' },
-      ...IDENTITY_OPTIONS,
-      'root-namespace': { type: 'string' },
-      'cluster-domain': SHARED_FLAGS['cluster-domain'],
-      'log-level': SHARED_FLAGS['log-level'],
-      help: SHARED_FLAGS.help,
-    },
-  });
+  const { values } = parseArgs({ args: argv, strict: true, options: CONTROLLER_OPTIONS });
   if (values.help) {
     process.stdout.write(CONTROLLER_USAGE);
     return 0;

@@ -103,22 +103,20 @@ export async function runDemo(argv: string[]): Promise<number> {
   }, log);
 }
 
+export const DEMO_OPTIONS = {
+  config: SHARED_FLAGS.config,
+  gateway: SHARED_FLAGS.gateway,
+  'log-level': SHARED_FLAGS['log-level'],
+  help: SHARED_FLAGS.help,
+  'waypoint-ip': { type: 'string' },
+  'client-ip': { type: 'string' },
+  'client-identity': { type: 'string' },
+  'access-log': { type: 'string' },
+} as const;
+
 /** The demo's flags (no environment variables: `npm start` does what it says); undefined for --help. */
 function demoSettings(argv: string[]): DemoSettings | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      config: SHARED_FLAGS.config,
-      gateway: SHARED_FLAGS.gateway,
-      'log-level': SHARED_FLAGS['log-level'],
-      help: SHARED_FLAGS.help,
-      'waypoint-ip': { type: 'string' },
-      'client-ip': { type: 'string' },
-      'client-identity': { type: 'string' },
-      'access-log': { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, strict: true, options: DEMO_OPTIONS });
   if (values.help) return undefined;
   const gateway = gatewayFrom(values.gateway, {}, 'bank-of-anthos/waypoint')!;
   const clientIdentity =

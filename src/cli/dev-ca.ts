@@ -4,21 +4,20 @@ import { parseArgs } from 'node:util';
 import { writeDevCa } from '../identity/dev-ca.ts';
 import { parseSpiffeId } from '../identity/spiffe.ts';
 import { UsageError } from './flags.ts';
+import { SHARED_FLAGS } from './shared-flags.ts';
 import { DEV_CA_USAGE } from './usage.ts';
 
 export { DEV_CA_USAGE };
 
+export const DEV_CA_OPTIONS = {
+  out: { type: 'string' },
+  identity: { type: 'string', multiple: true },
+  days: { type: 'string' },
+  help: SHARED_FLAGS.help,
+} as const;
+
 export async function runDevCa(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      out: { type: 'string' },
-      identity: { type: 'string', multiple: true },
-      days: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, strict: true, options: DEV_CA_OPTIONS });
   if (values.help) {
     process.stdout.write(DEV_CA_USAGE);
     return 0;

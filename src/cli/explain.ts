@@ -20,7 +20,7 @@ import { EXPLAIN_USAGE } from './usage.ts';
 
 export const EXIT_DENIED = 3;
 
-const EXPLAIN_OPTIONS = {
+export const EXPLAIN_OPTIONS = {
   config: SHARED_FLAGS.config,
   gateway: SHARED_FLAGS.gateway,
   'cluster-domain': SHARED_FLAGS['cluster-domain'],

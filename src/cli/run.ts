@@ -39,7 +39,7 @@ import { RUN_USAGE } from './usage.ts';
 
 export { RUN_USAGE };
 
-const RUN_OPTIONS = {
+export const RUN_OPTIONS = {
   ...SHARED_FLAGS,
   controller: { type: 'string' },
   concurrency: { type: 'string' },

@@ -11,7 +11,7 @@ import { TUNNEL_USAGE } from './usage.ts';
 
 export { TUNNEL_USAGE };
 
-const TUNNEL_OPTIONS = {
+export const TUNNEL_OPTIONS = {
   listen: { type: 'string' },
   waypoint: { type: 'string' },
   'waypoint-identity': { type: 'string' },

@@ -3,7 +3,7 @@
 
 export const RUN_USAGE = `Usage: node-waypoint run --config PATH --gateway NAMESPACE/NAME [--cert FILE --key FILE --ca FILE] [flags]
        node-waypoint run --controller HOST:PORT --gateway NAMESPACE/NAME [--cert FILE --key FILE --ca FILE] [flags]
-       node-waypoint proxy waypoint [Istio's template args, ignored but --domain and --proxyLogLevel]
+       node-waypoint proxy waypoint [Istio's template args, ignored but --domain, --proxyLogLevel and --concurrency]
 
   --config PATH              Kubernetes YAML/JSON manifests, file or directory (repeatable; watched)  [WAYPOINT_CONFIG, comma-separated]
   --controller HOST:PORT     Take the configuration from node-waypoint's controller instead of --config:

@@ -22,18 +22,16 @@ import { VALIDATE_USAGE } from './usage.ts';
 
 const WAYPOINT_CLASS = 'istio-waypoint';
 
+export const VALIDATE_OPTIONS = {
+  config: SHARED_FLAGS.config,
+  gateway: SHARED_FLAGS.gateway,
+  'trust-domain': SHARED_FLAGS['trust-domain'],
+  'cluster-domain': SHARED_FLAGS['cluster-domain'],
+  help: SHARED_FLAGS.help,
+} as const;
+
 export async function runValidate(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      config: SHARED_FLAGS.config,
-      gateway: SHARED_FLAGS.gateway,
-      'trust-domain': SHARED_FLAGS['trust-domain'],
-      'cluster-domain': SHARED_FLAGS['cluster-domain'],
-      help: SHARED_FLAGS.help,
-    },
-  });
+  const { values } = parseArgs({ args: argv, strict: true, options: VALIDATE_OPTIONS });
   if (values.help) {
     process.stdout.write(VALIDATE_USAGE);
     return 0;
